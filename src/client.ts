@@ -1,0 +1,315 @@
+import * as z from "zod/mini";
+import { envReader, type EnvSource } from "./env.js";
+import { CounterError } from "./errors.js";
+import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
+import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
+import { optionalFunction, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
+import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
+
+/** Options of {@link CounterClient}. Every one is optional. */
+export interface ClientOptions<M extends NumberMode = "number"> extends TableOptions {
+  /** AWS region. @default env AWS_REGION, then AWS_DEFAULT_REGION, then "us-east-1" */
+  region?: string;
+  /** Signing credentials. @default env AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN */
+  credentials?: Credentials;
+  /** DynamoDB endpoint URL. @default env AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, then https://dynamodb.<region>.amazonaws.com */
+  endpoint?: string;
+  /** Where the variables above are read: a Worker's `env` binding, or a getter. @default the runtime's environment */
+  env?: EnvSource;
+  /** Time limit of one attempt, answer body included. @default 5000 */
+  timeoutMs?: number;
+  /** Retry policy. @default { attempts: 4, baseDelayMs: 25, maxDelayMs: 2000, atLeastOnce: false } */
+  retry?: RetryOptions;
+  /** The `fetch` to send requests with. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Return values as numbers (exact up to 2^53 − 1, else a PrecisionLoss error) or as bigints. @default "number" */
+  numbers?: M;
+}
+
+/** Options of {@link CounterClient.increment}. */
+export interface IncrementOptions extends TableOptions {
+  /** Amount to add; negative and zero are allowed. @default 1 */
+  by?: Amount;
+  /** Retry ambiguous failures too (may count twice). @default the client's retry.atLeastOnce */
+  atLeastOnce?: boolean;
+}
+
+/** Options of {@link CounterClient.get}. */
+export interface GetOptions extends TableOptions {
+  /** Strongly consistent read. @default true */
+  consistent?: boolean;
+}
+
+/** Options of {@link CounterClient.reserve}. */
+export interface ReserveOptions extends TableOptions {
+  /** Retry ambiguous failures too (a retried reservation may skip a range, never repeat one). @default the client's retry.atLeastOnce */
+  atLeastOnce?: boolean;
+}
+
+/** Options of {@link CounterClient.createTable}. */
+export interface CreateTableOptions extends TableOptions {
+  /** Enable DynamoDB TTL on this attribute (epoch seconds). @default undefined (TTL unchanged) */
+  ttlAttribute?: string;
+  /** How long to wait for the table to become ACTIVE. @default 120000 */
+  waitMs?: number;
+}
+
+/** A reserved range of consecutive values, both ends included. */
+export interface Reservation<V> {
+  first: V;
+  last: V;
+}
+
+const clientOptionsSchema = z.object({
+  ...tableOptionsShape,
+  region: z.optional(z.string().check(z.regex(/^[a-z0-9-]+$/, "must look like us-east-1"))),
+  credentials: z.optional(
+    z.object({
+      accessKeyId: z.string().check(z.minLength(1, "must not be empty")),
+      secretAccessKey: z.string().check(z.minLength(1, "must not be empty")),
+      sessionToken: z.optional(z.string()),
+    }),
+  ),
+  endpoint: z.optional(z.string()),
+  env: z.optional(z.union([z.record(z.string(), z.unknown()), z.custom<EnvSource>((v) => typeof v === "function")])),
+  timeoutMs: z.optional(positiveInt),
+  retry: z.optional(
+    z.object({
+      attempts: z.optional(positiveInt),
+      baseDelayMs: z.optional(z.number().check(z.nonnegative())),
+      maxDelayMs: z.optional(z.number().check(z.nonnegative())),
+      atLeastOnce: z.optional(z.boolean()),
+    }),
+  ),
+  fetch: optionalFunction,
+  numbers: z.optional(z.enum(["number", "bigint"])),
+});
+
+function checkEndpoint(endpoint: string, source: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new CounterError("Config", `${source} is not a URL: "${endpoint}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new CounterError("Config", `${source} must be an http(s) URL, got "${endpoint}"`);
+  }
+  return url.href;
+}
+
+/**
+ * Atomic counters in a DynamoDB table, over DynamoDB's JSON API signed with aws4fetch.
+ *
+ * @example
+ * ```ts
+ * import { CounterClient } from "dynacount";
+ *
+ * const client = new CounterClient({ region: "eu-west-1" }); // credentials from the environment
+ * await client.createTable();
+ * const views = await client.increment("page:/home");
+ * const { first, last } = await client.reserve("order-ids", 100);
+ * ```
+ */
+export class CounterClient<M extends NumberMode = "number"> {
+  /** The region requests are signed for. */
+  readonly region: string;
+  /** The endpoint requests go to. */
+  readonly endpoint: string;
+  /** How values are returned. */
+  readonly numbers: M;
+  /** The default table layout (per-call options override it). */
+  readonly table: TableLayout;
+  readonly #transport: Transport;
+
+  constructor(options: ClientOptions<M> = {}) {
+    const o = parseOptions(clientOptionsSchema, options, "client");
+    const env = envReader(o.env);
+    this.region = o.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1";
+    const endpointSource = o.endpoint !== undefined ? "endpoint" : env("AWS_ENDPOINT_URL_DYNAMODB") ? "AWS_ENDPOINT_URL_DYNAMODB" : "AWS_ENDPOINT_URL";
+    const endpoint = o.endpoint ?? env("AWS_ENDPOINT_URL_DYNAMODB") ?? env("AWS_ENDPOINT_URL");
+    this.endpoint = endpoint ? checkEndpoint(endpoint, endpointSource) : `https://dynamodb.${this.region}.amazonaws.com/`;
+    this.numbers = (o.numbers ?? "number") as M;
+    this.table = resolveLayout(DEFAULT_LAYOUT, o);
+
+    let credentials: Credentials | undefined = o.credentials
+      ? { accessKeyId: o.credentials.accessKeyId, secretAccessKey: o.credentials.secretAccessKey }
+      : undefined;
+    if (credentials && o.credentials?.sessionToken) credentials.sessionToken = o.credentials.sessionToken;
+    if (!credentials) {
+      const accessKeyId = env("AWS_ACCESS_KEY_ID");
+      const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
+      const sessionToken = env("AWS_SESSION_TOKEN");
+      if (accessKeyId && secretAccessKey) {
+        credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
+      }
+    }
+    if (!credentials) {
+      throw new CounterError(
+        "Config",
+        "No AWS credentials: pass { credentials: { accessKeyId, secretAccessKey } } or set AWS_ACCESS_KEY_ID and " +
+          "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials) in the environment, " +
+          "or pass a Worker's env as { env }",
+      );
+    }
+    this.#transport = new Transport({
+      credentials,
+      region: this.region,
+      endpoint: this.endpoint,
+      timeoutMs: o.timeoutMs ?? 5000,
+      retry: {
+        attempts: o.retry?.attempts ?? 4,
+        baseDelayMs: o.retry?.baseDelayMs ?? 25,
+        maxDelayMs: o.retry?.maxDelayMs ?? 2000,
+        atLeastOnce: o.retry?.atLeastOnce ?? false,
+      },
+      fetch: o.fetch as typeof fetch | undefined,
+    });
+  }
+
+  /**
+   * Adds `by` (default 1) to the counter and returns its new value: one `UpdateItem` with `ADD`.
+   * Concurrent calls on one key return distinct values.
+   *
+   * @example
+   * ```ts
+   * const n = await client.increment("signups");          // +1
+   * await client.increment("stock:sku-1", { by: -3 });     // −3
+   * ```
+   */
+  async increment(key: CounterKey, options: IncrementOptions = {}): Promise<CounterValue<M>> {
+    const table = resolveLayout(this.table, options);
+    const by = amountToWire(options.by ?? 1, "by");
+    return this.#add(table, key, by, options.atLeastOnce);
+  }
+
+  /**
+   * Reads the counter (strongly consistent by default); `0` when the item or attribute is missing.
+   *
+   * @example
+   * ```ts
+   * const views = await client.get("page:/home");
+   * ```
+   */
+  async get(key: CounterKey, options: GetOptions = {}): Promise<CounterValue<M>> {
+    const table = resolveLayout(this.table, options);
+    const out = await this.send<{ Item?: Record<string, { N?: string }> }>(
+      "GetItem",
+      {
+        TableName: table.tableName,
+        Key: toKey(table, key),
+        ConsistentRead: options.consistent ?? true,
+        ProjectionExpression: "#c",
+        ExpressionAttributeNames: { "#c": table.countAttribute },
+      },
+      { idempotent: true, tableName: table.tableName },
+    );
+    return wireToValue(out.Item?.[table.countAttribute]?.N, this.numbers, `counter "${table.countAttribute}"`);
+  }
+
+  /**
+   * Reserves `count` consecutive values in one request; ranges are unique across every client of the table.
+   *
+   * @example
+   * ```ts
+   * const { first, last } = await client.reserve("invoice-no", 50); // last - first + 1 === 50
+   * ```
+   */
+  async reserve(key: CounterKey, count: Amount, options: ReserveOptions = {}): Promise<Reservation<CounterValue<M>>> {
+    const table = resolveLayout(this.table, options);
+    const wire = amountToWire(count, "count", 1n);
+    const last = await this.#add(table, key, wire, options.atLeastOnce);
+    return { first: firstOfRange<M>(last, wire), last };
+  }
+
+  async #add(table: TableLayout, key: CounterKey, by: string, atLeastOnce: boolean | undefined): Promise<CounterValue<M>> {
+    const out = await this.send<{ Attributes?: Record<string, { N?: string }> }>(
+      "UpdateItem",
+      {
+        TableName: table.tableName,
+        Key: toKey(table, key),
+        UpdateExpression: "ADD #c :by",
+        ExpressionAttributeNames: { "#c": table.countAttribute },
+        ExpressionAttributeValues: { ":by": { N: by } },
+        ReturnValues: "UPDATED_NEW",
+      },
+      { idempotent: false, tableName: table.tableName, atLeastOnce },
+    );
+    return wireToValue(out.Attributes?.[table.countAttribute]?.N, this.numbers, `counter "${table.countAttribute}"`);
+  }
+
+  /**
+   * Creates the table if it is missing (on-demand billing, key schema from the options), waits until it
+   * is ACTIVE and enables TTL when `ttlAttribute` is given. Calling it again is harmless.
+   *
+   * @example
+   * ```ts
+   * await client.createTable({ ttlAttribute: "expiresAt" });
+   * ```
+   */
+  async createTable(options: CreateTableOptions = {}): Promise<void> {
+    const table = resolveLayout(this.table, options);
+    const waitMs = options.waitMs ?? 120_000;
+    const ttl = options.ttlAttribute;
+    if (ttl !== undefined && (typeof ttl !== "string" || ttl.length === 0)) {
+      throw new CounterError("Validation", `"ttlAttribute" must be a non-empty string`);
+    }
+    const attributes = [{ AttributeName: table.keyAttribute, AttributeType: "S" }];
+    const schema = [{ AttributeName: table.keyAttribute, KeyType: "HASH" }];
+    if (table.sortKeyAttribute !== undefined) {
+      attributes.push({ AttributeName: table.sortKeyAttribute, AttributeType: "S" });
+      schema.push({ AttributeName: table.sortKeyAttribute, KeyType: "RANGE" });
+    }
+    const sendOptions = { idempotent: true, tableName: table.tableName };
+    try {
+      await this.send(
+        "CreateTable",
+        { TableName: table.tableName, AttributeDefinitions: attributes, KeySchema: schema, BillingMode: "PAY_PER_REQUEST" },
+        sendOptions,
+      );
+    } catch (error) {
+      if (!(error instanceof CounterError && error.awsType === "ResourceInUseException")) throw error;
+    }
+    const deadline = Date.now() + waitMs;
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.send<{ Table?: { TableStatus?: string } }>("DescribeTable", { TableName: table.tableName }, sendOptions);
+      if (out.Table?.TableStatus === "ACTIVE") break;
+      if (Date.now() > deadline) {
+        throw new CounterError("Timeout", `Table "${table.tableName}" did not become ACTIVE within ${waitMs} ms (waitMs)`, { retryable: true });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+    }
+    if (ttl !== undefined) await this.#enableTtl(table.tableName, ttl);
+  }
+
+  async #enableTtl(tableName: string, attribute: string): Promise<void> {
+    const options = { idempotent: true, tableName };
+    try {
+      const current = await this.send<{ TimeToLiveDescription?: { TimeToLiveStatus?: string; AttributeName?: string } }>(
+        "DescribeTimeToLive",
+        { TableName: tableName },
+        options,
+      );
+      const d = current.TimeToLiveDescription;
+      if (d?.AttributeName === attribute && (d.TimeToLiveStatus === "ENABLED" || d.TimeToLiveStatus === "ENABLING")) return;
+      await this.send("UpdateTimeToLive", { TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }, options);
+    } catch (error) {
+      // Some local emulators (dynalite) have no TTL API; items there simply never expire.
+      if (!(error instanceof CounterError && error.awsType === "UnknownOperationException")) throw error;
+    }
+  }
+
+  /**
+   * Sends any DynamoDB JSON API operation with this client's signing, timeout and retry policy; the
+   * building block of the buffers and use cases. `idempotent: false` marks writes that must not be resent
+   * after an ambiguous failure.
+   *
+   * @example
+   * ```ts
+   * const out = await client.send("DescribeTable", { TableName: "AtomicCounters" }, { idempotent: true });
+   * ```
+   */
+  send<T = Record<string, unknown>>(operation: string, body: unknown, options: SendOptions): Promise<T> {
+    return this.#transport.send<T>(operation, body, options);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * What went wrong, as a stable string to branch on.
+ *
+ * - `Validation`: bad input, raised before any request is sent (or DynamoDB's own ValidationException).
+ * - `Config`: missing or invalid client configuration (credentials, region, endpoint).
+ * - `TableNotFound`: the table does not exist; `client.createTable()` creates it.
+ * - `AccessDenied`: credentials are wrong, expired or lack permission.
+ * - `Throttled`: DynamoDB rejected the request for capacity; it was not applied.
+ * - `Timeout`: no complete answer within `timeoutMs`.
+ * - `Network`: the connection failed or was closed.
+ * - `Service`: DynamoDB failed (5xx) or answered with an error not listed above.
+ * - `PrecisionLoss`: a stored value does not fit the chosen `numbers` mode.
+ * - `Closed`: the buffer was closed.
+ */
+export type CounterErrorCode =
+  | "Validation"
+  | "Config"
+  | "TableNotFound"
+  | "AccessDenied"
+  | "Throttled"
+  | "Timeout"
+  | "Network"
+  | "Service"
+  | "PrecisionLoss"
+  | "Closed";
+
+/** Structured fields of a {@link CounterError}, besides its message. */
+export interface CounterErrorDetails {
+  /** Whether trying again later may succeed. @default false */
+  retryable?: boolean;
+  /** Whether the failed request may have been applied by DynamoDB. @default false */
+  ambiguous?: boolean;
+  /** HTTP status of DynamoDB's answer, when there was one. */
+  status?: number;
+  /** DynamoDB's error type without its namespace, e.g. `"ResourceNotFoundException"`. */
+  awsType?: string;
+  /** DynamoDB's request id (`x-amzn-RequestId`), for AWS support. */
+  requestId?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * The one error class dynacount throws.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.increment("visits");
+ * } catch (error) {
+ *   if (error instanceof CounterError && error.ambiguous) {
+ *     // the increment may or may not have been applied
+ *   }
+ * }
+ * ```
+ */
+export class CounterError extends Error {
+  override readonly name = "CounterError" as const;
+  /** What went wrong. */
+  readonly code: CounterErrorCode;
+  /** Whether trying again later may succeed. */
+  readonly retryable: boolean;
+  /** Whether the failed request may have been applied by DynamoDB. */
+  readonly ambiguous: boolean;
+  /** HTTP status of DynamoDB's answer, when there was one. */
+  readonly status?: number;
+  /** DynamoDB's error type without its namespace. */
+  readonly awsType?: string;
+  /** DynamoDB's request id. */
+  readonly requestId?: string;
+
+  constructor(code: CounterErrorCode, message: string, details: CounterErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.retryable = details.retryable ?? false;
+    this.ambiguous = details.ambiguous ?? false;
+    if (details.status !== undefined) this.status = details.status;
+    if (details.awsType !== undefined) this.awsType = details.awsType;
+    if (details.requestId !== undefined) this.requestId = details.requestId;
+  }
+
+  /** A plain object for logs: every structured field and the message, never credentials. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ambiguous: this.ambiguous,
+      status: this.status,
+      awsType: this.awsType,
+      requestId: this.requestId,
+    };
+  }
+}
+
+/** Whether `error` is a {@link CounterError}, optionally of one code. */
+export function isCounterError(error: unknown, code?: CounterErrorCode): error is CounterError {
+  return error instanceof CounterError && (code === undefined || error.code === code);
+}
+
+export const validationError = (message: string): CounterError => new CounterError("Validation", message);
+
+const THROTTLING = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "LimitExceededException",
+]);
+const ACCESS = new Set([
+  "AccessDeniedException",
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+  "MissingAuthenticationTokenException",
+  "IncompleteSignatureException",
+  "ExpiredTokenException",
+  "InvalidClientTokenId",
+  "SignatureDoesNotMatch",
+]);
+
+/**
+ * Turns DynamoDB's error answer into a CounterError. `applied` says whether a failure of this kind could
+ * have been applied: never for a 4xx, possibly for a 5xx of a non-idempotent call.
+ */
+export function errorFromResponse(
+  status: number,
+  body: { __type?: unknown; message?: unknown; Message?: unknown } | undefined,
+  context: { requestId?: string | undefined; tableName?: string | undefined; mayHaveApplied: boolean },
+): CounterError {
+  const rawType = typeof body?.__type === "string" ? body.__type : "";
+  const awsType = rawType.slice(rawType.lastIndexOf("#") + 1) || undefined;
+  const serverMessage = String(body?.message ?? body?.Message ?? "").trim();
+  const details: CounterErrorDetails = { status };
+  if (awsType !== undefined) details.awsType = awsType;
+  if (context.requestId !== undefined) details.requestId = context.requestId;
+  const said = serverMessage ? `: ${serverMessage}` : "";
+
+  if (awsType === "ResourceNotFoundException") {
+    const table = context.tableName ? `Table "${context.tableName}"` : "The table";
+    return new CounterError(
+      "TableNotFound",
+      `${table} does not exist in this region/endpoint. Create it with \`await client.createTable()\` ` +
+        `(or check tableName, region and endpoint)${said}`,
+      details,
+    );
+  }
+  if (awsType !== undefined && ACCESS.has(awsType)) {
+    return new CounterError(
+      "AccessDenied",
+      `DynamoDB refused the credentials (${awsType}). Check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ` +
+        `AWS_SESSION_TOKEN and the IAM policy for this table${said}`,
+      details,
+    );
+  }
+  if ((awsType !== undefined && THROTTLING.has(awsType)) || status === 429) {
+    return new CounterError(
+      "Throttled",
+      `DynamoDB throttled the request (${awsType ?? status}); it was not applied${said}`,
+      { ...details, retryable: true },
+    );
+  }
+  if (awsType === "ValidationException" || awsType === "SerializationException") {
+    return new CounterError("Validation", `DynamoDB rejected the request${said}`, details);
+  }
+  if (status === 403) {
+    return new CounterError("AccessDenied", `DynamoDB answered 403 Forbidden${said}`, details);
+  }
+  if (status >= 500) {
+    return new CounterError(
+      "Service",
+      `DynamoDB failed with ${status}${awsType ? ` ${awsType}` : ""}${said}` +
+        (context.mayHaveApplied ? "; the request may or may not have been applied" : ""),
+      { ...details, retryable: true, ambiguous: context.mayHaveApplied },
+    );
+  }
+  return new CounterError("Service", `DynamoDB answered ${status}${awsType ? ` ${awsType}` : ""}${said}`, details);
+}

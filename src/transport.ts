@@ -1,0 +1,187 @@
+import { AwsClient } from "aws4fetch";
+import { CounterError, errorFromResponse } from "./errors.js";
+
+/** Retry policy for failed requests. */
+export interface RetryOptions {
+  /** Attempts in all, the first included. `1` disables retries. @default 4 */
+  attempts?: number;
+  /** Upper bound of the first backoff; doubles each retry (full jitter: a random delay up to the bound). @default 25 */
+  baseDelayMs?: number;
+  /** Cap of the backoff bound. @default 2000 */
+  maxDelayMs?: number;
+  /**
+   * Also retry failures that may have been applied (5xx, connection reset or timeout after sending) for
+   * non-idempotent writes such as `increment`. This can count twice. @default false
+   */
+  atLeastOnce?: boolean;
+}
+
+/** Credentials used to sign requests. */
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface TransportConfig {
+  credentials: Credentials;
+  region: string;
+  endpoint: string;
+  timeoutMs: number;
+  retry: Required<RetryOptions>;
+  fetch: typeof fetch | undefined;
+}
+
+/** Per-call facts the transport needs to classify failures. */
+export interface SendOptions {
+  /** Whether sending the request twice has the same effect as once (reads, conditional writes). */
+  idempotent: boolean;
+  /** Named in TableNotFound messages. */
+  tableName?: string | undefined;
+  /** Overrides the client's `retry.atLeastOnce` for this call. */
+  atLeastOnce?: boolean | undefined;
+}
+
+const REFUSED = /ECONNREFUSED|ConnectionRefused|connection refused|ENOTFOUND|EAI_AGAIN/i;
+
+/** Whether a fetch failure certainly happened before the request reached a server. */
+function neverSent(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if ((typeof code === "string" && REFUSED.test(code)) || (typeof message === "string" && REFUSED.test(message))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Full-jitter exponential backoff: a random delay in [0, min(max, base·2^(attempt-1))). */
+export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
+  return Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+}
+
+/**
+ * Signs, sends, times out and retries DynamoDB JSON API calls. The only place that sees credentials: they
+ * live in private fields, and anything the server echoes back is scrubbed of them before it reaches an error.
+ */
+export class Transport {
+  readonly #aws: AwsClient;
+  readonly #secrets: string[];
+  readonly #url: string;
+  readonly #timeoutMs: number;
+  readonly #retry: Required<RetryOptions>;
+  readonly #fetch: typeof fetch | undefined;
+
+  constructor(config: TransportConfig) {
+    const { accessKeyId, secretAccessKey, sessionToken } = config.credentials;
+    // Our own retry loop decides what is safe to resend; aws4fetch's would resend a non-idempotent ADD on 5xx.
+    this.#aws = new AwsClient({
+      accessKeyId,
+      secretAccessKey,
+      ...(sessionToken ? { sessionToken } : {}),
+      service: "dynamodb",
+      region: config.region,
+      retries: 0,
+    });
+    this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4);
+    this.#url = config.endpoint;
+    this.#timeoutMs = config.timeoutMs;
+    this.#retry = config.retry;
+    this.#fetch = config.fetch;
+  }
+
+  /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
+  async send<T = Record<string, unknown>>(operation: string, body: unknown, options: SendOptions): Promise<T> {
+    const json = JSON.stringify(body);
+    const { attempts, baseDelayMs, maxDelayMs } = this.#retry;
+    const atLeastOnce = options.atLeastOnce ?? this.#retry.atLeastOnce;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#attempt(operation, json, options)) as T;
+      } catch (error) {
+        const retry =
+          error instanceof CounterError && error.retryable && attempt < attempts && (!error.ambiguous || atLeastOnce);
+        if (!retry) throw error;
+        await sleep(backoffDelay(attempt, baseDelayMs, maxDelayMs));
+      }
+    }
+  }
+
+  async #attempt(operation: string, json: string, options: SendOptions): Promise<unknown> {
+    const mayHaveApplied = !options.idempotent;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    let status = 0;
+    let text: string;
+    let requestId: string | undefined;
+    try {
+      const request = await this.#aws.sign(this.#url, {
+        method: "POST",
+        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${operation}` },
+        body: json,
+        signal: controller.signal,
+      });
+      const response = await (this.#fetch ?? fetch)(request);
+      status = response.status;
+      requestId = response.headers.get("x-amzn-requestid") ?? undefined;
+      text = await response.text();
+    } catch (error) {
+      if (controller.signal.aborted) {
+        throw new CounterError(
+          "Timeout",
+          `DynamoDB ${operation} got no complete answer within ${this.#timeoutMs} ms (timeoutMs)` +
+            (mayHaveApplied ? "; it may or may not have been applied" : ""),
+          { retryable: true, ambiguous: mayHaveApplied },
+        );
+      }
+      const refused = neverSent(error);
+      const detail = this.#scrub(error instanceof Error ? error.message : String(error));
+      throw new CounterError(
+        "Network",
+        `DynamoDB ${operation} failed on the network (${detail})` +
+          (refused ? "; it was not sent" : mayHaveApplied ? "; it may or may not have been applied" : ""),
+        { retryable: true, ambiguous: mayHaveApplied && !refused, cause: scrubbedCause(error, (s) => this.#scrub(s)) },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    if (status === 200) {
+      try {
+        return JSON.parse(text);
+      } catch (error) {
+        throw new CounterError("Service", `DynamoDB ${operation} answered 200 with a body that is not JSON`, {
+          status,
+          ambiguous: mayHaveApplied,
+          ...(requestId ? { requestId } : {}),
+        });
+      }
+    }
+    let parsed: { __type?: unknown; message?: unknown; Message?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(this.#scrub(text)) as typeof parsed;
+    } catch {
+      parsed = { message: this.#scrub(text).slice(0, 200) };
+    }
+    throw errorFromResponse(status, parsed, { requestId, tableName: options.tableName, mayHaveApplied });
+  }
+
+  /** `text` with every credential secret replaced, for anything that may reach a message or log. */
+  #scrub(text: string): string {
+    let out = text;
+    for (const secret of this.#secrets) out = out.split(secret).join("[redacted]");
+    return out;
+  }
+}
+
+/** A copy of a fetch error's useful fields (code, message) with secrets scrubbed, never the request itself. */
+function scrubbedCause(error: unknown, scrub: (s: string) => string): unknown {
+  if (!(error instanceof Error)) return undefined;
+  const inner = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  const copy = new Error(scrub(error.message)) as Error & { code?: unknown };
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code ?? inner?.code;
+  if (typeof code === "string") copy.code = code;
+  if (inner && typeof inner.message === "string") copy.message += ` (${scrub(inner.message)})`;
+  return copy;
+}

@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { CounterClient, CounterError } from "../src/index.ts";
+import { startFaultProxy, type Fault } from "./support/fault-proxy.ts";
+import { freePort } from "./support/servers.ts";
+import { clientFor, credentials, rejection, servers, SECRET, SESSION_TOKEN, uniqueTable } from "./support/harness.ts";
+
+/** A table on `server`, and a client that reaches it through a fault proxy. */
+async function proxied(endpoint: string, options: ConstructorParameters<typeof CounterClient>[0] = {}) {
+  const tableName = uniqueTable("f");
+  const direct = clientFor(endpoint, { tableName });
+  await direct.createTable();
+  const proxy = await startFaultProxy(endpoint);
+  after(() => proxy.close());
+  const client = clientFor(proxy.endpoint, { tableName, retry: { baseDelayMs: 1, maxDelayMs: 5 }, ...options });
+  return { direct, client, proxy };
+}
+
+/** Faults for the first `count` requests of `operation`, then pass. */
+const firstN = (operation: string, count: number, fault: Fault) => {
+  let left = count;
+  return (info: { operation: string }): Fault => (info.operation === operation && left-- > 0 ? fault : "pass");
+};
+
+function assertNoSecrets(error: unknown) {
+  assert.ok(error instanceof Error);
+  const texts = [error.message, error.stack ?? "", JSON.stringify(error), String((error as { cause?: unknown }).cause ?? ""),
+    JSON.stringify((error as { cause?: unknown }).cause ?? null), (error as { cause?: Error }).cause?.stack ?? ""];
+  for (const text of texts) {
+    assert.ok(!text.includes(SECRET), `secret access key leaked: ${text.slice(0, 200)}`);
+    assert.ok(!text.includes(SESSION_TOKEN), `session token leaked: ${text.slice(0, 200)}`);
+  }
+}
+
+for (const server of await servers()) {
+  describe(`failures on ${server.name}`, () => {
+    it("a server that accepts and never answers gives Timeout within the limit", async () => {
+      const { client, proxy } = await proxied(server.endpoint, { timeoutMs: 300, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 } });
+      proxy.setFault(() => "hang");
+      const started = performance.now();
+      const write = await rejection(client.increment("k"));
+      const read = await rejection(client.get("k"));
+      const elapsed = performance.now() - started;
+      assert.ok(write instanceof CounterError && read instanceof CounterError);
+      assert.equal(write.code, "Timeout");
+      assert.equal(write.ambiguous, true, "an unanswered write may have been applied");
+      assert.equal(proxy.seen.get("UpdateItem"), 1, "an ambiguous write is not retried");
+      assert.equal(read.code, "Timeout");
+      assert.equal(read.ambiguous, false, "a read is never ambiguous");
+      assert.equal(proxy.seen.get("GetItem"), 2, "a read is retried up to attempts");
+      // 1 write attempt + 2 read attempts of 300 ms each; generous slack for a loaded machine
+      assert.ok(elapsed < 900 + 3000, `took ${elapsed} ms`);
+      assertNoSecrets(write);
+    });
+
+    it("a connection closed after the server applied the write is an ambiguous Network error, applied once", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      proxy.setFault(firstN("UpdateItem", 1, "drop-after"));
+      const error = await rejection(client.increment("k", { by: 3 }));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "Network");
+      assert.equal(error.ambiguous, true);
+      assert.equal(error.retryable, true);
+      assert.equal(proxy.forwarded.get("UpdateItem"), 1);
+      assert.equal(await direct.get("k"), 3, "applied exactly once, not retried");
+      assertNoSecrets(error);
+    });
+
+    it("a reset before the server saw the write moves the counter at most once", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      proxy.setFault(firstN("UpdateItem", 1, "reset"));
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "Network");
+      assert.equal(error.ambiguous, true);
+      assert.equal(await direct.get("k"), 0);
+    });
+
+    it("atLeastOnce opts into retrying ambiguous failures", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      proxy.setFault(firstN("UpdateItem", 1, "error500-after"));
+      assert.equal(await client.increment("k", { atLeastOnce: true }), 2, "applied twice: the documented risk");
+      assert.equal(await direct.get("k"), 2);
+    });
+
+    it("5xx on a write is an ambiguous Service error and not retried", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      proxy.setFault(firstN("UpdateItem", 1, "error500-after"));
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "Service");
+      assert.equal(error.status, 500);
+      assert.equal(error.ambiguous, true);
+      assert.equal(error.requestId, "proxy-1");
+      assert.equal(proxy.seen.get("UpdateItem"), 1);
+      assert.equal(await direct.get("k"), 1);
+    });
+
+    it("5xx on a read is retried and then succeeds", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      await direct.increment("k", { by: 4 });
+      proxy.setFault(firstN("GetItem", 2, "error500"));
+      assert.equal(await client.get("k"), 4);
+      assert.equal(proxy.seen.get("GetItem"), 3);
+    });
+
+    it("throttling is retried with backoff and then succeeds, applied once", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      proxy.setFault(firstN("UpdateItem", 3, "throttle"));
+      assert.equal(await client.increment("k"), 1);
+      assert.equal(proxy.seen.get("UpdateItem"), 4);
+      assert.equal(proxy.forwarded.get("UpdateItem"), 1);
+      assert.equal(await direct.get("k"), 1);
+    });
+
+    it("throttling past the attempts surfaces as Throttled, not ambiguous", async () => {
+      const { client, proxy } = await proxied(server.endpoint, { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+      proxy.setFault(() => "throttle");
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "Throttled");
+      assert.equal(error.retryable, true);
+      assert.equal(error.ambiguous, false);
+      assert.equal(proxy.seen.get("UpdateItem"), 3);
+    });
+
+    it("a forced 403 is AccessDenied", async () => {
+      const { client, proxy } = await proxied(server.endpoint);
+      proxy.setFault(() => "forbidden");
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "AccessDenied");
+      assert.equal(error.status, 403);
+      assert.equal(proxy.seen.get("UpdateItem"), 1, "not retried");
+      assertNoSecrets(error);
+    });
+  });
+}
+
+describe("failures without a server in the way", () => {
+  it("connection refused is a Network error that was certainly not sent, retried", async () => {
+    const port = await freePort();
+    let calls = 0;
+    const client = clientFor(`http://127.0.0.1:${port}`, {
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
+      fetch: (input, init) => {
+        calls++;
+        return fetch(input, init);
+      },
+    });
+    const error = await rejection(client.increment("k"));
+    assert.ok(error instanceof CounterError);
+    assert.equal(error.code, "Network");
+    assert.equal(error.ambiguous, false);
+    assert.equal(calls, 3, "refused writes are safe to retry");
+    assertNoSecrets(error);
+  });
+
+  it("wrong credentials on DynamoDB Local (which checks the key id) are AccessDenied", async () => {
+    const local = (await servers()).find((s) => s.name === "ddblocal")!;
+    const client = new CounterClient({
+      endpoint: local.endpoint,
+      env: {},
+      credentials: { accessKeyId: "not_a-valid/key", secretAccessKey: SECRET, sessionToken: SESSION_TOKEN },
+    });
+    const error = await rejection(client.get("k"));
+    assert.ok(error instanceof CounterError);
+    assert.equal(error.code, "AccessDenied");
+    assert.equal(error.awsType, "UnrecognizedClientException");
+    assert.match(error.message, /AWS_ACCESS_KEY_ID/);
+    assertNoSecrets(error);
+  });
+
+  it("secrets echoed back by a server are scrubbed from errors", async () => {
+    // A server that quotes the whole request, headers included, in its error message.
+    const http = await import("node:http");
+    const echo = http.createServer((req, res) => {
+      res.writeHead(400, { "content-type": "application/x-amz-json-1.0" });
+      res.end(JSON.stringify({ __type: "com.amazon.coral.service#InvalidSignatureException", message: `headers: ${JSON.stringify(req.headers)} key ${SECRET}` }));
+    });
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    after(() => new Promise<void>((r) => echo.close(() => r())));
+    const { port } = echo.address() as import("node:net").AddressInfo;
+    const client = clientFor(`http://127.0.0.1:${port}`);
+    const error = await rejection(client.increment("k"));
+    assert.ok(error instanceof CounterError);
+    assert.equal(error.code, "AccessDenied");
+    assert.match(error.message, /\[redacted\]/);
+    assertNoSecrets(error);
+  });
+
+  it("Config and Validation errors carry no secrets either", async () => {
+    const client = clientFor("http://127.0.0.1:9", { credentials });
+    for (const error of [
+      await rejection(client.increment("")),
+      await rejection(client.increment("k", { by: 1.5 })),
+      await rejection(Promise.resolve().then(() => new CounterClient({ env: {}, credentials: { accessKeyId: "", secretAccessKey: SECRET } }))),
+    ]) {
+      assert.ok(error instanceof CounterError);
+      assertNoSecrets(error);
+    }
+  });
+});

@@ -1,0 +1,83 @@
+// One command for the whole suite: starts dynalite and DynamoDB Local once, runs the main suite on Node and
+// the thin per-runtime suites against the same servers, stops the servers, and prints one summary.
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { SERVERS_ENV, startServers } from "./support/servers.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const only = process.argv.slice(2);
+
+interface Suite {
+  name: string;
+  command: string;
+  args: string[];
+  /** Pulls pass/fail counts out of the runner's output. */
+  counts(output: string): { passed: number; failed: number } | undefined;
+}
+
+const nodeCounts = (out: string) => {
+  const pass = /^ℹ pass (\d+)/m.exec(out);
+  const fail = /^ℹ fail (\d+)/m.exec(out);
+  return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
+};
+
+const testFiles = readdirSync(path.join(root, "test"))
+  .filter((f) => f.endsWith(".test.ts"))
+  .sort()
+  .map((f) => path.join("test", f));
+
+const suites: Suite[] = [
+  {
+    name: "node",
+    command: process.execPath,
+    args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...testFiles],
+    counts: nodeCounts,
+  },
+];
+
+function run(suite: Suite, env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(suite.command, suite.args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => {
+      output += d;
+      process.stdout.write(d);
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      output += d;
+      process.stderr.write(d);
+    });
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+const started = Date.now();
+const running = await startServers();
+console.log(`servers: ${running.servers.map((s) => `${s.name} ${s.endpoint}`).join(", ")} (${Date.now() - started} ms)`);
+const env = { ...process.env, [SERVERS_ENV]: JSON.stringify(running.servers) };
+
+const results: { name: string; code: number; passed: number; failed: number; ms: number }[] = [];
+try {
+  for (const suite of suites) {
+    if (only.length > 0 && !only.includes(suite.name)) continue;
+    console.log(`\n=== ${suite.name} ===`);
+    const t0 = Date.now();
+    const { code, output } = await run(suite, env);
+    const counts = suite.counts(output) ?? { passed: 0, failed: code === 0 ? 0 : 1 };
+    results.push({ name: suite.name, code, ...counts, ms: Date.now() - t0 });
+  }
+} finally {
+  await running.stop();
+}
+
+console.log("\n=== summary ===");
+for (const r of results) {
+  const ok = r.code === 0 && r.failed === 0;
+  console.log(`${ok ? "PASS" : "FAIL"}  ${r.name.padEnd(10)} ${r.passed} passed, ${r.failed} failed  (${(r.ms / 1000).toFixed(1)} s)`);
+}
+const passed = results.reduce((a, r) => a + r.passed, 0);
+const failed = results.reduce((a, r) => a + r.failed + (r.code !== 0 && r.failed === 0 ? 1 : 0), 0);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && results.length > 0 ? 0 : 1);

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { CounterClient, CounterError } from "../src/index.ts";
+import { clientFor } from "./support/harness.ts";
+
+// Every rule is checked with a fetch that fails the test if called: validation happens before any request.
+function client(options: ConstructorParameters<typeof CounterClient>[0] = {}) {
+  return clientFor("http://127.0.0.1:9", {
+    ...options,
+    fetch: () => {
+      throw new Error("a request was sent for invalid input");
+    },
+  });
+}
+
+async function expectValidation(promise: Promise<unknown>, field: RegExp) {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof CounterError, `not a CounterError: ${String(e)}`);
+    assert.equal(e.code, "Validation");
+    assert.equal(e.retryable, false);
+    assert.match(e.message, field);
+    return true;
+  });
+}
+
+describe("validation before any request", () => {
+  const c = client();
+  it("keys: non-empty strings", async () => {
+    await expectValidation(c.increment(""), /key must not be empty/);
+    await expectValidation(c.get(42 as unknown as string), /key must be a string/);
+    await expectValidation(c.get(null as unknown as string), /key must be a string or \{ id, sort \}/);
+    await expectValidation(c.get({ id: "" }), /key\.id must not be empty/);
+  });
+
+  it("partition key at most 2048 UTF-8 bytes, sort key at most 1024", async () => {
+    await c.increment("a".repeat(2048)).catch((e: CounterError) => assert.notEqual(e.code, "Validation"));
+    await expectValidation(c.increment("a".repeat(2049)), /key is 2049 bytes.*at most 2048/);
+    await expectValidation(c.increment("é".repeat(1025)), /key is 2050 bytes/); // 2 bytes each
+    await expectValidation(c.increment("😀".repeat(513)), /key is 2052 bytes/); // 4 bytes each
+    const sorted = client({ sortKeyAttribute: "s" });
+    await expectValidation(sorted.increment({ id: "a", sort: "b".repeat(1025) }), /key\.sort is 1025 bytes.*at most 1024/);
+  });
+
+  it("no lone surrogates", async () => {
+    await expectValidation(c.increment("a\ud800b"), /key contains a lone UTF-16 surrogate/);
+    await expectValidation(c.increment("\udc00"), /lone UTF-16 surrogate/);
+    await expectValidation(c.increment({ id: "ok\ud83d" }), /key\.id contains a lone/);
+  });
+
+  it("sort keys: required when the table has one, refused when it has none", async () => {
+    const sorted = client({ sortKeyAttribute: "day" });
+    await expectValidation(sorted.increment("a"), /must be \{ id, sort \}.*sort key "day"/);
+    await expectValidation(sorted.increment({ id: "a" }), /key\.sort is required/);
+    await expectValidation(c.increment({ id: "a", sort: "b" }), /no sortKeyAttribute/);
+  });
+
+  it("by: finite integers or bigints, at most 38 digits", async () => {
+    await expectValidation(c.increment("k", { by: 1.5 }), /"by" must be an integer/);
+    await expectValidation(c.increment("k", { by: Number.NaN }), /"by"/);
+    await expectValidation(c.increment("k", { by: Number.POSITIVE_INFINITY }), /"by"/);
+    await expectValidation(c.increment("k", { by: 2 ** 53 }), /"by".*bigint/);
+    await expectValidation(c.increment("k", { by: "1" as unknown as number }), /"by" must be an integer number or a bigint, got string/);
+    await expectValidation(c.increment("k", { by: 10n ** 38n }), /"by" has more than 38 digits/);
+    await expectValidation(c.increment("k", { by: -(10n ** 38n) }), /"by" has more than 38 digits/);
+  });
+
+  it("count: an integer of at least 1", async () => {
+    await expectValidation(c.reserve("k", 0), /"count" must be at least 1/);
+    await expectValidation(c.reserve("k", -3), /"count" must be at least 1/);
+    await expectValidation(c.reserve("k", 2.5), /"count" must be an integer/);
+    await expectValidation(c.reserve("k", 10n ** 38n), /"count" has more than 38 digits/);
+  });
+
+  it("table options per call", async () => {
+    await expectValidation(c.increment("k", { tableName: "ab" }), /"tableName".*3 to 255/);
+    await expectValidation(c.increment("k", { tableName: "bad name!" }), /"tableName".*letters, digits/);
+    await expectValidation(c.get("k", { countAttribute: "" }), /"countAttribute".*empty/);
+    await expectValidation(c.get("k", { keyAttribute: "x".repeat(256) }), /"keyAttribute"/);
+    await expectValidation(c.createTable({ ttlAttribute: "" }), /"ttlAttribute"/);
+  });
+
+  it("client options", () => {
+    const bad: [object, RegExp][] = [
+      [{ timeoutMs: 0 }, /"timeoutMs"/],
+      [{ timeoutMs: 1.5 }, /"timeoutMs"/],
+      [{ retry: { attempts: 0 } }, /"retry\.attempts"/],
+      [{ retry: { baseDelayMs: -1 } }, /"retry\.baseDelayMs"/],
+      [{ numbers: "float" }, /"numbers"/],
+      [{ fetch: "yes" }, /"fetch"/],
+      [{ region: "US EAST" }, /"region"/],
+      [{ tableName: "x" }, /"tableName"/],
+      [{ credentials: { accessKeyId: "", secretAccessKey: "s" } }, /"credentials\.accessKeyId"/],
+    ];
+    for (const [options, field] of bad) {
+      assert.throws(
+        () => new CounterClient({ env: {}, credentials: { accessKeyId: "a", secretAccessKey: "b" }, ...options }),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation" && field.test(e.message),
+        `expected ${field} for ${JSON.stringify(options)}`,
+      );
+    }
+  });
+});
