@@ -6,3 +6,5 @@ export type { CounterKey, TableOptions, TableLayout } from "./keys.js";
 export type { Amount, CounterValue, NumberMode } from "./numbers.js";
 export type { Credentials, RetryOptions, SendOptions } from "./transport.js";
 export type { EnvSource } from "./env.js";
+export { CounterBuffer } from "./buffer.js";
+export type { BufferOptions, FlushErrorInfo, FlushResult } from "./buffer.js";

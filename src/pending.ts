@@ -1,0 +1,116 @@
+import { CounterError } from "./errors.js";
+import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
+import { amountToWire, type Amount } from "./numbers.js";
+
+/** One coalesced counter update: everything added to one item's count attribute since the last flush. */
+export interface PendingEntry {
+  readonly table: TableLayout;
+  /** The table's coalescing key (tableName, key attributes, count attribute). */
+  readonly tableKey: string;
+  readonly id: string;
+  readonly sort: string | undefined;
+  /** The item's coalescing key within its table. */
+  readonly itemKey: string;
+  delta: Amount;
+}
+
+/** a + b, staying a number while that is exact and becoming a bigint past 2^53. */
+export function addAmounts(a: Amount, b: Amount): Amount {
+  if (typeof a === "number" && typeof b === "number") {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  const sum = BigInt(a) + BigInt(b);
+  return sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum;
+}
+
+export const tableKeyOf = (t: TableLayout): string =>
+  JSON.stringify([t.tableName, t.keyAttribute, t.sortKeyAttribute ?? null, t.countAttribute]);
+
+/**
+ * Coalesces increments per (table, partition key, sort key, count attribute) in nested Maps, so `add` is
+ * O(1) and validates a key only the first time it is seen in a batch.
+ */
+export class Coalescer {
+  readonly #base: { table: TableLayout; tableKey: string };
+  #tables = new Map<string, Map<string, PendingEntry>>();
+  // Per-call options objects are usually reused constants: resolve (and validate) each one once.
+  #layouts = new WeakMap<object, { table: TableLayout; tableKey: string }>();
+  #size = 0;
+
+  constructor(base: TableLayout) {
+    this.#base = { table: base, tableKey: tableKeyOf(base) };
+  }
+
+  /** Distinct items waiting. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds `by` to `key`'s entry, validating input; returns the entry. Throws Validation before changing anything. */
+  add(key: CounterKey, by: Amount, options?: TableOptions): PendingEntry {
+    if (typeof by !== "number" || !Number.isSafeInteger(by)) amountToWire(by, "by");
+    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
+    let items = this.#tables.get(tableKey);
+    if (items === undefined) this.#tables.set(tableKey, (items = new Map()));
+    const itemKey =
+      typeof key === "string" ? key : table.sortKeyAttribute === undefined ? key?.id : `${key?.id?.length}:${key?.id}\u0000${key?.sort}`;
+    let entry = typeof itemKey === "string" ? items.get(itemKey) : undefined;
+    if (entry === undefined) {
+      const { id, sort } = keyParts(table, key);
+      entry = { table, tableKey, id, sort, itemKey: itemKey as string, delta: 0 };
+      items.set(entry.itemKey, entry);
+      this.#size++;
+    }
+    entry.delta = addAmounts(entry.delta, by);
+    return entry;
+  }
+
+  /** Puts an entry back (a failed write), merging with anything added since. */
+  restore(entry: PendingEntry): void {
+    let items = this.#tables.get(entry.tableKey);
+    if (items === undefined) this.#tables.set(entry.tableKey, (items = new Map()));
+    const current = items.get(entry.itemKey);
+    if (current) current.delta = addAmounts(current.delta, entry.delta);
+    else {
+      items.set(entry.itemKey, { ...entry });
+      this.#size++;
+    }
+  }
+
+  /** The entry for `key`, if one is waiting. */
+  find(key: CounterKey, options?: TableOptions): PendingEntry | undefined {
+    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
+    const { id, sort } = keyParts(table, key);
+    const itemKey = table.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
+    return this.#tables.get(tableKey)?.get(itemKey);
+  }
+
+  /** Removes and returns every entry. */
+  drain(): PendingEntry[] {
+    const out: PendingEntry[] = [];
+    for (const items of this.#tables.values()) for (const entry of items.values()) out.push(entry);
+    this.#tables = new Map();
+    this.#size = 0;
+    return out;
+  }
+
+  /** Removes one entry. */
+  delete(entry: PendingEntry): void {
+    const items = this.#tables.get(entry.tableKey);
+    if (items?.delete(entry.itemKey)) this.#size--;
+  }
+
+  #layout(options: TableOptions): { table: TableLayout; tableKey: string } {
+    let resolved = this.#layouts.get(options);
+    if (resolved === undefined) {
+      const table = resolveLayout(this.#base.table, options);
+      resolved = table === this.#base.table ? this.#base : { table, tableKey: tableKeyOf(table) };
+      this.#layouts.set(options, resolved);
+    }
+    return resolved;
+  }
+}
+
+export const closedError = (what: string): CounterError =>
+  new CounterError("Closed", `${what} is closed: create a new one, or add before calling close()`);

@@ -1,0 +1,7 @@
+/** A timer that does not keep Node, Bun or Deno alive by itself. */
+export function unrefTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
+  const timer = setTimeout(fn, ms);
+  if (typeof timer === "object" && timer !== null && "unref" in timer) (timer as { unref(): void }).unref();
+  else (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as unknown as number);
+  return timer;
+}
