@@ -66,24 +66,31 @@ export class Coalescer {
     return entry;
   }
 
-  /** Puts an entry back (a failed write), merging with anything added since. */
-  restore(entry: PendingEntry): void {
-    let items = this.#tables.get(entry.tableKey);
-    if (items === undefined) this.#tables.set(entry.tableKey, (items = new Map()));
-    const current = items.get(entry.itemKey);
-    if (current) current.delta = addAmounts(current.delta, entry.delta);
-    else {
-      items.set(entry.itemKey, { ...entry });
+  /** Validates `key` and `by` and says where they would go, without changing anything. */
+  locate(key: CounterKey, by: Amount, options?: TableOptions): Omit<PendingEntry, "delta"> {
+    amountToWire(by, "by");
+    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
+    const { id, sort } = keyParts(table, key);
+    return { table, tableKey, id, sort, itemKey: table.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}` };
+  }
+
+  /** Adds `delta` to the entry at an already validated location, creating it if needed; returns the entry. */
+  merge(at: Omit<PendingEntry, "delta">, delta: Amount): PendingEntry {
+    let items = this.#tables.get(at.tableKey);
+    if (items === undefined) this.#tables.set(at.tableKey, (items = new Map()));
+    let entry = items.get(at.itemKey);
+    if (entry === undefined) {
+      entry = { table: at.table, tableKey: at.tableKey, id: at.id, sort: at.sort, itemKey: at.itemKey, delta: 0 };
+      items.set(at.itemKey, entry);
       this.#size++;
     }
+    entry.delta = addAmounts(entry.delta, delta);
+    return entry;
   }
 
   /** The entry for `key`, if one is waiting. */
-  find(key: CounterKey, options?: TableOptions): PendingEntry | undefined {
-    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
-    const { id, sort } = keyParts(table, key);
-    const itemKey = table.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
-    return this.#tables.get(tableKey)?.get(itemKey);
+  find(at: Omit<PendingEntry, "delta">): PendingEntry | undefined {
+    return this.#tables.get(at.tableKey)?.get(at.itemKey);
   }
 
   /** Removes and returns every entry. */

@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { root } from "./support/workers.ts";
+
+// Speed is never asserted; this only proves the benchmark harness still runs end to end.
+describe("bench harness", () => {
+  it("runs every section in quick mode", () => {
+    const out = execFileSync(process.execPath, ["--import", "tsx", path.join(root, "bench/run.ts"), "--quick"], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    for (const section of ["CounterBuffer.add", "DynamoDB requests per", "DurableCounterBuffer.add in workerd"]) {
+      assert.match(out, new RegExp(section.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")), `missing section ${section}`);
+    }
+  });
+});

@@ -1,0 +1,43 @@
+// Runs Worker code in real workerd through miniflare, bundled the way wrangler bundles it (esbuild, the
+// workerd/worker/browser conditions, no nodejs_compat).
+import { build } from "esbuild";
+import { Miniflare, type MiniflareOptions } from "miniflare";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export async function bundleWorker(entry: string): Promise<string> {
+  const out = await build({
+    entryPoints: [path.resolve(root, entry)],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    external: ["cloudflare:*"],
+    write: false,
+    logLevel: "silent",
+  });
+  return out.outputFiles[0]!.text;
+}
+
+export const COMPATIBILITY_DATE = "2026-04-01";
+
+export function startMiniflare(script: string, options: Partial<MiniflareOptions> = {}): Miniflare {
+  return new Miniflare({
+    modules: true,
+    script,
+    compatibilityDate: COMPATIBILITY_DATE,
+    ...options,
+  } as MiniflareOptions);
+}
+
+/** The test credentials and an endpoint as Worker bindings. */
+export const awsBindings = (endpoint: string) => ({
+  AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+  AWS_REGION: "us-east-1",
+  AWS_ACCESS_KEY_ID: "AKIDTESTLOCAL",
+  AWS_SECRET_ACCESS_KEY: "TESTSECRETdoNotLeak0123456789abcdefghijk",
+});
