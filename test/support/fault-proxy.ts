@@ -12,7 +12,8 @@ export type Fault =
   | "reset" // connection destroyed before forwarding
   | "hang" // accepted, never answered
   | "forbidden" // 403 with a non-JSON body
-  | { delayMs: number }; // forwarded after a delay
+  | { delayMs: number } // forwarded after a delay
+  | { rewrite: (request: string) => { request: string; response?: (answer: string) => string } }; // both ends rewritten
 
 export interface RequestInfo {
   /** 1-based count of requests seen. */
@@ -69,7 +70,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "?";
     bump(seen, operation);
     const fault = decide({ n: ++n, operation, body: body.toString(), headers: req.headers });
-    const kind = typeof fault === "string" ? fault : "delay";
+    const kind = typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "rewrite";
     if (kind !== "pass") bump(injected, kind);
     const json = (status: number, type: string, message: string) => {
       res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": `proxy-${n}` });
@@ -92,10 +93,20 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
           await new Promise((r) => setTimeout(r, (fault as { delayMs: number }).delayMs));
           break;
       }
-      const answer = await forward(req, body, operation);
+      const rewrite = kind === "rewrite" ? (fault as Extract<Fault, { rewrite: unknown }>).rewrite(body.toString()) : undefined;
+      const sent = rewrite ? Buffer.from(rewrite.request) : body;
+      if (rewrite) req.headers["content-length"] = String(sent.length);
+      const answer = await forward(req, sent, operation);
       if (kind === "drop-after") return req.socket.destroy();
       if (kind === "error500-after") return json(500, "InternalServerError", "Internal server error");
       if (res.destroyed) return;
+      if (rewrite?.response) {
+        const rewritten = Buffer.from(rewrite.response(answer.body.toString()));
+        const headers: http.OutgoingHttpHeaders = { ...answer.headers, "content-length": String(rewritten.length) };
+        delete headers["x-amz-crc32"];
+        res.writeHead(answer.status, headers);
+        return res.end(rewritten);
+      }
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
     } catch {

@@ -1,0 +1,93 @@
+import * as z from "zod/mini";
+import type { CounterClient } from "./client.js";
+import { CounterError } from "./errors.js";
+import { keyParts, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
+import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
+import { parseOptions, tableOptionsShape } from "./options.js";
+import { addAmounts } from "./pending.js";
+import { backoffDelay } from "./transport.js";
+
+/** Options of {@link ShardedCounter}. */
+export interface ShardedCounterOptions extends TableOptions {
+  /** Items the counter is spread over (each takes ~1,000 writes/s). @default 10 */
+  shards?: number;
+}
+
+const schema = z.object({ ...tableOptionsShape, shards: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(1000, "must be at most 1000"))) });
+
+type Item = Record<string, { N?: string; S?: string } | undefined>;
+interface KeysAndAttributes {
+  Keys: Record<string, unknown>[];
+  ConsistentRead?: boolean;
+  ProjectionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+}
+
+/**
+ * A counter spread over `shards` items, for counters hotter than one DynamoDB partition (~1,000 writes/s):
+ * `add` writes one random shard, `total` reads them all with `BatchGetItem`.
+ *
+ * @example
+ * ```ts
+ * const likes = new ShardedCounter(client, "likes:video-42", { shards: 20 });
+ * await likes.add();
+ * const total = await likes.total();
+ * ```
+ */
+export class ShardedCounter<M extends NumberMode = "number"> {
+  readonly #client: CounterClient<M>;
+  readonly #table: TableLayout;
+  readonly #shards: CounterKey[];
+  readonly #tableOptions: TableOptions;
+
+  constructor(client: CounterClient<M>, key: CounterKey, options: ShardedCounterOptions = {}) {
+    const o = parseOptions(schema, options, "sharded counter");
+    this.#client = client;
+    this.#table = resolveLayout(client.table, o);
+    const { id, sort } = keyParts(this.#table, key);
+    this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort }));
+    for (const shard of this.#shards) toKey(this.#table, shard); // the suffix must still fit DynamoDB's key limits
+    const t = this.#table;
+    this.#tableOptions = { tableName: t.tableName, keyAttribute: t.keyAttribute, countAttribute: t.countAttribute, ...(t.sortKeyAttribute ? { sortKeyAttribute: t.sortKeyAttribute } : {}) };
+  }
+
+  /** Adds `by` (default 1) to one shard chosen at random. */
+  async add(by: Amount = 1): Promise<void> {
+    const shard = this.#shards[Math.floor(Math.random() * this.#shards.length)]!;
+    await this.#client.increment(shard, { ...this.#tableOptions, by });
+  }
+
+  /** The sum of all shards, read with strongly consistent `BatchGetItem`s (100 keys each), retrying `UnprocessedKeys`. */
+  async total(): Promise<CounterValue<M>> {
+    const t = this.#table;
+    let sum: Amount = 0;
+    const chunks: Record<string, { S: string }>[][] = [];
+    for (let i = 0; i < this.#shards.length; i += 100) chunks.push(this.#shards.slice(i, i + 100).map((s) => toKey(t, s)));
+    await Promise.all(
+      chunks.map(async (keys) => {
+        let request: KeysAndAttributes | undefined = {
+          Keys: keys,
+          ConsistentRead: true,
+          ProjectionExpression: "#c",
+          ExpressionAttributeNames: { "#c": t.countAttribute },
+        };
+        for (let attempt = 1; request !== undefined; attempt++) {
+          if (attempt > 10) throw new CounterError("Throttled", `BatchGetItem left keys unprocessed after ${attempt - 1} attempts`, { retryable: true });
+          if (attempt > 1) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, 25, 1000)));
+          const out: { Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> } = await this.#client.send<{ Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> }>(
+            "BatchGetItem",
+            { RequestItems: { [t.tableName]: request } },
+            { idempotent: true, tableName: t.tableName },
+          );
+          for (const item of out.Responses?.[t.tableName] ?? []) {
+            const n = item[t.countAttribute]?.N;
+            if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));
+          }
+          const left: KeysAndAttributes | undefined = out.UnprocessedKeys?.[t.tableName];
+          request = left !== undefined && left.Keys.length > 0 ? left : undefined;
+        }
+      }),
+    );
+    return wireToValue(String(sum), this.#client.numbers, "sharded total");
+  }
+}
