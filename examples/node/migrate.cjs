@@ -1,0 +1,35 @@
+// Migrating from dynamodb-atomic-counter: change the require, keep the code.
+//   AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 node examples/node/migrate.cjs
+//
+// before: const atomicCounter = require("dynamodb-atomic-counter");   (AWS SDK v2, Node only)
+const atomicCounter = require("dynacount/compat");
+const { CounterClient } = require("dynacount");
+
+async function main() {
+  const tableName = process.env.TABLE_NAME || "AtomicCounters";
+  await new CounterClient({ tableName }).createTable(); // the old library expected you to create it
+
+  // Exactly as with the old package: options object callbacks, context as `this`, deferred-style methods.
+  const report = { ids: [] };
+  const options = {
+    tableName,
+    context: report,
+    success(value) {
+      this.ids.push(value);
+    },
+  };
+  for (let i = 0; i < 3; i++) await atomicCounter.increment("users", options);
+
+  const last = await new Promise((resolve) => atomicCounter.getLastValue("users", { tableName }).done(resolve));
+  const zero = await atomicCounter.increment("users", { tableName, increment: 0 }); // the old package added 1 here
+  const failed = await new Promise((resolve) =>
+    atomicCounter.getLastValue("users", { tableName: "NoSuchTable" }).fail((error) => resolve(error.code)), // the old package swallowed this
+  );
+  console.log(`user ids ${report.ids.join(", ")}; last value ${last}; increment 0 → ${zero}; missing table → ${failed}`);
+  console.log(JSON.stringify({ runtime: `node ${process.version}`, ids: report.ids, last, zero, failed }));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
