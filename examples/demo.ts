@@ -2,7 +2,8 @@
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CounterClient, CounterError } from "../src/index.ts";
+import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
+import * as atomicCounter from "../src/compat.ts";
 
 const require = createRequire(import.meta.url);
 const dynalite = require("dynalite") as (options: object) => Server;
@@ -10,7 +11,7 @@ const dynalite = require("dynalite") as (options: object) => Server;
 const server = dynalite({ createTableMs: 0 });
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-const line = (label: string, value: unknown) => console.log(`  ${label.padEnd(34)} ${typeof value === "string" ? value : JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}`);
+const line = (label: string, value: unknown) => console.log(`  ${label.padEnd(42)} ${typeof value === "string" ? value : JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}`);
 
 try {
   console.log(`dynacount demo: embedded dynalite at ${endpoint}\n`);
@@ -43,9 +44,68 @@ try {
   line("bigint increment by 2^60", await big.increment("big", { by: 2n ** 60n }));
   await client.get("big").catch((e: CounterError) => line("same value as number", `CounterError ${e.code}`));
 
+  // Use cases, each through a client that counts its requests.
+  let requests = 0;
+  const counted = new CounterClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "demo", secretAccessKey: "demo-secret" },
+    fetch: (input, init) => {
+      requests++;
+      return fetch(input, init);
+    },
+  });
+  const spent = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+    const before = requests;
+    const result = await work();
+    return [result, requests - before];
+  };
+
+  console.log("\npage views through a CounterBuffer (exactly-once flushes)");
+  const pages = ["/", "/pricing", "/docs", "/blog/launch", "/about"];
+  const [flushed, viewRequests] = await spent(async () => {
+    const buffer = new CounterBuffer(counted, { writerId: "demo", maxKeys: 1000 });
+    for (let i = 0; i < 50_000; i++) buffer.add(`page:${pages[(i * 7) % pages.length]}`);
+    return buffer.close();
+  });
+  for (const page of pages) line(`views of ${page}`, await client.get(`page:${page}`));
+
+  console.log("\nrate limiting (10 requests per minute, sliding window)");
+  const limiter = new RateLimiter(counted, { limit: 10, windowMs: 60_000 });
+  const [decisions, limitRequests] = await spent(async () => {
+    const out = [];
+    for (let i = 0; i < 25; i++) out.push(await limiter.limit("ip:203.0.113.7"));
+    return out;
+  });
+  const allowed = decisions.filter((d) => d.success).length;
+  line("25 calls from one IP", `${allowed} allowed, ${25 - allowed} blocked (${decisions.filter((d) => d.reason === "cacheBlock").length} answered from the local cache)`);
+  line("last answer", { success: decisions[24]!.success, remaining: decisions[24]!.remaining, reset: new Date(decisions[24]!.reset).toISOString() });
+
+  console.log("\norder ids (IdAllocator, blocks of 100)");
+  const [ids, idRequests] = await spent(async () => {
+    const allocators = [new IdAllocator(counted, "order-id"), new IdAllocator(counted, "order-id")];
+    return Promise.all(Array.from({ length: 1000 }, (_, i) => allocators[i % 2]!.next()));
+  });
+  line("1,000 ids from 2 allocators", `${new Set(ids).size} unique, ${Math.min(...ids)}…${Math.max(...ids)} (after the 250 reserved above)`);
+
+  console.log("\na hot counter (ShardedCounter, 8 shards)");
+  const likes = new ShardedCounter(counted, "likes:launch-post", { shards: 8 });
+  await Promise.all(Array.from({ length: 400 }, () => likes.add()));
+  line("400 likes, total() in one BatchGetItem", await likes.total());
+
+  console.log("\ndynamodb-atomic-counter users (dynacount/compat)");
+  atomicCounter.config.update({ endpoint, region: "us-east-1", accessKeyId: "demo", secretAccessKey: "demo-secret" });
+  const compatValues: number[] = [];
+  for (let i = 0; i < 3; i++) await atomicCounter.increment("users", { increment: 12, success: (v) => compatValues.push(v) });
+  line('increment("users", { increment: 12 }) ×3', compatValues.join(", "));
+
   console.log("\nerrors");
   await client.increment("").catch((e: CounterError) => line('increment("")', `CounterError ${e.code}: ${e.message}`));
   await client.get("x", { tableName: "NoSuchTable" }).catch((e: CounterError) => line("missing table", `CounterError ${e.code}`));
+  console.log("\nsummary");
+  line("ids handed out", `${ids.length} unique ids for ${idRequests} requests`);
+  line("page views counted", `${flushed.total} views of ${flushed.keys} pages for ${viewRequests} requests`);
+  line("rate limiter", `${allowed} allowed, ${25 - allowed} blocked, ${limitRequests} requests for 25 calls`);
   console.log("\ndone.");
 } finally {
   server.close();

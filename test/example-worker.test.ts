@@ -51,5 +51,29 @@ for (const server of await servers()) {
         await mf.dispose();
       }
     });
+
+    it("rate-limits /api per client IP: RATE_LIMIT answers, then 429 with retry-after", async () => {
+      const client = await freshTable(server.endpoint);
+      const mf = startMiniflare(script, {
+        compatibilityDate,
+        durableObjects: { PAGE_COUNTER: "PageCounter" },
+        bindings: { ...awsBindings(server.endpoint), TABLE_NAME: client.table.tableName, RATE_LIMIT: "5" },
+      });
+      try {
+        const hit = async (ip: string) => {
+          const res = await mf.dispatchFetch("http://example.com/api/orders", { headers: { "cf-connecting-ip": ip } });
+          await res.text();
+          return { status: res.status, remaining: res.headers.get("x-ratelimit-remaining"), retryAfter: res.headers.get("retry-after") };
+        };
+        const answers = [];
+        for (let i = 0; i < 7; i++) answers.push(await hit("203.0.113.7"));
+        assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 429, 429]);
+        assert.deepEqual(answers.map((a) => a.remaining), ["4", "3", "2", "1", "0", "0", "0"]);
+        assert.ok(Number(answers[5]!.retryAfter) >= 1);
+        assert.equal((await hit("198.51.100.1")).status, 200, "another IP has its own budget");
+      } finally {
+        await mf.dispose();
+      }
+    });
   });
 }

@@ -1,17 +1,20 @@
-// A Worker that counts page views without a DynamoDB write per view: each view is an RPC to a Durable
-// Object that stores the increment and flushes all of them on an alarm, exactly once.
+// A Worker that counts page views without a DynamoDB write per view (each view is an RPC to a Durable
+// Object that stores the increment and flushes all of them on an alarm, exactly once) and rate-limits its
+// API per client IP with one DynamoDB request per call.
 //
+//   GET  /api/<anything>    rate limited: RATE_LIMIT requests per minute per IP, else 429
 //   GET  /<any path>        counts a view of that path
 //   GET  /count?page=/path  → { page, views }: DynamoDB's value plus what is still buffered
 //   POST /flush?page=/path  writes that page's buffer now (e.g. before a deploy)
 import { DurableObject } from "cloudflare:workers";
-import { CounterClient } from "dynacount";
+import { CounterClient, RateLimiter } from "dynacount";
 import { DurableCounterBuffer } from "dynacount/durable-object";
 
 export interface Env {
   PAGE_COUNTER: DurableObjectNamespace<PageCounter>;
   TABLE_NAME?: string;
   FLUSH_INTERVAL_MS?: string;
+  RATE_LIMIT?: string;
   // AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_DYNAMODB: vars, secrets or .dev.vars
   [name: string]: unknown;
 }
@@ -44,9 +47,28 @@ export class PageCounter extends DurableObject<Env> {
 /** One object per page: every view of a page coalesces into one pending increment. */
 const counterFor = (env: Env, page: string) => env.PAGE_COUNTER.get(env.PAGE_COUNTER.idFromName(page));
 
+// One limiter per isolate, so identifiers already over the limit are answered from its memory.
+let limiter: RateLimiter | undefined;
+
+async function api(request: Request, env: Env, url: URL): Promise<Response> {
+  limiter ??= new RateLimiter(new CounterClient({ env, tableName: env.TABLE_NAME ?? "AtomicCounters" }), {
+    limit: Number(env.RATE_LIMIT ?? 10),
+    windowMs: 60_000,
+  });
+  const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
+  const { success, limit, remaining, reset, reason } = await limiter.limit(`ip:${ip}`);
+  const headers = { "x-ratelimit-limit": String(limit), "x-ratelimit-remaining": String(remaining), "x-ratelimit-reset": String(reset) };
+  if (!success) {
+    const retryAfter = String(Math.max(1, Math.ceil((reset - Date.now()) / 1000)));
+    return new Response("Too many requests\n", { status: 429, headers: { ...headers, "retry-after": retryAfter } });
+  }
+  return Response.json({ path: url.pathname, served: true, ...(reason ? { reason } : {}) }, { headers });
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname.startsWith("/api/")) return api(request, env, url);
     if (url.pathname === "/count" || url.pathname === "/flush") {
       const page = url.searchParams.get("page");
       if (!page) return Response.json({ error: "missing ?page=" }, { status: 400 });
