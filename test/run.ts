@@ -28,11 +28,40 @@ const testFiles = readdirSync(path.join(root, "test"))
   .sort()
   .map((f) => path.join("test", f));
 
+const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
+
 const suites: Suite[] = [
   {
     name: "node",
     command: process.execPath,
     args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...testFiles],
+    counts: nodeCounts,
+  },
+  {
+    name: "bun",
+    command: bin("bun"),
+    args: ["test", "--timeout", "60000", "./test/runtimes/bun.test.ts"],
+    counts: (out) => {
+      const pass = /^\s*(\d+) pass/m.exec(out);
+      const fail = /^\s*(\d+) fail/m.exec(out);
+      return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
+    },
+  },
+  {
+    name: "deno",
+    command: bin("deno"),
+    // Least permissions: loopback only and the one variable; the run fails if the code needs more.
+    args: ["test", "--config", "jsr.json", "--no-prompt", "--allow-net=127.0.0.1", `--allow-env=${SERVERS_ENV}`, "test/runtimes/deno.test.ts"],
+    counts: (out) => {
+      // eslint-disable-next-line no-control-regex
+      const m = /(\d+) passed.*?\| (\d+) failed/.exec(out.replace(/\x1b\[[0-9;]*m/g, ""));
+      return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
+    },
+  },
+  {
+    name: "workerd",
+    command: process.execPath,
+    args: ["--import", "tsx", "--test", "--test-reporter=spec", "test/runtimes/workerd.test.ts"],
     counts: nodeCounts,
   },
 ];
