@@ -64,7 +64,7 @@ let settings: CompatConfig = {};
 let client: CounterClient | undefined;
 
 /** Global configuration, like `AWS.config` was for the old library. */
-export const config = {
+export const config: { update(options: CompatConfig): void; reset(): void } = {
   /** Merges `options` into the configuration; the next call uses them. */
   update(options: CompatConfig): void {
     settings = { ...settings, ...options };
@@ -149,4 +149,5 @@ export function getLastValue<T = unknown>(counterId: string, options: CompatOpti
   return settle(() => getClient().get(counterId, tableOptions(options)), options);
 }
 
-export default { config, increment, getLastValue };
+const compat: { config: typeof config; increment: typeof increment; getLastValue: typeof getLastValue } = { config, increment, getLastValue };
+export default compat;

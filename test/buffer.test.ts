@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import path from "node:path";
 import { after, describe, it } from "node:test";
 import { CounterBuffer, CounterError, type FlushResult } from "../src/index.ts";
 import { markerAttribute } from "../src/flush.ts";
 import { startFaultProxy } from "./support/fault-proxy.ts";
 import { clientFor, freshTable, rejection, servers, uniqueTable } from "./support/harness.ts";
+import { root } from "./support/workers.ts";
 
 /** A promise for the next `onFlush` call of a buffer built with `flushed.onFlush`. */
 function flushEvents() {
@@ -241,6 +243,21 @@ describe("CounterBuffer without a server", () => {
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
     assert.equal(out.trim(), "added 1");
   });
+
+  for (const runtime of ["bun", "deno"] as const) {
+    it(`its timers do not keep ${runtime} alive`, () => {
+      const script = `
+        import { CounterClient, CounterBuffer } from "${runtime === "bun" ? "dynacount" : "@dynacount/dynacount"}";
+        const client = new CounterClient({ endpoint: "http://127.0.0.1:9", env: {}, credentials: { accessKeyId: "a", secretAccessKey: "b" } });
+        const buffer = new CounterBuffer(client, { flushIntervalMs: 600000 });
+        buffer.add("k");
+        console.log("added", buffer.pending);`;
+      const bin = path.join(root, "node_modules", ".bin", runtime);
+      const args = runtime === "bun" ? ["-e", script] : ["eval", "--config", "jsr.json", script];
+      const out = execFileSync(bin, args, { cwd: root, encoding: "utf8", timeout: 30_000, env: { ...process.env, NO_COLOR: "1" } });
+      assert.equal(out.trim().split("\n").at(-1), "added 1");
+    });
+  }
 
   it("tables unknown to the buffer's client are fine per call", () => {
     const buffer = new CounterBuffer(clientFor("http://127.0.0.1:9"));
