@@ -4,7 +4,7 @@ import { CounterError } from "./errors.js";
 import { nextSeq, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
-import { nonNegativeInt, optionalFunction, parseOptions, positiveInt } from "./options.js";
+import { lazy, nonNegativeInt, optionalFunction, parseOptions, positiveInt, text } from "./options.js";
 import { addAmounts, closedError, Coalescer } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 import { unrefTimeout } from "./timers.js";
@@ -45,21 +45,17 @@ export interface BufferOptions {
   maxRetryDelayMs?: number;
 }
 
-export const writerIdSchema = z.string().check(
-  z.minLength(1, "must not be empty"),
-  z.maxLength(200, "must be at most 200 characters"),
-  z.regex(/^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -"),
-);
+const writerIdSchema = () => text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -");
 
-const bufferOptionsSchema = z.object({
-  maxKeys: z.optional(positiveInt),
-  flushIntervalMs: z.optional(nonNegativeInt),
-  writerId: z.optional(writerIdSchema),
-  onError: optionalFunction,
-  onFlush: optionalFunction,
-  concurrency: z.optional(positiveInt),
-  maxRetryDelayMs: z.optional(positiveInt),
-});
+const bufferOptionsSchema = /* @__PURE__ */ lazy(() => z.object({
+  maxKeys: z.optional(positiveInt()),
+  flushIntervalMs: z.optional(nonNegativeInt()),
+  writerId: z.optional(writerIdSchema()),
+  onError: optionalFunction(),
+  onFlush: optionalFunction(),
+  concurrency: z.optional(positiveInt()),
+  maxRetryDelayMs: z.optional(positiveInt()),
+}));
 
 const defaultOnError = (error: CounterError, info: FlushErrorInfo) =>
   console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);

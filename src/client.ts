@@ -3,7 +3,7 @@ import { envReader, type EnvSource } from "./env.js";
 import { CounterError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { optionalFunction, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
+import { lazy, nonNegative, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
 /** Options of {@link CounterClient}. Every one is optional. */
@@ -60,30 +60,30 @@ export interface Reservation<V> {
   last: V;
 }
 
-const clientOptionsSchema = z.object({
-  ...tableOptionsShape,
-  region: z.optional(z.string().check(z.regex(/^[a-z0-9-]+$/, "must look like us-east-1"))),
+const clientOptionsSchema = /* @__PURE__ */ lazy(() => z.object({
+  ...tableOptionsShape(),
+  region: z.optional(text(1, 64, /^[a-z0-9-]+$/, "must look like us-east-1")),
   credentials: z.optional(
     z.object({
-      accessKeyId: z.string().check(z.minLength(1, "must not be empty")),
-      secretAccessKey: z.string().check(z.minLength(1, "must not be empty")),
+      accessKeyId: text(1, 1e6),
+      secretAccessKey: text(1, 1e6),
       sessionToken: z.optional(z.string()),
     }),
   ),
   endpoint: z.optional(z.string()),
-  env: z.optional(z.union([z.record(z.string(), z.unknown()), z.custom<EnvSource>((v) => typeof v === "function")])),
-  timeoutMs: z.optional(positiveInt),
+  env: z.optional(z.custom<EnvSource>((v) => typeof v === "function" || (typeof v === "object" && v !== null), "must be an object or a function")),
+  timeoutMs: z.optional(positiveInt()),
   retry: z.optional(
     z.object({
-      attempts: z.optional(positiveInt),
-      baseDelayMs: z.optional(z.number().check(z.nonnegative())),
-      maxDelayMs: z.optional(z.number().check(z.nonnegative())),
+      attempts: z.optional(positiveInt()),
+      baseDelayMs: z.optional(nonNegative()),
+      maxDelayMs: z.optional(nonNegative()),
       atLeastOnce: z.optional(z.boolean()),
     }),
   ),
-  fetch: optionalFunction,
-  numbers: z.optional(z.enum(["number", "bigint"])),
-});
+  fetch: optionalFunction(),
+  numbers: z.optional(oneOf(["number", "bigint"] as const)),
+}));
 
 function checkEndpoint(endpoint: string, source: string): string {
   let url: URL;

@@ -4,7 +4,7 @@ import { CounterError } from "./errors.js";
 import { nextSeq, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableLayout, TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { nonNegativeInt, optionalFunction, parseOptions, positiveInt } from "./options.js";
+import { nonNegativeInt, optionalFunction, parseOptions, positiveInt, lazy } from "./options.js";
 import { addAmounts, Coalescer, type PendingEntry } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 
@@ -43,14 +43,14 @@ export interface DurableBufferOptions {
   onFlush?: (result: FlushResult) => void;
 }
 
-const optionsSchema = z.object({
-  maxKeys: z.optional(positiveInt),
-  flushIntervalMs: z.optional(nonNegativeInt),
-  maxRetryDelayMs: z.optional(positiveInt),
-  concurrency: z.optional(positiveInt),
-  onError: optionalFunction,
-  onFlush: optionalFunction,
-});
+const optionsSchema = /* @__PURE__ */ lazy(() => z.object({
+  maxKeys: z.optional(positiveInt()),
+  flushIntervalMs: z.optional(nonNegativeInt()),
+  maxRetryDelayMs: z.optional(positiveInt()),
+  concurrency: z.optional(positiveInt()),
+  onError: optionalFunction(),
+  onFlush: optionalFunction(),
+}));
 
 // Storage layout: pending deltas under "p:<hash>", the batch in flight under "b:<hash>", and META.
 const PENDING = "p:";

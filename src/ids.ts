@@ -2,7 +2,7 @@ import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { CounterValue, NumberMode } from "./numbers.js";
-import { parseOptions, positiveInt, tableOptionsShape } from "./options.js";
+import { lazy, nonNegativeInt, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
 
 /** Options of {@link IdAllocator}. */
 export interface IdAllocatorOptions extends TableOptions {
@@ -12,7 +12,7 @@ export interface IdAllocatorOptions extends TableOptions {
   prefetchBelow?: number;
 }
 
-const schema = z.object({ ...tableOptionsShape, blockSize: z.optional(positiveInt), prefetchBelow: z.optional(z.number().check(z.int(), z.nonnegative())) });
+const schema = /* @__PURE__ */ lazy(() => z.object({ ...tableOptionsShape(), blockSize: z.optional(positiveInt()), prefetchBelow: z.optional(nonNegativeInt()) }));
 
 interface Block<V> {
   next: V;

@@ -3,7 +3,7 @@ import type { CounterClient } from "./client.js";
 import { CounterError, validationError } from "./errors.js";
 import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import type { NumberMode } from "./numbers.js";
-import { optionalFunction, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
+import { lazy, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
 
 /** Options of {@link RateLimiter}. */
 export interface RateLimiterOptions extends TableOptions {
@@ -49,18 +49,18 @@ export interface RateLimitResult {
   error?: CounterError;
 }
 
-const schema = z.object({
-  ...tableOptionsShape,
-  limit: positiveInt,
-  windowMs: positiveInt,
-  algorithm: z.optional(z.enum(["sliding-window", "fixed-window"])),
-  failureMode: z.optional(z.enum(["open", "closed"])),
-  key: optionalFunction,
-  ttlAttribute: z.optional(z.string().check(z.minLength(1, "must not be empty"))),
+const schema = /* @__PURE__ */ lazy(() => z.object({
+  ...tableOptionsShape(),
+  limit: positiveInt(),
+  windowMs: positiveInt(),
+  algorithm: z.optional(oneOf(["sliding-window", "fixed-window"] as const)),
+  failureMode: z.optional(oneOf(["open", "closed"] as const)),
+  key: optionalFunction(),
+  ttlAttribute: z.optional(text(1, 255)),
   cacheBlocked: z.optional(z.boolean()),
-  cacheSize: z.optional(positiveInt),
-  now: optionalFunction,
-});
+  cacheSize: z.optional(positiveInt()),
+  now: optionalFunction(),
+}));
 
 type Item = Record<string, { N?: string } | undefined>;
 

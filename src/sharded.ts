@@ -3,7 +3,7 @@ import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { keyParts, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { parseOptions, tableOptionsShape } from "./options.js";
+import { int, lazy, parseOptions, tableOptionsShape } from "./options.js";
 import { addAmounts } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 
@@ -13,7 +13,7 @@ export interface ShardedCounterOptions extends TableOptions {
   shards?: number;
 }
 
-const schema = z.object({ ...tableOptionsShape, shards: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(1000, "must be at most 1000"))) });
+const schema = /* @__PURE__ */ lazy(() => z.object({ ...tableOptionsShape(), shards: z.optional(int(1, 1000)) }));
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 interface KeysAndAttributes {
