@@ -1,42 +1,193 @@
-// `npm run bench`: measurements side by side in one run, printed as ratios. `--quick` (used by the test
-// suite) runs every section with tiny sizes only to prove the harness works; its numbers mean nothing.
-import { createRequire } from "node:module";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+// `npm run bench`: dynacount beside the AWS SDK v3 and a hand-written aws4fetch call, against the same
+// local servers, interleaved in one run so the machine's drift cancels out; medians, min–max and ratios.
+// Writes bench/results.json and bench/results.svg. `--quick` (the test suite's) runs every section with
+// tiny sizes only to prove the harness works; its numbers mean nothing.
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
 import { CounterBuffer, CounterClient } from "dynacount";
-import { bundleWorker, startMiniflare } from "../test/support/workers.ts";
+import { startServers } from "../test/support/servers.ts";
+import { bundleWorker, root, startMiniflare } from "../test/support/workers.ts";
 
 const quick = process.argv.includes("--quick");
-const require = createRequire(import.meta.url);
+const LIBS = ["dynacount", "sdk", "aws4fetch"] as const;
+type Lib = (typeof LIBS)[number];
+const LABEL: Record<Lib, string> = { dynacount: "dynacount", sdk: "AWS SDK v3", aws4fetch: "raw aws4fetch" };
+const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" };
+const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(1));
-const rows: string[][] = [];
-const row = (...cells: (string | number)[]) => rows.push(cells.map(String));
+interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  runs: number;
+}
+const stat = (xs: number[]): Stat => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor((s.length - 1) / 2)]!, min: s[0]!, max: s.at(-1)!, runs: s.length };
+};
+const fmt = (n: number, digits = 0) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(digits));
+const range = (s: Stat, unit = "", digits = 0) => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
-async function withDynalite<T>(fn: (endpoint: string) => Promise<T>): Promise<T> {
-  const dynalite = require("dynalite") as (o: object) => Server;
-  const server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  try {
-    return await fn(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  } finally {
-    server.closeAllConnections();
-    server.close();
+const results: Record<string, unknown> = {};
+const table: string[][] = [];
+const section = (title: string) => table.push([`— ${title}`]);
+const row = (...cells: string[]) => table.push(cells);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, env: { ...env, NO_COLOR: "1", AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: "1" } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => (err += d));
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited ${code}: ${err.slice(-2000)}`))));
+  });
+}
+const lastJson = <T>(out: string) => JSON.parse(out.trim().split("\n").at(-1)!) as T;
+
+/** 1. Bundle size of a Worker doing one increment and one get. */
+async function bundles() {
+  section("Worker bundle: one increment + one get, esbuild --minify, workerd/worker/browser conditions, gzip -9");
+  const sizes = {} as Record<Lib, number>;
+  for (const lib of LIBS) {
+    const out = await build({
+      entryPoints: [path.join(root, `bench/workers/increment-${lib}.ts`)],
+      bundle: true,
+      minify: true,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      write: false,
+      logLevel: "silent",
+    });
+    sizes[lib] = gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
   }
+  for (const lib of LIBS) row(LABEL[lib], `${(sizes[lib] / 1024).toFixed(1)} KB`, `vs SDK v3 ${ratio(sizes[lib], sizes.sdk)}`, lib === "dynacount" ? `goal ≤ 0.20× (${(sizes.sdk / sizes.dynacount).toFixed(1)}× smaller)` : "");
+  results.bundleBytes = sizes;
 }
 
-const credentials = { accessKeyId: "bench", secretAccessKey: "bench-secret" };
+/** 2. Cold start in workerd: from loading the Worker to its first answered request. */
+async function coldStart(endpoint: string, table: string) {
+  section("Cold start in workerd: new Worker → first answered request (increment + get), ms");
+  const scripts = {} as Record<Lib, string>;
+  for (const lib of LIBS) scripts[lib] = await bundleWorker(`bench/workers/increment-${lib}.ts`);
+  const times = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
+  for (let round = 0; round < (quick ? 1 : 12); round++) {
+    for (const lib of LIBS) {
+      const started = performance.now();
+      const mf = startMiniflare(scripts[lib], {
+        bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
+      });
+      const res = await mf.dispatchFetch(`http://bench/?key=cold${round}`);
+      const body = await res.text();
+      if (res.status !== 200) throw new Error(`${lib} Worker failed: ${body}`);
+      times[lib].push(performance.now() - started);
+      await mf.dispose();
+    }
+  }
+  const stats = Object.fromEntries(LIBS.map((l) => [l, stat(times[l])])) as Record<Lib, Stat>;
+  for (const lib of LIBS) row(LABEL[lib], range(stats[lib], " ms"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "includes starting workerd");
+  results.coldStartMs = stats;
+}
 
-/** add() throughput against a plain Map increment, interleaved runs, medians. */
-function bufferAdds() {
+/** 3. Client CPU per increment and throughput, per runtime, server and concurrency. */
+async function clientLoad(servers: { name: string; endpoint: string }[], table: string) {
+  section("Client CPU per increment (µs, median of rounds) and throughput (req/s): dynacount / SDK v3 / raw aws4fetch");
+  const runtimes: [string, string, string[]][] = [
+    ["node", process.execPath, ["--import", "tsx", "bench/load.ts"]],
+    ["bun", bin("bun"), ["bench/load.ts"]],
+    ["deno", bin("deno"), ["run", "-A", "bench/load.ts"]],
+  ];
+  const out: Record<string, unknown> = {};
+  for (const [runtime, command, prefix] of runtimes) {
+    for (const server of quick ? servers.slice(0, 1) : servers) {
+      for (const concurrency of quick ? [1] : [1, 32]) {
+        const requests = quick ? 20 : concurrency === 1 ? 600 : 2000;
+        const cpu = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
+        const rate = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
+        for (let round = 0; round < (quick ? 1 : 3); round++) {
+          for (const lib of LIBS) {
+            const r = lastJson<{ cpuUsPerRequest: number; perSecond: number }>(
+              await runProcess(command, [...prefix, lib, server.endpoint, table, String(concurrency), String(requests)]),
+            );
+            cpu[lib].push(r.cpuUsPerRequest);
+            rate[lib].push(r.perSecond);
+          }
+        }
+        const c = Object.fromEntries(LIBS.map((l) => [l, stat(cpu[l])])) as Record<Lib, Stat>;
+        const t = Object.fromEntries(LIBS.map((l) => [l, stat(rate[l])])) as Record<Lib, Stat>;
+        const cell = `${runtime} · ${server.name} · c=${concurrency}`;
+        log(`  ${cell}: cpu ${LIBS.map((l) => fmt(c[l].median)).join(" / ")} µs`);
+        row(
+          cell,
+          `CPU ${LIBS.map((l) => fmt(c[l].median)).join(" / ")} µs`,
+          `vs SDK ${ratio(c.dynacount.median, c.sdk.median)}, vs aws4fetch ${ratio(c.dynacount.median, c.aws4fetch.median)}`,
+          `req/s ${LIBS.map((l) => fmt(t[l].median)).join(" / ")}`,
+        );
+        out[cell] = { cpuUsPerRequest: c, requestsPerSecond: t };
+      }
+    }
+  }
+  results.clientLoad = out;
+}
+
+/** CPU seconds used so far by the workerd processes this process started (Linux /proc). */
+function workerdCpuSeconds(): number {
+  const tick = 100; // USER_HZ
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const name = stat.slice(stat.indexOf("(") + 1, close);
+      const fields = stat.slice(close + 2).split(" ");
+      if (name.startsWith("workerd") && Number(fields[1]) === process.pid) total += (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** 4. CPU per request inside workerd. */
+async function workerdCpu(endpoint: string, table: string) {
+  section("CPU per request inside workerd (one increment + one get per request), µs of the workerd process");
+  const requests = quick ? 10 : 600;
+  const per = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
+  const scripts = {} as Record<Lib, string>;
+  for (const lib of LIBS) scripts[lib] = await bundleWorker(`bench/workers/increment-${lib}.ts`);
+  for (let round = 0; round < (quick ? 1 : 3); round++) {
+    for (const lib of LIBS) {
+      const mf = startMiniflare(scripts[lib], {
+        bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
+      });
+      for (let i = 0; i < 20; i++) await (await mf.dispatchFetch(`http://bench/?key=w${i % 10}`)).text(); // warm-up
+      const before = workerdCpuSeconds();
+      for (let i = 0; i < requests; i++) await (await mf.dispatchFetch(`http://bench/?key=w${i % 10}`)).text();
+      per[lib].push(((workerdCpuSeconds() - before) * 1e6) / requests);
+      await mf.dispose();
+    }
+  }
+  const stats = Object.fromEntries(LIBS.map((l) => [l, stat(per[l])])) as Record<Lib, Stat>;
+  for (const lib of LIBS) row(LABEL[lib], range(stats[lib], " µs"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "workerd's own CPU time, /proc");
+  results.workerdCpuUsPerRequest = stats;
+}
+
+/** 5. Buffers: add() throughput, requests per 100,000 adds, Durable Object adds/s. */
+async function buffers(endpoint: string) {
+  section("Buffers");
   const client = new CounterClient({ endpoint: "http://127.0.0.1:9", env: {}, credentials });
   const n = quick ? 20_000 : 5_000_000;
   const keys = Array.from({ length: 1000 }, (_, i) => `page:/articles/${i}`);
-  const runs = quick ? 1 : 7;
   const ours: number[] = [];
   const map: number[] = [];
-  for (let r = 0; r < runs; r++) {
+  for (let r = 0; r < (quick ? 1 : 7); r++) {
     const buffer = new CounterBuffer(client, { maxKeys: 1_000_000, flushIntervalMs: 3_600_000 });
     let t = performance.now();
     for (let i = 0; i < n; i++) buffer.add(keys[i % 1000]!);
@@ -49,64 +200,162 @@ function bufferAdds() {
     }
     map.push(n / ((performance.now() - t) / 1000));
   }
-  row("CounterBuffer.add, 1,000 keys (Node)", `${fmt(median(ours))} adds/s`, `plain Map: ${fmt(median(map))}/s`, `${(median(ours) / median(map)).toFixed(2)}× a plain Map`, "goal ≥ 5 M/s");
-}
+  const adds = stat(ours);
+  const plain = stat(map);
+  row("CounterBuffer.add, 1,000 keys, Node", `${range(adds, " adds/s")}`, `${ratio(adds.median, plain.median)} a plain Map (${fmt(plain.median)}/s)`, "goal ≥ 5M/s");
 
-/** Requests per 100,000 adds over 1,000 keys: buffered vs one UpdateItem per add. */
-async function requestsPerAdds() {
-  await withDynalite(async (endpoint) => {
-    let requests = 0;
-    const client = new CounterClient({
-      endpoint,
-      env: {},
-      credentials,
-      tableName: "BenchRequests",
-      fetch: (input, init) => {
-        requests++;
-        return fetch(input, init);
-      },
-    });
-    await client.createTable();
-    requests = 0;
-    const adds = quick ? 2_000 : 100_000;
-    const buffer = new CounterBuffer(client, { maxKeys: 1_000_000, flushIntervalMs: 3_600_000, concurrency: 32 });
-    for (let i = 0; i < adds; i++) buffer.add(`k${i % 1000}`);
-    await buffer.close();
-    row(`DynamoDB requests per ${fmt(adds)} adds, 1,000 keys`, `${requests} requests`, `unbuffered: ${adds}`, `${(adds / requests).toFixed(0)}× fewer`, "goal = distinct keys");
+  let requests = 0;
+  const counting = new CounterClient({
+    endpoint,
+    env: {},
+    credentials,
+    tableName: "BenchBuffer",
+    fetch: (input, init) => {
+      requests++;
+      return fetch(input, init);
+    },
   });
-}
+  await counting.createTable();
+  requests = 0;
+  const total = quick ? 2_000 : 100_000;
+  const buffer = new CounterBuffer(counting, { maxKeys: 1_000_000, flushIntervalMs: 3_600_000, concurrency: 32, writerId: "bench" });
+  for (let i = 0; i < total; i++) buffer.add(`k${i % 1000}`);
+  await buffer.close();
+  row(`DynamoDB requests per ${fmt(total)} adds, 1,000 keys`, `${requests}`, `${ratio(total, requests)} fewer than a write per add`, "goal = distinct keys");
 
-/** Durable Object add() throughput inside workerd. */
-async function durableAdds() {
   const script = await bundleWorker("bench/workers/do-bench.ts");
   const mf = startMiniflare(script, {
     durableObjects: { BENCH: "BenchCounter" },
     bindings: { AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9", AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "b" },
   });
+  const doRates: Record<string, Stat> = {};
   try {
-    const n = quick ? 200 : 20_000;
-    const results: Record<string, number> = {};
+    const count = quick ? 200 : 20_000;
     for (const mode of ["sequential", "parallel"]) {
       const rates: number[] = [];
       for (let r = 0; r < (quick ? 1 : 5); r++) {
         const t = performance.now();
-        const res = await mf.dispatchFetch(`http://bench/?n=${n}&keys=1000&mode=${mode}&do=${mode}${r}`);
+        const res = await mf.dispatchFetch(`http://bench/?n=${count}&keys=1000&mode=${mode}&do=${mode}${r}`);
         const body = await res.text();
         if (res.status !== 200) throw new Error(`Durable Object bench failed: ${body}`);
-        rates.push(n / ((performance.now() - t) / 1000));
+        rates.push(count / ((performance.now() - t) / 1000));
       }
-      results[mode] = median(rates);
+      doRates[mode] = stat(rates);
     }
-    row("DurableCounterBuffer.add in workerd, 1 object", `${fmt(results.sequential!)} adds/s awaited one by one`, `${fmt(results.parallel!)} adds/s concurrent`, `${(results.parallel! / results.sequential!).toFixed(1)}× with concurrency`, "each add persisted before it resolves");
   } finally {
     await mf.dispose();
   }
+  row("DurableCounterBuffer.add in workerd, 1 object", `${range(doRates.sequential!, " adds/s")} awaited one by one`, `${range(doRates.parallel!, " adds/s")} concurrent`, "each add stored before it resolves");
+  results.buffers = { addsPerSecond: adds, plainMapPerSecond: plain, requestsPerAdds: { adds: total, requests }, durableObjectAddsPerSecond: doRates };
 }
 
-console.log(`dynacount bench ${quick ? "(quick: harness check only)" : ""} — ${new Date().toISOString()}, Node ${process.version}\n`);
-bufferAdds();
-await requestsPerAdds();
-await durableAdds();
+/** 6. Memory: heap per 10,000 pending keys. */
+async function memory() {
+  section("Memory");
+  const m = lastJson<{ bufferBytes: number; mapBytes: number }>(await runProcess(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.ts"]));
+  row("heap per 10,000 pending keys", `${(m.bufferBytes / 1024).toFixed(0)} KB in a CounterBuffer`, `${ratio(m.bufferBytes, m.mapBytes)} a plain Map<string, number> (${(m.mapBytes / 1024).toFixed(0)} KB)`, "keys ~24 chars");
+  results.memory = m;
+}
 
-const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
-for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+/** 7. Where a Node increment's CPU goes, per operation. */
+async function breakdown() {
+  section("Where the time goes on Node, CPU µs per operation");
+  const { AwsClient } = await import("aws4fetch");
+  const aws = new AwsClient({ ...credentials, service: "dynamodb", region: "us-east-1", retries: 0 });
+  const { toKey, DEFAULT_LAYOUT } = await import("../src/keys.ts");
+  const { amountToWire } = await import("../src/numbers.ts");
+  const n = quick ? 50 : 5000;
+  const cpu = async (fn: () => unknown) => {
+    for (let i = 0; i < Math.min(n, 200); i++) await fn();
+    const c = process.cpuUsage();
+    for (let i = 0; i < n; i++) await fn();
+    const u = process.cpuUsage(c);
+    return (u.user + u.system) / n;
+  };
+  const body = () =>
+    JSON.stringify({ TableName: "AtomicCounters", Key: toKey(DEFAULT_LAYOUT, "page:/home"), UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: amountToWire(1, "by") } }, ReturnValues: "UPDATED_NEW" });
+  const ours = await cpu(body);
+  const sign = await cpu(() => aws.sign("http://127.0.0.1:9/", { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" }, body: body() }));
+  const parse = await cpu(() => JSON.parse('{"Attributes":{"lastValue":{"N":"12345"}}}'));
+  row("validation + request body (ours)", `${ours.toFixed(1)} µs`, "", "");
+  row("SigV4 signing (aws4fetch, WebCrypto)", `${sign.toFixed(1)} µs`, "", "Node's crypto.subtle is the slow part on Node");
+  row("answer JSON.parse", `${parse.toFixed(1)} µs`, "", "");
+  results.breakdownUs = { oursValidationAndBody: ours, signing: sign, parse };
+}
+
+function svg(): string {
+  const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<Lib, Stat> }>;
+  const cells = Object.entries(load);
+  const barH = 14;
+  const rowH = barH * 3 + 14;
+  const width = 760;
+  const left = 190;
+  const max = Math.max(...cells.flatMap(([, v]) => LIBS.map((l) => v.cpuUsPerRequest[l].median)));
+  const colors: Record<Lib, string> = { dynacount: "#f6821f", sdk: "#7d8a99", aws4fetch: "#3b82f6" };
+  const height = 60 + cells.length * rowH + 30;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Client CPU per increment (µs, median; shorter is better)</text>`,
+    `<text x="10" y="38" fill="#555">${(results.machine as { summary: string }).summary}</text>`,
+  ];
+  LIBS.forEach((lib, i) => parts.push(`<rect x="${left + i * 150}" y="46" width="10" height="10" fill="${colors[lib]}"/><text x="${left + i * 150 + 14}" y="55">${LABEL[lib]}</text>`));
+  cells.forEach(([name, v], i) => {
+    const y = 66 + i * rowH;
+    parts.push(`<text x="10" y="${y + barH * 1.8}">${name}</text>`);
+    LIBS.forEach((lib, j) => {
+      const value = v.cpuUsPerRequest[lib].median;
+      const w = Math.max(1, ((width - left - 70) * value) / max);
+      parts.push(`<rect x="${left}" y="${y + j * barH}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[lib]}"/><text x="${left + w + 4}" y="${y + j * barH + barH - 4}">${Math.round(value)}</text>`);
+    });
+  });
+  const b = results.bundleBytes as Record<Lib, number>;
+  parts.push(`<text x="10" y="${height - 12}" fill="#333">Worker bundle (increment + get, gzip): ${LIBS.map((l) => `${LABEL[l]} ${(b[l] / 1024).toFixed(1)} KB`).join(" · ")}</text>`);
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+const versions = {
+  node: process.version,
+  bun: (await runProcess(bin("bun"), ["--version"])).trim(),
+  deno: (await runProcess(bin("deno"), ["--version"])).split("\n")[0]!.trim(),
+  workerd: JSON.parse(readFileSync(path.join(root, "node_modules/workerd/package.json"), "utf8")).version as string,
+};
+results.machine = {
+  date: new Date().toISOString(),
+  cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}`,
+  memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  versions,
+  quick,
+  summary: `${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} cores · Node ${versions.node} · ${versions.bun ? `Bun ${versions.bun}` : ""} · ${versions.deno} · workerd ${versions.workerd}`,
+};
+
+log(`dynacount bench${quick ? " (quick: harness check only, numbers mean nothing)" : ""}: starting servers…`);
+const running = await startServers();
+try {
+  const setup = new CounterClient({ endpoint: running.servers[0]!.endpoint, env: {}, credentials, tableName: "BenchLoad" });
+  await setup.createTable();
+  await new CounterClient({ endpoint: running.servers[1]!.endpoint, env: {}, credentials, tableName: "BenchLoad" }).createTable();
+  await bundles();
+  log("cold start…");
+  await coldStart(running.servers[0]!.endpoint, "BenchLoad");
+  log("client load…");
+  await clientLoad(running.servers, "BenchLoad");
+  log("workerd CPU…");
+  await workerdCpu(running.servers[0]!.endpoint, "BenchLoad");
+  log("buffers…");
+  await buffers(running.servers[0]!.endpoint);
+  await memory();
+  await breakdown();
+} finally {
+  await running.stop();
+}
+
+const widths = [0, 1, 2, 3].map((i) => Math.max(...table.filter((r) => r.length > 1).map((r) => r[i]?.length ?? 0)));
+console.log(`\ndynacount bench — ${(results.machine as { summary: string }).summary}${quick ? " — QUICK MODE, numbers mean nothing" : ""}`);
+for (const r of table) console.log(r.length === 1 ? `\n${r[0]}` : "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+if (!quick) {
+  writeFileSync(path.join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(root, "bench/results.svg"), svg());
+  console.log("\nwrote bench/results.json and bench/results.svg");
+}

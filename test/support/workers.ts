@@ -1,5 +1,6 @@
 // Runs Worker code in real workerd through miniflare, bundled the way wrangler bundles it (esbuild, the
-// workerd/worker/browser conditions, no nodejs_compat).
+// workerd/worker/browser conditions, no nodejs_compat). The browser platform also applies packages'
+// "browser" field remappings, which the AWS SDK v3 needs in a Worker.
 import { build } from "esbuild";
 import { Miniflare, type MiniflareOptions } from "miniflare";
 import path from "node:path";
@@ -12,10 +13,9 @@ export async function bundleWorker(entry: string): Promise<string> {
     entryPoints: [path.resolve(root, entry)],
     bundle: true,
     format: "esm",
-    platform: "neutral",
+    platform: "browser",
     target: "es2022",
     conditions: ["workerd", "worker", "browser"],
-    mainFields: ["browser", "module", "main"],
     external: ["cloudflare:*"],
     write: false,
     logLevel: "silent",
