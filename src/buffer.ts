@@ -1,11 +1,11 @@
 import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
-import { nextSeq, writeBatch, type Batch, type FlushResult } from "./flush.js";
+import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
 import { lazy, nonNegativeInt, optionalFunction, parseOptions, positiveInt, text } from "./options.js";
-import { addAmounts, closedError, Coalescer } from "./pending.js";
+import { closedError, Coalescer } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 import { unrefTimeout } from "./timers.js";
 
@@ -57,9 +57,6 @@ const bufferOptionsSchema = /* @__PURE__ */ lazy(() => z.object({
   maxRetryDelayMs: z.optional(positiveInt()),
 }));
 
-const defaultOnError = (error: CounterError, info: FlushErrorInfo) =>
-  console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);
-
 /**
  * Coalesces increments in memory and writes them later: one `UpdateItem` per distinct key per flush.
  *
@@ -99,7 +96,7 @@ export class CounterBuffer {
     this.#maxKeys = o.maxKeys ?? 100;
     this.#intervalMs = o.flushIntervalMs ?? 1000;
     this.#writerId = o.writerId;
-    this.#onError = (o.onError as BufferOptions["onError"]) ?? defaultOnError;
+    this.#onError = (o.onError as BufferOptions["onError"]) ?? warnFlushFailure;
     this.#onFlush = o.onFlush as BufferOptions["onFlush"];
     this.#concurrency = o.concurrency ?? 16;
     this.#maxRetryDelayMs = o.maxRetryDelayMs ?? 30_000;
@@ -162,19 +159,13 @@ export class CounterBuffer {
       await this.#write({ seq: this.#seq, entries: this.#pending.drain() }, result);
     }
     this.#failures = 0;
-    try {
-      this.#onFlush?.(result);
-    } catch {
-      // an observer's failure is not the flush's
-    }
+    notify(this.#onFlush, result);
     return result;
   }
 
   async #write(batch: Batch, result: FlushResult): Promise<void> {
     const outcome = await writeBatch(this.#client, batch, { writerId: this.#writerId, concurrency: this.#concurrency });
-    result.requests += outcome.requests;
-    result.keys += outcome.done.length;
-    for (const entry of outcome.done) result.total = addAmounts(result.total, entry.delta);
+    tally(result, outcome);
     if (outcome.failed.length === 0) {
       if (batch === this.#retry) this.#retry = undefined;
       return;
@@ -186,11 +177,7 @@ export class CounterBuffer {
     this.#timer = unrefTimeout(() => this.#autoFlush(), retryInMs);
     const error = outcome.errors[0]!;
     const ambiguous = outcome.errors.some((e) => e.ambiguous);
-    try {
-      this.#onError(error, { keys: outcome.failed.length, ambiguous, failures: this.#failures, retryInMs });
-    } catch {
-      // a throwing onError must not lose the batch
-    }
+    notify(this.#onError, error, { keys: outcome.failed.length, ambiguous, failures: this.#failures, retryInMs });
     throw error;
   }
 }

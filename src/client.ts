@@ -126,25 +126,20 @@ export class CounterClient<M extends NumberMode = "number"> {
     const o = parseOptions(clientOptionsSchema, options, "client");
     const env = envReader(o.env);
     this.region = o.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1";
-    const endpointSource = o.endpoint !== undefined ? "endpoint" : env("AWS_ENDPOINT_URL_DYNAMODB") ? "AWS_ENDPOINT_URL_DYNAMODB" : "AWS_ENDPOINT_URL";
-    const endpoint = o.endpoint ?? env("AWS_ENDPOINT_URL_DYNAMODB") ?? env("AWS_ENDPOINT_URL");
-    this.endpoint = endpoint ? checkEndpoint(endpoint, endpointSource) : `https://dynamodb.${this.region}.amazonaws.com/`;
+    const [endpointSource, endpoint] =
+      o.endpoint !== undefined
+        ? ["endpoint", o.endpoint]
+        : (["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"].map((name) => [name, env(name)]).find(([, value]) => value) ?? []);
+    this.endpoint = endpoint ? checkEndpoint(endpoint, endpointSource!) : `https://dynamodb.${this.region}.amazonaws.com/`;
     this.numbers = (o.numbers ?? "number") as M;
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 
-    let credentials: Credentials | undefined = o.credentials
-      ? { accessKeyId: o.credentials.accessKeyId, secretAccessKey: o.credentials.secretAccessKey }
-      : undefined;
-    if (credentials && o.credentials?.sessionToken) credentials.sessionToken = o.credentials.sessionToken;
-    if (!credentials) {
-      const accessKeyId = env("AWS_ACCESS_KEY_ID");
-      const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
-      const sessionToken = env("AWS_SESSION_TOKEN");
-      if (accessKeyId && secretAccessKey) {
-        credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
-      }
-    }
-    if (!credentials) {
+    const { accessKeyId, secretAccessKey, sessionToken } = o.credentials ?? {
+      accessKeyId: env("AWS_ACCESS_KEY_ID"),
+      secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
+      sessionToken: env("AWS_SESSION_TOKEN"),
+    };
+    if (!accessKeyId || !secretAccessKey) {
       throw new CounterError(
         "Config",
         "No AWS credentials: pass { credentials: { accessKeyId, secretAccessKey } } or set AWS_ACCESS_KEY_ID and " +
@@ -152,6 +147,7 @@ export class CounterClient<M extends NumberMode = "number"> {
           "or pass a Worker's env as { env }",
       );
     }
+    const credentials: Credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
     this.#transport = new Transport({
       credentials,
       region: this.region,

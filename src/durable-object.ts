@@ -1,7 +1,7 @@
 import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
-import { nextSeq, writeBatch, type Batch, type FlushResult } from "./flush.js";
+import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableLayout, TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { nonNegativeInt, optionalFunction, parseOptions, positiveInt, lazy } from "./options.js";
@@ -144,9 +144,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     this.#intervalMs = o.flushIntervalMs ?? 5000;
     this.#maxRetryDelayMs = o.maxRetryDelayMs ?? 30_000;
     this.#concurrency = o.concurrency ?? 16;
-    this.#onError =
-      (o.onError as DurableBufferOptions["onError"]) ??
-      ((error, info) => console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`));
+    this.#onError = (o.onError as DurableBufferOptions["onError"]) ?? warnFlushFailure;
     this.#onFlush = o.onFlush as DurableBufferOptions["onFlush"];
     this.#pending = new Coalescer(client.table);
     this.#ready = state.blockConcurrencyWhile(() => this.#load());
@@ -229,11 +227,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       const retryInMs = Math.max(50, backoffDelay(this.#meta.failures, 200, this.#maxRetryDelayMs));
       await this.#schedule(Date.now() + retryInMs, true);
       await this.#storage.put({ [META]: this.#meta });
-      try {
-        this.#onError(counterError, { keys: this.pending, failures: this.#meta.failures, retryInMs });
-      } catch {
-        // a throwing onError must not lose the batch
-      }
+      notify(this.#onError, counterError, { keys: this.pending, failures: this.#meta.failures, retryInMs });
       throw counterError;
     }
     if (this.#meta.failures !== 0) {
@@ -242,11 +236,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     }
     // Adds that arrived during the flush wait for their own interval.
     if (this.#pending.size > 0) await this.#schedule(Date.now() + (this.#pending.size >= this.#maxKeys ? 0 : this.#intervalMs), false);
-    try {
-      this.#onFlush?.(result);
-    } catch {
-      // an observer's failure is not the flush's
-    }
+    notify(this.#onFlush, result);
     return result;
   }
 
@@ -276,9 +266,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
 
   async #write(batch: Batch, result: FlushResult): Promise<void> {
     const outcome = await writeBatch(this.#client, batch, { writerId: this.#writerId, concurrency: this.#concurrency });
-    result.requests += outcome.requests;
-    result.keys += outcome.done.length;
-    for (const entry of outcome.done) result.total = addAmounts(result.total, entry.delta);
+    tally(result, outcome);
     batch.entries = outcome.failed;
     const done = outcome.done.map((e) => BATCH + this.#suffixes.get(e)!);
     if (outcome.failed.length === 0) {

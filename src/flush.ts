@@ -2,7 +2,7 @@ import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { keyAttributes } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
-import type { PendingEntry } from "./pending.js";
+import { addAmounts, type PendingEntry } from "./pending.js";
 
 /** What a flush wrote. */
 export interface FlushResult {
@@ -32,6 +32,26 @@ export interface WriteOutcome {
   errors: CounterError[];
   requests: number;
 }
+
+/** Adds what `outcome` wrote to `result`. */
+export function tally(result: FlushResult, outcome: WriteOutcome): void {
+  result.requests += outcome.requests;
+  result.keys += outcome.done.length;
+  for (const entry of outcome.done) result.total = addAmounts(result.total, entry.delta);
+}
+
+/** Calls an observer (onFlush, onError); its exceptions are its own and must not change the flush. */
+export function notify<A extends unknown[]>(observer: ((...args: A) => void) | undefined, ...args: A): void {
+  try {
+    observer?.(...args);
+  } catch {
+    // ignored on purpose
+  }
+}
+
+/** What a failed flush logs when no onError is given. */
+export const warnFlushFailure = (error: CounterError, info: { keys: number; retryInMs: number }): void =>
+  console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);
 
 /** The attribute that records the last flush sequence of `writerId` applied to an item. */
 export const markerAttribute = (writerId: string): string => `dynacount:${writerId}`;

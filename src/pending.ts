@@ -24,6 +24,10 @@ export function addAmounts(a: Amount, b: Amount): Amount {
   return sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum;
 }
 
+/** An item's coalescing key within its table: the partition key, or both keys, unambiguously joined. */
+const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string =>
+  t.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
+
 export const tableKeyOf = (t: TableLayout): string =>
   JSON.stringify([t.tableName, t.keyAttribute, t.sortKeyAttribute ?? null, t.countAttribute]);
 
@@ -50,28 +54,23 @@ export class Coalescer {
   /** Adds `by` to `key`'s entry, validating input; returns the entry. Throws Validation before changing anything. */
   add(key: CounterKey, by: Amount, options?: TableOptions): PendingEntry {
     if (typeof by !== "number" || !Number.isSafeInteger(by)) amountToWire(by, "by");
-    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
-    let items = this.#tables.get(tableKey);
-    if (items === undefined) this.#tables.set(tableKey, (items = new Map()));
-    const itemKey =
-      typeof key === "string" ? key : table.sortKeyAttribute === undefined ? key?.id : `${key?.id?.length}:${key?.id}\u0000${key?.sort}`;
-    let entry = typeof itemKey === "string" ? items.get(itemKey) : undefined;
-    if (entry === undefined) {
-      const { id, sort } = keyParts(table, key);
-      entry = { table, tableKey, id, sort, itemKey: itemKey as string, delta: 0 };
-      items.set(entry.itemKey, entry);
-      this.#size++;
-    }
-    entry.delta = addAmounts(entry.delta, by);
-    return entry;
+    const layout = options === undefined ? this.#base : this.#layout(options);
+    // The hot case: a string key already waiting in this table was validated when it was first added.
+    const seen = typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableKey)?.get(key) : undefined;
+    if (seen === undefined) return this.merge(this.#at(layout, key), by);
+    seen.delta = addAmounts(seen.delta, by);
+    return seen;
   }
 
   /** Validates `key` and `by` and says where they would go, without changing anything. */
   locate(key: CounterKey, by: Amount, options?: TableOptions): Omit<PendingEntry, "delta"> {
     amountToWire(by, "by");
-    const { table, tableKey } = options === undefined ? this.#base : this.#layout(options);
+    return this.#at(options === undefined ? this.#base : this.#layout(options), key);
+  }
+
+  #at({ table, tableKey }: { table: TableLayout; tableKey: string }, key: CounterKey): Omit<PendingEntry, "delta"> {
     const { id, sort } = keyParts(table, key);
-    return { table, tableKey, id, sort, itemKey: table.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}` };
+    return { table, tableKey, id, sort, itemKey: itemKeyOf(table, id, sort) };
   }
 
   /** Adds `delta` to the entry at an already validated location, creating it if needed; returns the entry. */
