@@ -11,7 +11,13 @@ import { unrefTimeout } from "./timers.js";
 
 export type { FlushResult } from "./flush.js";
 
-/** Context passed to {@link BufferOptions.onError}. */
+/** Context passed to {@link BufferOptions.onError}.
+ *
+ * @example
+ * ```ts
+ * new CounterBuffer(client, { onError: (error, { keys, ambiguous, retryInMs }) => log.warn({ code: error.code, keys, ambiguous, retryInMs }) });
+ * ```
+ */
 export interface FlushErrorInfo {
   /** Items whose write failed; they stay queued and are retried. */
   keys: number;
@@ -23,7 +29,13 @@ export interface FlushErrorInfo {
   retryInMs: number;
 }
 
-/** Options of {@link CounterBuffer}. */
+/** Options of {@link CounterBuffer}.
+ *
+ * @example
+ * ```ts
+ * new CounterBuffer(client, { maxKeys: 500, flushIntervalMs: 2000, writerId: `api-${hostname}`, concurrency: 32 });
+ * ```
+ */
 export interface BufferOptions {
   /** Flush as soon as this many distinct keys are waiting. @default 100 */
   maxKeys?: number;

@@ -6,7 +6,13 @@ import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue
 import { lazy, nonNegative, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
-/** Options of {@link CounterClient}. Every one is optional. */
+/** Options of {@link CounterClient}. Every one is optional.
+ *
+ * @example
+ * ```ts
+ * new CounterClient({ region: "eu-west-1", tableName: "Counters", timeoutMs: 2000, numbers: "bigint" });
+ * ```
+ */
 export interface ClientOptions<M extends NumberMode = "number"> extends TableOptions {
   /** AWS region. @default env AWS_REGION, then AWS_DEFAULT_REGION, then "us-east-1" */
   region?: string;
@@ -26,7 +32,13 @@ export interface ClientOptions<M extends NumberMode = "number"> extends TableOpt
   numbers?: M;
 }
 
-/** Options of {@link CounterClient.increment}. */
+/** Options of {@link CounterClient.increment}.
+ *
+ * @example
+ * ```ts
+ * await client.increment("stock:sku-1", { by: -2, tableName: "Inventory" });
+ * ```
+ */
 export interface IncrementOptions extends TableOptions {
   /** Amount to add; negative and zero are allowed. @default 1 */
   by?: Amount;
@@ -34,19 +46,37 @@ export interface IncrementOptions extends TableOptions {
   atLeastOnce?: boolean;
 }
 
-/** Options of {@link CounterClient.get}. */
+/** Options of {@link CounterClient.get}.
+ *
+ * @example
+ * ```ts
+ * await client.get("page:/home", { consistent: false }); // eventually consistent, half the read cost
+ * ```
+ */
 export interface GetOptions extends TableOptions {
   /** Strongly consistent read. @default true */
   consistent?: boolean;
 }
 
-/** Options of {@link CounterClient.reserve}. */
+/** Options of {@link CounterClient.reserve}.
+ *
+ * @example
+ * ```ts
+ * await client.reserve("invoice-no", 50, { atLeastOnce: true });
+ * ```
+ */
 export interface ReserveOptions extends TableOptions {
   /** Retry ambiguous failures too (a retried reservation may skip a range, never repeat one). @default the client's retry.atLeastOnce */
   atLeastOnce?: boolean;
 }
 
-/** Options of {@link CounterClient.createTable}. */
+/** Options of {@link CounterClient.createTable}.
+ *
+ * @example
+ * ```ts
+ * await client.createTable({ ttlAttribute: "expiresAt", waitMs: 60_000 });
+ * ```
+ */
 export interface CreateTableOptions extends TableOptions {
   /** Enable DynamoDB TTL on this attribute (epoch seconds). @default undefined (TTL unchanged) */
   ttlAttribute?: string;
@@ -54,7 +84,13 @@ export interface CreateTableOptions extends TableOptions {
   waitMs?: number;
 }
 
-/** A reserved range of consecutive values, both ends included. */
+/** A reserved range of consecutive values, both ends included.
+ *
+ * @example
+ * ```ts
+ * const { first, last } = await client.reserve("ids", 10); // last - first + 1 === 10
+ * ```
+ */
 export interface Reservation<V> {
   first: V;
   last: V;

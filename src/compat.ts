@@ -17,7 +17,13 @@ import type { Credentials, RetryOptions } from "./transport.js";
  * @module
  */
 
-/** AWS SDK v2-style settings accepted by `config.update`. */
+/** AWS SDK v2-style settings accepted by `config.update`. Each defaults to the environment, as dynacount's client does.
+ *
+ * @example
+ * ```ts
+ * config.update({ region: "eu-west-1", maxRetries: 5, httpOptions: { timeout: 2000 } });
+ * ```
+ */
 export interface CompatConfig {
   region?: string;
   endpoint?: string;
@@ -33,7 +39,13 @@ export interface CompatConfig {
   client?: ClientOptions;
 }
 
-/** Options of {@link increment} and {@link getLastValue}, as in `dynamodb-atomic-counter`. */
+/** Options of {@link increment} and {@link getLastValue}, as in `dynamodb-atomic-counter`.
+ *
+ * @example
+ * ```ts
+ * increment("users", { tableName: "MyCounters", keyAttribute: "name", increment: 12, success: (v) => console.log(v) });
+ * ```
+ */
 export interface CompatOptions<T = unknown> {
   /** @default "AtomicCounters" */
   tableName?: string;
@@ -43,17 +55,23 @@ export interface CompatOptions<T = unknown> {
   countAttribute?: string;
   /** Amount to add (increment only); 0 really is 0. @default 1 */
   increment?: number;
-  /** Called with the value. */
+  /** Called with the value. @default undefined */
   success?: (this: T, value: number) => void;
-  /** Called with the error. */
+  /** Called with the error. @default undefined */
   error?: (this: T, error: CounterError) => void;
-  /** Called after either, with the value or the error. */
+  /** Called after either, with the value or the error. @default undefined */
   complete?: (this: T, valueOrError: number | CounterError) => void;
-  /** `this` inside the callbacks. */
+  /** `this` inside the callbacks. @default undefined */
   context?: T;
 }
 
-/** A promise that also has the old library's deferred methods. Each returns the same promise, for chaining. */
+/** A promise that also has the old library's deferred methods. Each returns the same promise, for chaining.
+ *
+ * @example
+ * ```ts
+ * increment("users").done((v) => use(v)).fail((e) => log(e)).always(() => done());
+ * ```
+ */
 export interface CompatPromise<T = unknown> extends Promise<number> {
   done(callback: (this: T, value: number) => void): CompatPromise<T>;
   fail(callback: (this: T, error: CounterError) => void): CompatPromise<T>;
@@ -63,7 +81,13 @@ export interface CompatPromise<T = unknown> extends Promise<number> {
 let settings: CompatConfig = {};
 let client: CounterClient | undefined;
 
-/** Global configuration, like `AWS.config` was for the old library. */
+/** Global configuration, like `AWS.config` was for the old library.
+ *
+ * @example
+ * ```ts
+ * config.update({ region: "us-east-1", endpoint: "http://127.0.0.1:8000" });
+ * ```
+ */
 export const config: { update(options: CompatConfig): void; reset(): void } = {
   /** Merges `options` into the configuration; the next call uses them. */
   update(options: CompatConfig): void {

@@ -10,7 +10,13 @@ import { backoffDelay } from "./transport.js";
 
 export type { FlushResult } from "./flush.js";
 
-/** The part of Durable Object storage the buffer uses (the KV API, on SQLite- or KV-backed objects). */
+/** The part of Durable Object storage the buffer uses (the KV API, on SQLite- or KV-backed objects).
+ *
+ * @example
+ * ```ts
+ * const storage: DurableStorage = this.ctx.storage;
+ * ```
+ */
 export interface DurableStorage {
   get<T = unknown>(key: string): Promise<T | undefined>;
   put(entries: Record<string, unknown>): Promise<void>;
@@ -20,14 +26,26 @@ export interface DurableStorage {
   setAlarm(scheduledTime: number): Promise<void>;
 }
 
-/** The part of `DurableObjectState` (`this.ctx`, or `state` in the older constructor style) the buffer uses. */
+/** The part of `DurableObjectState` (`this.ctx`, or `state` in the older constructor style) the buffer uses.
+ *
+ * @example
+ * ```ts
+ * constructor(state: DurableObjectState, env: Env) { this.buffer = new DurableCounterBuffer(state, new CounterClient({ env })); }
+ * ```
+ */
 export interface DurableState {
   readonly id: { toString(): string };
   readonly storage: DurableStorage;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
 }
 
-/** Options of {@link DurableCounterBuffer}. */
+/** Options of {@link DurableCounterBuffer}.
+ *
+ * @example
+ * ```ts
+ * new DurableCounterBuffer(this.ctx, client, { maxKeys: 100, flushIntervalMs: 5000, maxRetryDelayMs: 10_000 });
+ * ```
+ */
 export interface DurableBufferOptions {
   /** Bring the alarm forward to now once this many distinct keys are waiting. @default 100 */
   maxKeys?: number;

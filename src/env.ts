@@ -1,4 +1,11 @@
-/** Where configuration variables come from: a Worker's `env`, or a function that reads one variable. */
+/** Where configuration variables come from: a Worker's `env`, or a function that reads one variable.
+ *
+ * @example
+ * ```ts
+ * new CounterClient({ env });                         // a Worker binding object
+ * new CounterClient({ env: (name) => secrets.get(name) }); // a getter
+ * ```
+ */
 export type EnvSource = Record<string, unknown> | ((name: string) => string | undefined);
 
 type Reader = (name: string) => string | undefined;

@@ -11,6 +11,11 @@
  * - `Service`: DynamoDB failed (5xx) or answered with an error not listed above.
  * - `PrecisionLoss`: a stored value does not fit the chosen `numbers` mode.
  * - `Closed`: the buffer was closed.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof CounterError && error.code === "Throttled") await backOff();
+ * ```
  */
 export type CounterErrorCode =
   | "Validation"
@@ -24,7 +29,13 @@ export type CounterErrorCode =
   | "PrecisionLoss"
   | "Closed";
 
-/** Structured fields of a {@link CounterError}, besides its message. */
+/** Structured fields of a {@link CounterError}, besides its message.
+ *
+ * @example
+ * ```ts
+ * new CounterError("Service", "flush failed", { retryable: true, cause: error });
+ * ```
+ */
 export interface CounterErrorDetails {
   /** Whether trying again later may succeed. @default false */
   retryable?: boolean;
@@ -94,7 +105,13 @@ export class CounterError extends Error {
   }
 }
 
-/** Whether `error` is a {@link CounterError}, optionally of one code. */
+/** Whether `error` is a {@link CounterError}, optionally of one code.
+ *
+ * @example
+ * ```ts
+ * if (isCounterError(error, "TableNotFound")) await client.createTable();
+ * ```
+ */
 export function isCounterError(error: unknown, code?: CounterErrorCode): error is CounterError {
   return error instanceof CounterError && (code === undefined || error.code === code);
 }

@@ -4,7 +4,13 @@ import { keyAttributes } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
 import { addAmounts, type PendingEntry } from "./pending.js";
 
-/** What a flush wrote. */
+/** What a flush wrote.
+ *
+ * @example
+ * ```ts
+ * const { keys, requests, total } = await buffer.flush();
+ * ```
+ */
 export interface FlushResult {
   /** Distinct items updated. */
   keys: number;

@@ -4,7 +4,13 @@ import type { CounterKey, TableOptions } from "./keys.js";
 import type { CounterValue, NumberMode } from "./numbers.js";
 import { lazy, nonNegativeInt, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
 
-/** Options of {@link IdAllocator}. */
+/** Options of {@link IdAllocator}.
+ *
+ * @example
+ * ```ts
+ * new IdAllocator(client, "order-id", { blockSize: 1000, prefetchBelow: 200 });
+ * ```
+ */
 export interface IdAllocatorOptions extends TableOptions {
   /** Ids reserved per request. @default 100 */
   blockSize?: number;

@@ -12,7 +12,13 @@ import { parseOptions, tableOptionsSchema } from "./options.js";
  */
 export type CounterKey = string | { id: string; sort?: string };
 
-/** Where counters live. Every client method accepts these per call, overriding the client's defaults. */
+/** Where counters live. Every client method accepts these per call, overriding the client's defaults.
+ *
+ * @example
+ * ```ts
+ * await client.get("k", { tableName: "Stats", keyAttribute: "pk", countAttribute: "count" });
+ * ```
+ */
 export interface TableOptions {
   /** Table name. @default "AtomicCounters" */
   tableName?: string;
@@ -24,7 +30,13 @@ export interface TableOptions {
   countAttribute?: string;
 }
 
-/** A fully resolved table layout. */
+/** A fully resolved table layout.
+ *
+ * @example
+ * ```ts
+ * client.table; // { tableName: "AtomicCounters", keyAttribute: "id", sortKeyAttribute: undefined, countAttribute: "lastValue" }
+ * ```
+ */
 export interface TableLayout {
   readonly tableName: string;
   readonly keyAttribute: string;

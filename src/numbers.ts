@@ -1,12 +1,30 @@
 import { CounterError, validationError } from "./errors.js";
 
-/** How counter values are returned: JavaScript numbers (exact up to 2^53 − 1) or bigints. */
+/** How counter values are returned: JavaScript numbers (exact up to 2^53 − 1) or bigints.
+ *
+ * @example
+ * ```ts
+ * const big = new CounterClient({ numbers: "bigint" }); // increment() then resolves to a bigint
+ * ```
+ */
 export type NumberMode = "number" | "bigint";
 
-/** The value type for a {@link NumberMode}. */
+/** The value type for a {@link NumberMode}.
+ *
+ * @example
+ * ```ts
+ * const v: CounterValue<"bigint"> = 1n;
+ * ```
+ */
 export type CounterValue<M extends NumberMode> = M extends "bigint" ? bigint : number;
 
-/** An amount to add: a safe integer, or a bigint for anything larger. */
+/** An amount to add: a safe integer, or a bigint for anything larger.
+ *
+ * @example
+ * ```ts
+ * await client.increment("k", { by: 10n ** 20n });
+ * ```
+ */
 export type Amount = number | bigint;
 
 // DynamoDB numbers carry up to 38 significant digits.

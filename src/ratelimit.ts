@@ -5,11 +5,17 @@ import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOpti
 import type { NumberMode } from "./numbers.js";
 import { lazy, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
 
-/** Options of {@link RateLimiter}. */
+/** Options of {@link RateLimiter}.
+ *
+ * @example
+ * ```ts
+ * new RateLimiter(client, { limit: 100, windowMs: 60_000, algorithm: "fixed-window", failureMode: "closed" });
+ * ```
+ */
 export interface RateLimiterOptions extends TableOptions {
-  /** Requests (or cost units) allowed per window. */
+  /** Requests (or cost units) allowed per window. Required. */
   limit: number;
-  /** Window length in milliseconds. */
+  /** Window length in milliseconds. Required. */
   windowMs: number;
   /**
    * `"fixed-window"` counts per calendar window; `"sliding-window"` also weighs the previous window by how
@@ -30,7 +36,13 @@ export interface RateLimiterOptions extends TableOptions {
   now?: () => number;
 }
 
-/** The answer of {@link RateLimiter.limit}, shaped like @upstash/ratelimit's. */
+/** The answer of {@link RateLimiter.limit}, shaped like @upstash/ratelimit's.
+ *
+ * @example
+ * ```ts
+ * const { success, remaining, reset, reason } = await limiter.limit(ip);
+ * ```
+ */
 export interface RateLimitResult {
   /** Whether the request may proceed. */
   success: boolean;

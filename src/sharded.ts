@@ -7,7 +7,13 @@ import { int, lazy, parseOptions, tableOptionsShape } from "./options.js";
 import { addAmounts } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 
-/** Options of {@link ShardedCounter}. */
+/** Options of {@link ShardedCounter}.
+ *
+ * @example
+ * ```ts
+ * new ShardedCounter(client, "likes:video-42", { shards: 20, tableName: "Hot" });
+ * ```
+ */
 export interface ShardedCounterOptions extends TableOptions {
   /** Items the counter is spread over (each takes ~1,000 writes/s). @default 10 */
   shards?: number;

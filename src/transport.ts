@@ -1,7 +1,13 @@
 import { AwsClient } from "aws4fetch";
 import { CounterError, errorFromResponse } from "./errors.js";
 
-/** Retry policy for failed requests. */
+/** Retry policy for failed requests.
+ *
+ * @example
+ * ```ts
+ * new CounterClient({ retry: { attempts: 6, baseDelayMs: 50, maxDelayMs: 5000 } });
+ * ```
+ */
 export interface RetryOptions {
   /** Attempts in all, the first included. `1` disables retries. @default 4 */
   attempts?: number;
@@ -16,7 +22,13 @@ export interface RetryOptions {
   atLeastOnce?: boolean;
 }
 
-/** Credentials used to sign requests. */
+/** Credentials used to sign requests.
+ *
+ * @example
+ * ```ts
+ * new CounterClient({ credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+ * ```
+ */
 export interface Credentials {
   accessKeyId: string;
   secretAccessKey: string;
@@ -32,11 +44,17 @@ export interface TransportConfig {
   fetch: typeof fetch | undefined;
 }
 
-/** Per-call facts the transport needs to classify failures. */
+/** Per-call facts the transport needs to classify failures.
+ *
+ * @example
+ * ```ts
+ * await client.send("DeleteItem", { TableName: "AtomicCounters", Key: { id: { S: "k" } } }, { idempotent: true });
+ * ```
+ */
 export interface SendOptions {
-  /** Whether sending the request twice has the same effect as once (reads, conditional writes). */
+  /** Whether sending the request twice has the same effect as once (reads, conditional writes). Required. */
   idempotent: boolean;
-  /** Named in TableNotFound messages. */
+  /** Named in TableNotFound messages. @default undefined */
   tableName?: string | undefined;
   /** Overrides the client's `retry.atLeastOnce` for this call. */
   atLeastOnce?: boolean | undefined;
