@@ -104,9 +104,11 @@ for (const server of await servers()) {
         assert.equal(await client.get("p0"), 0);
         const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir, flushMs: 50 });
         try {
-          const state = await call<{ pending: number }>(second, "/state");
+          const state = await call<{ pending: number; alarm: number | null }>(second, "/state");
           assert.equal(state.pending, 4, "the new instance found the stored deltas");
-          await call(second, "/alarm");
+          assert.ok(state.alarm !== null, "and the stored alarm");
+          await call(second, "/schedule?ms=0"); // due now: workerd fires it
+          await call(second, "/wait?flushes=1");
           assert.deepEqual([await client.get("p0"), await client.get("p1"), await client.get("p2"), await client.get("p3")], [9, 9, 6, 6]);
           await call(second, "/alarm?times=2"); // nothing left: no double count
           assert.equal(await client.get("p0"), 9);

@@ -54,6 +54,10 @@ class Harness {
       }
       case "/total":
         return Response.json({ total: await this.buffer.total(key) });
+      case "/schedule":
+        // Moves the stored alarm, as a later add reaching maxKeys would; workerd then invokes alarm() itself.
+        await storage.setAlarm(Date.now() + Number(p.get("ms") ?? "0"));
+        return Response.json({ alarm: await storage.getAlarm() });
       case "/alarm":
         await Promise.all(Array.from({ length: Number(p.get("times") ?? "1") }, () => this.buffer.alarm()));
         return Response.json({ pending: this.buffer.pending });
