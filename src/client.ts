@@ -166,7 +166,7 @@ export class CounterClient<M extends NumberMode = "number"> {
       o.endpoint !== undefined
         ? ["endpoint", o.endpoint]
         : (["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"].map((name) => [name, env(name)]).find(([, value]) => value) ?? []);
-    this.endpoint = endpoint ? checkEndpoint(endpoint, endpointSource!) : `https://dynamodb.${this.region}.amazonaws.com/`;
+    this.endpoint = endpointSource !== undefined ? checkEndpoint(endpoint!, endpointSource) : `https://dynamodb.${this.region}.amazonaws.com/`;
     this.numbers = (o.numbers ?? "number") as M;
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 

@@ -114,13 +114,15 @@ export class Transport {
     const json = JSON.stringify(body);
     const { attempts, baseDelayMs, maxDelayMs } = this.#retry;
     const atLeastOnce = options.atLeastOnce ?? this.#retry.atLeastOnce;
+    let earlierAmbiguous = false;
     for (let attempt = 1; ; attempt++) {
       try {
         return (await this.#attempt(operation, json, options)) as T;
       } catch (error) {
         const retry =
           error instanceof CounterError && error.retryable && attempt < attempts && (!error.ambiguous || atLeastOnce);
-        if (!retry) throw error;
+        if (!retry) throw earlierAmbiguous ? stillAmbiguous(error) : error;
+        earlierAmbiguous ||= error.ambiguous;
         await sleep(backoffDelay(attempt, baseDelayMs, maxDelayMs));
       }
     }
@@ -190,6 +192,19 @@ export class Transport {
     for (const secret of this.#secrets) out = out.split(secret).join("[redacted]");
     return out;
   }
+}
+
+/** The final error of a call an earlier attempt of which may have been applied: ambiguous, whatever it says. */
+function stillAmbiguous(error: unknown): unknown {
+  if (!(error instanceof CounterError) || error.ambiguous) return error;
+  return new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, {
+    retryable: error.retryable,
+    ambiguous: true,
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.awsType !== undefined ? { awsType: error.awsType } : {}),
+    ...(error.requestId !== undefined ? { requestId: error.requestId } : {}),
+    cause: error,
+  });
 }
 
 /** A copy of a fetch error's useful fields (code, message) with secrets scrubbed, never the request itself. */

@@ -198,6 +198,7 @@ describe("configuration", () => {
   it("a bad endpoint is a Config error", () => {
     assert.throws(() => clientFor("not a url"), (e: unknown) => e instanceof CounterError && e.code === "Config");
     assert.throws(() => clientFor("ftp://127.0.0.1"), (e: unknown) => e instanceof CounterError && e.code === "Config");
+    assert.throws(() => clientFor(""), (e: unknown) => e instanceof CounterError && e.code === "Config", "an empty endpoint is not silently AWS");
   });
 
   it("the client's fields and JSON never show the secret", () => {

@@ -83,6 +83,18 @@ for (const server of await servers()) {
       assert.equal(await direct.get("k"), 2);
     });
 
+    it("with atLeastOnce, a clean rejection after an ambiguous attempt is still reported ambiguous", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint, { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, atLeastOnce: true } });
+      let n = 0;
+      proxy.setFault((info) => (info.operation !== "UpdateItem" ? "pass" : n++ === 0 ? "error500-after" : "throttle"));
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "Throttled");
+      assert.equal(error.ambiguous, true, "the first attempt was applied");
+      assert.match(error.message, /earlier attempt may have been applied/);
+      assert.equal(await direct.get("k"), 1);
+    });
+
     it("5xx on a write is an ambiguous Service error and not retried", async () => {
       const { client, direct, proxy } = await proxied(server.endpoint);
       proxy.setFault(firstN("UpdateItem", 1, "error500-after"));
