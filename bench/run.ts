@@ -111,8 +111,9 @@ async function clientLoad(servers: { name: string; endpoint: string }[], table: 
         const requests = quick ? 20 : concurrency === 1 ? 600 : 2000;
         const cpu = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
         const rate = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
-        for (let round = 0; round < (quick ? 1 : 3); round++) {
-          for (const lib of LIBS) {
+        for (let round = 0; round < (quick ? 1 : 5); round++) {
+          // Each round starts with a different client, so no library always runs first.
+          for (const lib of [...LIBS.slice(round % 3), ...LIBS.slice(0, round % 3)]) {
             const r = lastJson<{ cpuUsPerRequest: number; perSecond: number }>(
               await runProcess(command, [...prefix, lib, server.endpoint, table, String(concurrency), String(requests)]),
             );
