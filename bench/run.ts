@@ -32,6 +32,8 @@ const stat = (xs: number[]): Stat => {
 const fmt = (n: number, digits = 0) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(digits));
 const range = (s: Stat, unit = "", digits = 0) => `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+/** The libraries in a different order each round, so none always runs first. */
+const rotated = (round: number): Lib[] => [...LIBS.slice(round % LIBS.length), ...LIBS.slice(0, round % LIBS.length)];
 
 const results: Record<string, unknown> = {};
 const table: string[][] = [];
@@ -79,7 +81,7 @@ async function coldStart(endpoint: string, table: string) {
   for (const lib of LIBS) scripts[lib] = await bundleWorker(`bench/workers/increment-${lib}.ts`);
   const times = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
   for (let round = 0; round < (quick ? 1 : 12); round++) {
-    for (const lib of LIBS) {
+    for (const lib of rotated(round)) {
       const started = performance.now();
       const mf = startMiniflare(scripts[lib], {
         bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
@@ -112,8 +114,7 @@ async function clientLoad(servers: { name: string; endpoint: string }[], table: 
         const cpu = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
         const rate = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
         for (let round = 0; round < (quick ? 1 : 5); round++) {
-          // Each round starts with a different client, so no library always runs first.
-          for (const lib of [...LIBS.slice(round % 3), ...LIBS.slice(0, round % 3)]) {
+          for (const lib of rotated(round)) {
             const r = lastJson<{ cpuUsPerRequest: number; perSecond: number }>(
               await runProcess(command, [...prefix, lib, server.endpoint, table, String(concurrency), String(requests)]),
             );
@@ -163,8 +164,8 @@ async function workerdCpu(endpoint: string, table: string) {
   const per = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
   const scripts = {} as Record<Lib, string>;
   for (const lib of LIBS) scripts[lib] = await bundleWorker(`bench/workers/increment-${lib}.ts`);
-  for (let round = 0; round < (quick ? 1 : 3); round++) {
-    for (const lib of LIBS) {
+  for (let round = 0; round < (quick ? 1 : 5); round++) {
+    for (const lib of rotated(round)) {
       const mf = startMiniflare(scripts[lib], {
         bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
       });
@@ -253,9 +254,15 @@ async function buffers(endpoint: string) {
 /** 6. Memory: heap per 10,000 pending keys. */
 async function memory() {
   section("Memory");
-  const m = lastJson<{ bufferBytes: number; mapBytes: number }>(await runProcess(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.ts"]));
-  row("heap per 10,000 pending keys", `${(m.bufferBytes / 1024).toFixed(0)} KB in a CounterBuffer`, `${ratio(m.bufferBytes, m.mapBytes)} a plain Map<string, number> (${(m.mapBytes / 1024).toFixed(0)} KB)`, "keys ~24 chars");
-  results.memory = m;
+  const measure = async (kind: string) => {
+    const runs: number[] = [];
+    for (let r = 0; r < (quick ? 1 : 5); r++) runs.push(lastJson<{ bytes: number }>(await runProcess(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.ts", kind])).bytes);
+    return stat(runs);
+  };
+  const buffer = await measure("buffer");
+  const map = await measure("map");
+  row("heap per 10,000 pending keys", `${(buffer.median / 1024).toFixed(0)} KB in a CounterBuffer`, `${ratio(buffer.median, map.median)} a plain Map<string, number> (${(map.median / 1024).toFixed(0)} KB)`, "fresh process each, keys ~24 chars");
+  results.memory = { bufferBytes: buffer, mapBytes: map };
 }
 
 /** 7. Where a Node increment's CPU goes, per operation. */
