@@ -2,7 +2,7 @@ import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
-import type { CounterKey, TableLayout, TableOptions } from "./keys.js";
+import type { CounterKey, TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { nonNegativeInt, optionalFunction, parseOptions, positiveInt, lazy } from "./options.js";
 import { addAmounts, Coalescer, type PendingEntry } from "./pending.js";
@@ -312,15 +312,16 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     ]);
     if (meta) this.#meta = { ...meta };
     this.#alarmAt = alarm;
-    const tables = new Map<string, TableLayout>();
+    // One options object per stored table, so the coalescer resolves and validates each layout once.
+    const tables = new Map<string, TableOptions>();
     const restore = (key: string, prefix: string, stored: StoredEntry): PendingEntry => {
       const tableKey = JSON.stringify(stored.t);
-      let table = tables.get(tableKey);
-      if (!table) {
+      let options = tables.get(tableKey);
+      if (!options) {
         const [tableName, keyAttribute, sortKeyAttribute, countAttribute] = stored.t;
-        tables.set(tableKey, (table = { tableName, keyAttribute, sortKeyAttribute: sortKeyAttribute ?? undefined, countAttribute }));
+        options = sortKeyAttribute === null ? { tableName, keyAttribute, countAttribute } : { tableName, keyAttribute, sortKeyAttribute, countAttribute };
+        tables.set(tableKey, options);
       }
-      const options = { tableName: table.tableName, keyAttribute: table.keyAttribute, countAttribute: table.countAttribute, ...(table.sortKeyAttribute ? { sortKeyAttribute: table.sortKeyAttribute } : {}) };
       const at = this.#pending.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
       const entry: PendingEntry = { ...at, delta: parseDelta(stored.d) };
       this.#suffixes.set(entry, key.slice(prefix.length));

@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
-import type { CounterKey, TableOptions } from "./keys.js";
+import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "./keys.js";
 import type { CounterValue, NumberMode } from "./numbers.js";
 import { lazy, nonNegativeInt, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
 
@@ -54,10 +54,7 @@ export class IdAllocator<M extends NumberMode = "number"> {
     this.#key = key;
     this.#blockSize = o.blockSize ?? 100;
     this.#prefetchBelow = Math.min(o.prefetchBelow ?? Math.floor(this.#blockSize / 2), this.#blockSize);
-    this.#tableOptions = {};
-    for (const name of ["tableName", "keyAttribute", "sortKeyAttribute", "countAttribute"] as const) {
-      if (o[name] !== undefined) this.#tableOptions[name] = o[name];
-    }
+    this.#tableOptions = layoutOptions(resolveLayout(client.table, o));
   }
 
   /** Ids left in reserved blocks. */

@@ -71,6 +71,12 @@ export function resolveLayout(base: TableLayout, options?: { [K in keyof TableOp
   };
 }
 
+/** The per-call options that select `layout`. */
+export function layoutOptions(layout: TableLayout): TableOptions {
+  const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = layout;
+  return sortKeyAttribute === undefined ? { tableName, keyAttribute, countAttribute } : { tableName, keyAttribute, sortKeyAttribute, countAttribute };
+}
+
 /** UTF-8 length of `s`, or -1 when it holds a lone surrogate (which DynamoDB cannot store). */
 function utf8Length(s: string): number {
   let bytes = 0;

@@ -1,7 +1,7 @@
 import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
-import { keyParts, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
+import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { int, lazy, parseOptions, tableOptionsShape } from "./options.js";
 import { addAmounts } from "./pending.js";
@@ -44,6 +44,8 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   readonly #client: CounterClient<M>;
   readonly #table: TableLayout;
   readonly #shards: CounterKey[];
+  /** DynamoDB `Key`s of the shards, validated once: the suffix must still fit DynamoDB's key limits. */
+  readonly #keys: Record<string, { S: string }>[];
   readonly #tableOptions: TableOptions;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: ShardedCounterOptions = {}) {
@@ -52,9 +54,8 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     this.#table = resolveLayout(client.table, o);
     const { id, sort } = keyParts(this.#table, key);
     this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort }));
-    for (const shard of this.#shards) toKey(this.#table, shard); // the suffix must still fit DynamoDB's key limits
-    const t = this.#table;
-    this.#tableOptions = { tableName: t.tableName, keyAttribute: t.keyAttribute, countAttribute: t.countAttribute, ...(t.sortKeyAttribute ? { sortKeyAttribute: t.sortKeyAttribute } : {}) };
+    this.#keys = this.#shards.map((shard) => toKey(this.#table, shard));
+    this.#tableOptions = layoutOptions(this.#table);
   }
 
   /** Adds `by` (default 1) to one shard chosen at random. */
@@ -68,7 +69,7 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     const t = this.#table;
     let sum: Amount = 0;
     const chunks: Record<string, { S: string }>[][] = [];
-    for (let i = 0; i < this.#shards.length; i += 100) chunks.push(this.#shards.slice(i, i + 100).map((s) => toKey(t, s)));
+    for (let i = 0; i < this.#keys.length; i += 100) chunks.push(this.#keys.slice(i, i + 100));
     await Promise.all(
       chunks.map(async (keys) => {
         let request: KeysAndAttributes | undefined = {
