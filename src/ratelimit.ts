@@ -22,7 +22,10 @@ export interface RateLimiterOptions extends TableOptions {
    * much of it still overlaps the last `windowMs`. @default "sliding-window"
    */
   algorithm?: "sliding-window" | "fixed-window";
-  /** What `limit` answers when DynamoDB fails or times out: allow (`"open"`) or deny (`"closed"`). @default "open" */
+  /**
+   * What `limit` answers when DynamoDB fails or times out: allow (`"open"`) or deny (`"closed"`). Setup
+   * errors (Validation, Config, TableNotFound) are thrown either way. @default "open"
+   */
   failureMode?: "open" | "closed";
   /** Item key of an identifier. @default (identifier) => `ratelimit:${identifier}` */
   key?: (identifier: string) => CounterKey;
@@ -77,6 +80,7 @@ const schema = /* @__PURE__ */ lazy(() => z.object({
 type Item = Record<string, { N?: string } | undefined>;
 
 const windowAttribute = (index: number) => `w${index}`;
+const SETUP_ERRORS = new Set(["Validation", "Config", "TableNotFound"]);
 
 /**
  * Rate limiting on DynamoDB with one `UpdateItem` per call: both windows live on one item per identifier,
@@ -164,7 +168,8 @@ export class RateLimiter {
       );
       item = out.Attributes ?? {};
     } catch (error) {
-      if (!(error instanceof CounterError) || error.code === "Validation" || error.code === "Config") throw error;
+      // Setup mistakes surface; only failures of a working setup (outage, throttling, timeouts) follow failureMode.
+      if (!(error instanceof CounterError) || SETUP_ERRORS.has(error.code)) throw error;
       return this.#failOpen
         ? { success: true, limit: this.#limit, remaining: this.#limit, reset, reason: "failOpen", error }
         : { success: false, limit: this.#limit, remaining: 0, reset, reason: "failClosed", error };

@@ -3,7 +3,7 @@ import { after, describe, it } from "node:test";
 import { CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
 import { startFaultProxy } from "./support/fault-proxy.ts";
 import { freePort } from "./support/servers.ts";
-import { clientFor, freshTable, servers } from "./support/harness.ts";
+import { clientFor, freshTable, servers, uniqueTable as uniqueTableName } from "./support/harness.ts";
 
 /** A fresh table reached through a fault proxy, plus a direct client to check the truth. */
 async function setup(endpoint: string, options: Parameters<typeof clientFor>[1] = {}) {
@@ -206,6 +206,12 @@ for (const server of await servers()) {
 }
 
 describe("RateLimiter when DynamoDB is unreachable", () => {
+  it("a missing table is thrown, not failed open: it is a setup error", async () => {
+    const [server] = await servers();
+    const limiter = new RateLimiter(clientFor(server!.endpoint, { tableName: uniqueTableName() }), { limit: 5, windowMs: WINDOW });
+    await assert.rejects(limiter.limit("x"), (e: unknown) => e instanceof CounterError && e.code === "TableNotFound");
+  });
+
   for (const failureMode of ["open", "closed"] as const) {
     it(`fails ${failureMode} and says so`, async () => {
       const port = await freePort(); // nothing listens: connections are refused
