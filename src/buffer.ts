@@ -5,7 +5,7 @@ import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type 
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
 import { lazy, nonNegativeInt, optionalFunction, parseOptions, positiveInt, text } from "./options.js";
-import { closedError, Coalescer } from "./pending.js";
+import { Coalescer } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 import { unrefTimeout } from "./timers.js";
 
@@ -125,7 +125,7 @@ export class CounterBuffer {
    * `close()` it throws `Closed`.
    */
   add(key: CounterKey, by: Amount = 1, options?: TableOptions): void {
-    if (this.#closed) throw closedError("This CounterBuffer");
+    if (this.#closed) throw new CounterError("Closed", "This CounterBuffer is closed: create a new one, or add before calling close()");
     this.#pending.add(key, by, options);
     if (this.#pending.size >= this.#maxKeys) this.#autoFlush();
     else if (this.#timer === undefined) this.#timer = unrefTimeout(() => this.#autoFlush(), this.#intervalMs);

@@ -1,9 +1,10 @@
 import * as z from "zod/mini";
 import { envReader, type EnvSource } from "./env.js";
-import { CounterError } from "./errors.js";
+import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { lazy, nonNegative, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
+import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
 /** Options of {@link CounterClient}. Every one is optional.
@@ -284,7 +285,7 @@ export class CounterClient<M extends NumberMode = "number"> {
     const waitMs = options.waitMs ?? 120_000;
     const ttl = options.ttlAttribute;
     if (ttl !== undefined && (typeof ttl !== "string" || ttl.length === 0)) {
-      throw new CounterError("Validation", `"ttlAttribute" must be a non-empty string`);
+      throw validationError(`"ttlAttribute" must be a non-empty string`);
     }
     const attributes = [{ AttributeName: table.keyAttribute, AttributeType: "S" }];
     const schema = [{ AttributeName: table.keyAttribute, KeyType: "HASH" }];
@@ -309,7 +310,7 @@ export class CounterClient<M extends NumberMode = "number"> {
       if (Date.now() > deadline) {
         throw new CounterError("Timeout", `Table "${table.tableName}" did not become ACTIVE within ${waitMs} ms (waitMs)`, { retryable: true });
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+      await sleep(Math.min(1000, 25 * 2 ** attempt));
     }
     if (ttl !== undefined) await this.#enableTtl(table.tableName, ttl);
   }

@@ -186,13 +186,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     this.#suffixes.set(entry, suffix);
     const written = this.#storage.put({ [PENDING + suffix]: toStored(entry) });
     const now = Date.now();
-    const due = this.#pending.size >= this.#maxKeys ? now : now + this.#intervalMs;
-    if (this.#alarmAt === null || due < this.#alarmAt) {
-      this.#alarmAt = due;
-      await Promise.all([written, this.#storage.setAlarm(due)]);
-    } else {
-      await written;
-    }
+    await Promise.all([written, this.#schedule(this.#pending.size >= this.#maxKeys ? now : now + this.#intervalMs, false)]);
   }
 
   /** DynamoDB's value of `key` plus what is still pending here. */

@@ -1,4 +1,3 @@
-import { CounterError } from "./errors.js";
 import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, type Amount } from "./numbers.js";
 
@@ -117,6 +116,3 @@ export class Coalescer {
     return resolved;
   }
 }
-
-export const closedError = (what: string): CounterError =>
-  new CounterError("Closed", `${what} is closed: create a new one, or add before calling close()`);

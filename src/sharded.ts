@@ -5,6 +5,7 @@ import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type Ta
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { int, lazy, parseOptions, tableOptionsShape } from "./options.js";
 import { addAmounts } from "./pending.js";
+import { sleep } from "./timers.js";
 import { backoffDelay } from "./transport.js";
 
 /** Options of {@link ShardedCounter}.
@@ -80,7 +81,7 @@ export class ShardedCounter<M extends NumberMode = "number"> {
         };
         for (let attempt = 1; request !== undefined; attempt++) {
           if (attempt > 10) throw new CounterError("Throttled", `BatchGetItem left keys unprocessed after ${attempt - 1} attempts`, { retryable: true });
-          if (attempt > 1) await new Promise((r) => setTimeout(r, backoffDelay(attempt - 1, 25, 1000)));
+          if (attempt > 1) await sleep(backoffDelay(attempt - 1, 25, 1000));
           const out: { Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> } = await this.#client.send<{ Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> }>(
             "BatchGetItem",
             { RequestItems: { [t.tableName]: request } },

@@ -1,3 +1,6 @@
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** A timer that does not keep Node, Bun or Deno alive by itself. */
 export function unrefTimeout(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
   const timer = setTimeout(fn, ms);

@@ -1,5 +1,6 @@
 import { AwsClient } from "aws4fetch";
 import { CounterError, errorFromResponse } from "./errors.js";
+import { sleep } from "./timers.js";
 
 /** Retry policy for failed requests.
  *
@@ -72,7 +73,6 @@ function neverSent(error: unknown): boolean {
   return false;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Full-jitter exponential backoff: a random delay in [0, min(max, base·2^(attempt-1))). */
 export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
