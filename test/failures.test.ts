@@ -1,20 +1,13 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { CounterClient, CounterError } from "../src/index.ts";
-import { startFaultProxy, type Fault } from "./support/fault-proxy.ts";
+import type { Fault } from "./support/fault-proxy.ts";
 import { freePort } from "./support/servers.ts";
-import { clientFor, credentials, rejection, servers, SECRET, SESSION_TOKEN, uniqueTable } from "./support/harness.ts";
+import { clientFor, credentials, rejection, servers, SECRET, SESSION_TOKEN, throughProxy } from "./support/harness.ts";
 
-/** A table on `server`, and a client that reaches it through a fault proxy. */
-async function proxied(endpoint: string, options: ConstructorParameters<typeof CounterClient>[0] = {}) {
-  const tableName = uniqueTable("f");
-  const direct = clientFor(endpoint, { tableName });
-  await direct.createTable();
-  const proxy = await startFaultProxy(endpoint);
-  after(() => proxy.close());
-  const client = clientFor(proxy.endpoint, { tableName, retry: { baseDelayMs: 1, maxDelayMs: 5 }, ...options });
-  return { direct, client, proxy };
-}
+/** {@link throughProxy} with fast retries, unless the test sets its own. */
+const proxied = (endpoint: string, options: Parameters<typeof throughProxy>[1] = {}) =>
+  throughProxy(endpoint, { retry: { baseDelayMs: 1, maxDelayMs: 5 }, ...options });
 
 /** Faults for the first `count` requests of `operation`, then pass. */
 const firstN = (operation: string, count: number, fault: Fault) => {

@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
-import { startFaultProxy } from "./support/fault-proxy.ts";
 import { freePort } from "./support/servers.ts";
-import { clientFor, freshTable, servers, uniqueTable as uniqueTableName } from "./support/harness.ts";
+import { clientFor, freshTable, servers, throughProxy, uniqueTable } from "./support/harness.ts";
 
-/** A fresh table reached through a fault proxy, plus a direct client to check the truth. */
-async function setup(endpoint: string, options: Parameters<typeof clientFor>[1] = {}) {
-  const direct = await freshTable(endpoint);
-  const proxy = await startFaultProxy(endpoint);
-  after(() => proxy.close());
-  const client = clientFor(proxy.endpoint, { tableName: direct.table.tableName, ...options });
-  return { direct, proxy, client };
-}
 
 const WINDOW = 60_000;
 
@@ -20,7 +11,7 @@ for (const server of await servers()) {
   describe(`RateLimiter on ${server.name}`, () => {
     for (const algorithm of ["fixed-window", "sliding-window"] as const) {
       it(`${algorithm}: with limit 10 the 11th call fails, remaining counts down to 0, the next window allows again`, async () => {
-        const { client } = await setup(server.endpoint);
+        const { client } = await throughProxy(server.endpoint);
         let now = 10 * WINDOW + 1_000; // early in a window
         const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, algorithm, now: () => now });
         const remaining: number[] = [];
@@ -44,7 +35,7 @@ for (const server of await servers()) {
     }
 
     it("sliding window counts the previous window by its overlap", async () => {
-      const { client } = await setup(server.endpoint);
+      const { client } = await throughProxy(server.endpoint);
       let now = 20 * WINDOW;
       const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, now: () => now });
       assert.equal((await limiter.limit("s", { cost: 10 })).remaining, 0);
@@ -58,7 +49,7 @@ for (const server of await servers()) {
     });
 
     it("cost > 1 uses that many units", async () => {
-      const { client } = await setup(server.endpoint);
+      const { client } = await throughProxy(server.endpoint);
       const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, algorithm: "fixed-window", now: () => 5 * WINDOW });
       assert.deepEqual([(await limiter.limit("c", { cost: 4 })).remaining, (await limiter.limit("c", { cost: 4 })).remaining], [6, 2]);
       const over = await limiter.limit("c", { cost: 4 });
@@ -67,7 +58,7 @@ for (const server of await servers()) {
     });
 
     it("200 concurrent calls with limit 50 allow exactly 50 (fixed window)", async () => {
-      const { client } = await setup(server.endpoint, { timeoutMs: 30_000 });
+      const { client } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
       const limiter = new RateLimiter(client, { limit: 50, windowMs: WINDOW, algorithm: "fixed-window", cacheBlocked: false, now: () => 7 * WINDOW });
       const results = await Promise.all(Array.from({ length: 200 }, () => limiter.limit("burst")));
       assert.equal(results.filter((r) => r.success).length, 50);
@@ -75,7 +66,7 @@ for (const server of await servers()) {
     });
 
     it("a blocked identifier is answered from the cache, without a request, until reset", async () => {
-      const { client, proxy } = await setup(server.endpoint);
+      const { client, proxy } = await throughProxy(server.endpoint);
       let now = 3 * WINDOW;
       const limiter = new RateLimiter(client, { limit: 2, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
       for (let i = 0; i < 3; i++) await limiter.limit("b");
@@ -92,7 +83,7 @@ for (const server of await servers()) {
     });
 
     it("items carry a TTL in epoch seconds, in the future; remaining() and reset() work", async () => {
-      const { client, direct } = await setup(server.endpoint);
+      const { client, direct } = await throughProxy(server.endpoint);
       const now = Date.now();
       const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, now: () => now });
       await limiter.limit("ttl", { cost: 2 });
@@ -114,7 +105,7 @@ for (const server of await servers()) {
 
   describe(`IdAllocator on ${server.name}`, () => {
     it("4 allocators × 2,500 concurrent next() calls give 10,000 distinct ids, a request per block", async () => {
-      const { client, proxy } = await setup(server.endpoint, { timeoutMs: 30_000 });
+      const { client, proxy } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
       const allocators = Array.from({ length: 4 }, () => new IdAllocator(client, "orders", { blockSize: 100 }));
       const ids = (await Promise.all(allocators.flatMap((a) => Array.from({ length: 2500 }, () => a.next())))) as number[];
       assert.equal(new Set(ids).size, 10_000);
@@ -123,7 +114,7 @@ for (const server of await servers()) {
     });
 
     it("concurrent next() calls share one reservation, and the next block is prefetched", async () => {
-      const { client, proxy } = await setup(server.endpoint);
+      const { client, proxy } = await throughProxy(server.endpoint);
       const ids = new IdAllocator(client, "seq", { blockSize: 10 });
       const first = await Promise.all(Array.from({ length: 10 }, () => ids.next()));
       assert.deepEqual(first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -133,7 +124,7 @@ for (const server of await servers()) {
 
     it("faults produce gaps, never duplicates", async () => {
       // Timeouts generous enough for a loaded CI machine; the injected delays still exceed them.
-      const { client, proxy } = await setup(server.endpoint, { timeoutMs: 1000, retry: { attempts: 8, baseDelayMs: 1, maxDelayMs: 5 } });
+      const { client, proxy } = await throughProxy(server.endpoint, { timeoutMs: 1000, retry: { attempts: 8, baseDelayMs: 1, maxDelayMs: 5 } });
       let seed = 99;
       const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
       const faults = ["drop-after", "error500-after", "reset", "throttle", { delayMs: 1500 }] as const;
@@ -165,7 +156,7 @@ for (const server of await servers()) {
     });
 
     it("total pages UnprocessedKeys over many shards", async () => {
-      const { client, direct, proxy } = await setup(server.endpoint);
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
       const counter = new ShardedCounter(client, "wide", { shards: 250 });
       await Promise.all(Array.from({ length: 250 }, (_, i) => direct.increment(`wide#${i}`, { by: i + 1 })));
       let rewritten = 0;
@@ -208,7 +199,7 @@ for (const server of await servers()) {
 describe("RateLimiter when DynamoDB is unreachable", () => {
   it("a missing table is thrown, not failed open: it is a setup error", async () => {
     const [server] = await servers();
-    const limiter = new RateLimiter(clientFor(server!.endpoint, { tableName: uniqueTableName() }), { limit: 5, windowMs: WINDOW });
+    const limiter = new RateLimiter(clientFor(server!.endpoint, { tableName: uniqueTable() }), { limit: 5, windowMs: WINDOW });
     await assert.rejects(limiter.limit("x"), (e: unknown) => e instanceof CounterError && e.code === "TableNotFound");
   });
 

@@ -3,14 +3,13 @@
 import { after } from "node:test";
 import { CounterClient, type ClientOptions } from "../../src/index.ts";
 import type { NumberMode } from "../../src/numbers.ts";
+import { credentials } from "./credentials.ts";
+import { startFaultProxy } from "./fault-proxy.ts";
 import { SERVERS_ENV, startServers, type ServerInfo } from "./servers.ts";
 
 export type { ServerInfo };
 
-/** Recognisable fake secrets, so tests can prove they never leak. */
-export const SECRET = "TESTSECRETdoNotLeak0123456789abcdefghijk";
-export const SESSION_TOKEN = "TESTSESSIONTOKENdoNotLeakEitherZYXWVUT";
-export const credentials = { accessKeyId: "AKIDTESTLOCAL", secretAccessKey: SECRET, sessionToken: SESSION_TOKEN };
+export { credentials, SECRET, SESSION_TOKEN } from "./credentials.ts";
 
 let cached: Promise<ServerInfo[]> | undefined;
 
@@ -45,6 +44,16 @@ export async function freshTable<M extends NumberMode = "number">(
   const client = clientFor<M>(endpoint, { tableName: uniqueTable(), ...options });
   await client.createTable();
   return client;
+}
+
+/** A fresh table, a fault proxy in front of its server (closed after the test), a client through the proxy
+ * and a direct one to check the truth. */
+export async function throughProxy(endpoint: string, options: ClientOptions = {}) {
+  const direct = await freshTable(endpoint);
+  const proxy = await startFaultProxy(endpoint);
+  after(() => proxy.close());
+  const client = clientFor(proxy.endpoint, { tableName: direct.table.tableName, ...options });
+  return { direct, proxy, client };
 }
 
 /** Resolves to the error `promise` rejects with; fails when it resolves. */

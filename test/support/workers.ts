@@ -5,6 +5,7 @@ import { build } from "esbuild";
 import { Miniflare, type MiniflareOptions } from "miniflare";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { credentials } from "./credentials.ts";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -38,6 +39,6 @@ export function startMiniflare(script: string, options: Partial<MiniflareOptions
 export const awsBindings = (endpoint: string) => ({
   AWS_ENDPOINT_URL_DYNAMODB: endpoint,
   AWS_REGION: "us-east-1",
-  AWS_ACCESS_KEY_ID: "AKIDTESTLOCAL",
-  AWS_SECRET_ACCESS_KEY: "TESTSECRETdoNotLeak0123456789abcdefghijk",
+  AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
 });
