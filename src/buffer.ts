@@ -1,10 +1,9 @@
-import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
-import { lazy, nonNegativeInt, optionalFunction, parseOptions, positiveInt, text } from "./options.js";
+import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, text, type Shape } from "./options.js";
 import { Coalescer } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 import { unrefTimeout } from "./timers.js";
@@ -57,16 +56,14 @@ export interface BufferOptions {
   maxRetryDelayMs?: number;
 }
 
-const writerIdSchema = () => text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -");
-
-const bufferOptionsSchema = /* @__PURE__ */ lazy(() => z.object({
-  maxKeys: z.optional(positiveInt()),
-  flushIntervalMs: z.optional(nonNegativeInt()),
-  writerId: z.optional(writerIdSchema()),
-  onError: optionalFunction(),
-  onFlush: optionalFunction(),
-  concurrency: z.optional(positiveInt()),
-  maxRetryDelayMs: z.optional(positiveInt()),
+const bufferOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
+  maxKeys: positiveInt(),
+  flushIntervalMs: nonNegativeInt(),
+  writerId: text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -"),
+  onError: fn(),
+  onFlush: fn(),
+  concurrency: positiveInt(),
+  maxRetryDelayMs: positiveInt(),
 }));
 
 /**
@@ -103,7 +100,7 @@ export class CounterBuffer {
   #closed = false;
 
   constructor(client: CounterClient<NumberMode>, options: BufferOptions = {}) {
-    const o = parseOptions(bufferOptionsSchema, options, "buffer");
+    const o = parseOptions(bufferOptionsShape, options, "buffer");
     this.#client = client;
     this.#maxKeys = o.maxKeys ?? 100;
     this.#intervalMs = o.flushIntervalMs ?? 1000;

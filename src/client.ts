@@ -3,7 +3,7 @@ import { envReader, type EnvSource } from "./env.js";
 import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { lazy, nonNegative, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
+import { fn, lazy, nonNegative, oneOf, parseOptions, positiveInt, text, type Shape } from "./options.js";
 import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
@@ -97,29 +97,15 @@ export interface Reservation<V> {
   last: V;
 }
 
-const clientOptionsSchema = /* @__PURE__ */ lazy(() => z.object({
-  ...tableOptionsShape(),
-  region: z.optional(text(1, 64, /^[a-z0-9-]+$/, "must look like us-east-1")),
-  credentials: z.optional(
-    z.object({
-      accessKeyId: text(1, 1e6),
-      secretAccessKey: text(1, 1e6),
-      sessionToken: z.optional(z.string()),
-    }),
-  ),
-  endpoint: z.optional(z.string()),
-  env: z.optional(z.custom<EnvSource>((v) => typeof v === "function" || (typeof v === "object" && v !== null), "must be an object or a function")),
-  timeoutMs: z.optional(positiveInt()),
-  retry: z.optional(
-    z.object({
-      attempts: z.optional(positiveInt()),
-      baseDelayMs: z.optional(nonNegative()),
-      maxDelayMs: z.optional(nonNegative()),
-      atLeastOnce: z.optional(z.boolean()),
-    }),
-  ),
-  fetch: optionalFunction(),
-  numbers: z.optional(oneOf(["number", "bigint"] as const)),
+const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
+  region: text(1, 64, /^[a-z0-9-]+$/, "must look like us-east-1"),
+  credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: z.string() },
+  endpoint: z.string(),
+  env: z.custom<EnvSource>((v) => typeof v === "function" || (typeof v === "object" && v !== null), "must be an object or a function"),
+  timeoutMs: positiveInt(),
+  retry: { attempts: positiveInt(), baseDelayMs: nonNegative(), maxDelayMs: nonNegative(), atLeastOnce: z.boolean() },
+  fetch: fn(),
+  numbers: oneOf(["number", "bigint"] as const),
 }));
 
 function checkEndpoint(endpoint: string, source: string): string {
@@ -160,7 +146,7 @@ export class CounterClient<M extends NumberMode = "number"> {
   readonly #transport: Transport;
 
   constructor(options: ClientOptions<M> = {}) {
-    const o = parseOptions(clientOptionsSchema, options, "client");
+    const o = parseOptions(clientOptionsShape, options, "client", ["credentials.accessKeyId", "credentials.secretAccessKey"]);
     const env = envReader(o.env);
     this.region = o.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1";
     const [endpointSource, endpoint] =

@@ -1,10 +1,9 @@
-import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { nonNegativeInt, optionalFunction, parseOptions, positiveInt, lazy } from "./options.js";
+import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "./options.js";
 import { addAmounts, Coalescer, type PendingEntry } from "./pending.js";
 import { backoffDelay } from "./transport.js";
 
@@ -61,13 +60,13 @@ export interface DurableBufferOptions {
   onFlush?: (result: FlushResult) => void;
 }
 
-const optionsSchema = /* @__PURE__ */ lazy(() => z.object({
-  maxKeys: z.optional(positiveInt()),
-  flushIntervalMs: z.optional(nonNegativeInt()),
-  maxRetryDelayMs: z.optional(positiveInt()),
-  concurrency: z.optional(positiveInt()),
-  onError: optionalFunction(),
-  onFlush: optionalFunction(),
+const optionsShape = /* @__PURE__ */ lazy((): Shape => ({
+  maxKeys: positiveInt(),
+  flushIntervalMs: nonNegativeInt(),
+  maxRetryDelayMs: positiveInt(),
+  concurrency: positiveInt(),
+  onError: fn(),
+  onFlush: fn(),
 }));
 
 // Storage layout: pending deltas under "p:<hash>", the batch in flight under "b:<hash>", and META.
@@ -154,7 +153,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
   #lock: Promise<unknown> = Promise.resolve();
 
   constructor(state: DurableState, client: CounterClient<M>, options: DurableBufferOptions = {}) {
-    const o = parseOptions(optionsSchema, options, "durable buffer");
+    const o = parseOptions(optionsShape, options, "durable buffer");
     this.#storage = state.storage;
     this.#client = client;
     this.#writerId = `do-${state.id.toString()}`;

@@ -1,8 +1,7 @@
-import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "./keys.js";
 import type { CounterValue, NumberMode } from "./numbers.js";
-import { lazy, nonNegativeInt, parseOptions, positiveInt, tableOptionsShape } from "./options.js";
+import { lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "./options.js";
 
 /** Options of {@link IdAllocator}.
  *
@@ -18,7 +17,8 @@ export interface IdAllocatorOptions extends TableOptions {
   prefetchBelow?: number;
 }
 
-const schema = /* @__PURE__ */ lazy(() => z.object({ ...tableOptionsShape(), blockSize: z.optional(positiveInt()), prefetchBelow: z.optional(nonNegativeInt()) }));
+// Table options are checked by resolveLayout.
+const shape = /* @__PURE__ */ lazy((): Shape => ({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt() }));
 
 interface Block<V> {
   next: V;
@@ -49,7 +49,7 @@ export class IdAllocator<M extends NumberMode = "number"> {
   #inflight: Promise<void> | undefined;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: IdAllocatorOptions = {}) {
-    const o = parseOptions(schema, options, "id allocator");
+    const o = parseOptions(shape, options, "id allocator");
     this.#client = client;
     this.#key = key;
     this.#blockSize = o.blockSize ?? 100;

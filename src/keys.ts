@@ -1,5 +1,5 @@
 import { validationError } from "./errors.js";
-import { parseOptions, tableOptionsSchema } from "./options.js";
+import { parseOptions, tableOptionsShape } from "./options.js";
 
 /**
  * A counter's key: the partition key value, or `{ id, sort }` when the table has a sort key.
@@ -62,7 +62,7 @@ export function resolveLayout(base: TableLayout, options?: { [K in keyof TableOp
   ) {
     return base;
   }
-  const parsed = parseOptions(tableOptionsSchema, options, "table");
+  const parsed = parseOptions(tableOptionsShape, options, "table");
   return {
     tableName: parsed.tableName ?? base.tableName,
     keyAttribute: parsed.keyAttribute ?? base.keyAttribute,

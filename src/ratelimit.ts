@@ -3,7 +3,7 @@ import type { CounterClient } from "./client.js";
 import { CounterError, validationError } from "./errors.js";
 import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import type { NumberMode } from "./numbers.js";
-import { lazy, oneOf, optionalFunction, parseOptions, positiveInt, tableOptionsShape, text } from "./options.js";
+import { fn, lazy, oneOf, parseOptions, positiveInt, text, type Shape } from "./options.js";
 
 /** Options of {@link RateLimiter}.
  *
@@ -64,17 +64,17 @@ export interface RateLimitResult {
   error?: CounterError;
 }
 
-const schema = /* @__PURE__ */ lazy(() => z.object({
-  ...tableOptionsShape(),
+// Table options are checked by resolveLayout.
+const shape = /* @__PURE__ */ lazy((): Shape => ({
   limit: positiveInt(),
   windowMs: positiveInt(),
-  algorithm: z.optional(oneOf(["sliding-window", "fixed-window"] as const)),
-  failureMode: z.optional(oneOf(["open", "closed"] as const)),
-  key: optionalFunction(),
-  ttlAttribute: z.optional(text(1, 255)),
-  cacheBlocked: z.optional(z.boolean()),
-  cacheSize: z.optional(positiveInt()),
-  now: optionalFunction(),
+  algorithm: oneOf(["sliding-window", "fixed-window"] as const),
+  failureMode: oneOf(["open", "closed"] as const),
+  key: fn(),
+  ttlAttribute: text(1, 255),
+  cacheBlocked: z.boolean(),
+  cacheSize: positiveInt(),
+  now: fn(),
 }));
 
 type Item = Record<string, { N?: string } | undefined>;
@@ -109,7 +109,7 @@ export class RateLimiter {
   readonly #blocked = new Map<string, number>();
 
   constructor(client: CounterClient<NumberMode>, options: RateLimiterOptions) {
-    const o = parseOptions(schema, options, "rate limiter");
+    const o = parseOptions(shape, options, "rate limiter", ["limit", "windowMs"]);
     this.#client = client;
     this.#table = resolveLayout(client.table, o);
     this.#limit = o.limit;

@@ -1,9 +1,8 @@
-import * as z from "zod/mini";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { int, lazy, parseOptions, tableOptionsShape } from "./options.js";
+import { int, lazy, parseOptions, type Shape } from "./options.js";
 import { addAmounts } from "./pending.js";
 import { sleep } from "./timers.js";
 import { backoffDelay } from "./transport.js";
@@ -20,7 +19,8 @@ export interface ShardedCounterOptions extends TableOptions {
   shards?: number;
 }
 
-const schema = /* @__PURE__ */ lazy(() => z.object({ ...tableOptionsShape(), shards: z.optional(int(1, 1000)) }));
+// Table options are checked by resolveLayout.
+const shape = /* @__PURE__ */ lazy((): Shape => ({ shards: int(1, 1000) }));
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 interface KeysAndAttributes {
@@ -50,7 +50,7 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   readonly #tableOptions: TableOptions;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: ShardedCounterOptions = {}) {
-    const o = parseOptions(schema, options, "sharded counter");
+    const o = parseOptions(shape, options, "sharded counter");
     this.#client = client;
     this.#table = resolveLayout(client.table, o);
     const { id, sort } = keyParts(this.#table, key);

@@ -1,4 +1,4 @@
-import { AwsClient } from "aws4fetch";
+import { AwsV4Signer } from "aws4fetch";
 import { CounterError, errorFromResponse } from "./errors.js";
 import { sleep } from "./timers.js";
 
@@ -84,7 +84,10 @@ export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: n
  * live in private fields, and anything the server echoes back is scrubbed of them before it reaches an error.
  */
 export class Transport {
-  readonly #aws: AwsClient;
+  readonly #credentials: Credentials;
+  readonly #region: string;
+  /** aws4fetch's cache of derived signing keys (one HMAC chain per day instead of per request). */
+  readonly #keys = new Map<string, ArrayBuffer>();
   readonly #secrets: string[];
   readonly #url: string;
   readonly #timeoutMs: number;
@@ -92,16 +95,11 @@ export class Transport {
   readonly #fetch: typeof fetch | undefined;
 
   constructor(config: TransportConfig) {
-    const { accessKeyId, secretAccessKey, sessionToken } = config.credentials;
-    // Our own retry loop decides what is safe to resend; aws4fetch's would resend a non-idempotent ADD on 5xx.
-    this.#aws = new AwsClient({
-      accessKeyId,
-      secretAccessKey,
-      ...(sessionToken ? { sessionToken } : {}),
-      service: "dynamodb",
-      region: config.region,
-      retries: 0,
-    });
+    const { secretAccessKey, sessionToken } = config.credentials;
+    // aws4fetch's signer alone: its AwsClient's retry loop would resend a non-idempotent ADD on 5xx, and
+    // the retries here decide what is safe to resend.
+    this.#credentials = config.credentials;
+    this.#region = config.region;
     this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4);
     this.#url = config.endpoint;
     this.#timeoutMs = config.timeoutMs;
@@ -136,12 +134,18 @@ export class Transport {
     let text: string;
     let requestId: string | undefined;
     try {
-      const request = await this.#aws.sign(this.#url, {
+      const signed = await new AwsV4Signer({
+        ...this.#credentials,
+        url: this.#url,
         method: "POST",
         headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${operation}` },
         body: json,
-      });
-      // The signal goes to fetch only: a signal on the signed Request too would be followed twice (~10 µs on Node).
+        service: "dynamodb",
+        region: this.#region,
+        cache: this.#keys,
+      }).sign();
+      // The signal goes to fetch only: a signal on the Request too would be followed twice (~10 µs on Node).
+      const request = new Request(signed.url, { method: "POST", headers: signed.headers, body: json });
       const response = await (this.#fetch ?? fetch)(request, { signal: controller.signal });
       status = response.status;
       requestId = response.headers.get("x-amzn-requestid") ?? undefined;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CounterClient, CounterError } from "../src/index.ts";
+import { CounterClient, CounterError, RateLimiter } from "../src/index.ts";
 import { clientFor } from "./support/harness.ts";
 
 // Every rule is checked with a fetch that fails the test if called: validation happens before any request.
@@ -90,6 +90,12 @@ describe("validation before any request", () => {
       [{ region: "US EAST" }, /"region"/],
       [{ tableName: "x" }, /"tableName"/],
       [{ credentials: { accessKeyId: "", secretAccessKey: "s" } }, /"credentials\.accessKeyId"/],
+      [{ credentials: { accessKeyId: "a" } }, /"credentials\.secretAccessKey": is required/],
+      [{ credentials: "a:b" }, /"credentials": must be an object/],
+      [{ retry: 3 }, /"retry": must be an object/],
+      [{ region: 5 }, /"region": must be a string/],
+      [{ timeoutMs: "100" }, /"timeoutMs": must be a number/],
+      [{ retry: { atLeastOnce: "yes" } }, /"retry\.atLeastOnce": must be a boolean/],
     ];
     for (const [options, field] of bad) {
       assert.throws(
@@ -98,5 +104,15 @@ describe("validation before any request", () => {
         `expected ${field} for ${JSON.stringify(options)}`,
       );
     }
+  });
+
+  it("options objects: required fields, and the object itself", () => {
+    const expect = (make: () => unknown, message: RegExp) =>
+      assert.throws(make, (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message), String(message));
+    expect(() => new RateLimiter(c, { windowMs: 1000 } as never), /Invalid rate limiter option "limit": is required/);
+    expect(() => new RateLimiter(c, { limit: 10 } as never), /"windowMs": is required/);
+    expect(() => new RateLimiter(c, undefined as never), /"limit": is required/);
+    expect(() => new RateLimiter(c, { limit: 10, windowMs: 1000, tableName: "x" }), /"tableName"/);
+    expect(() => new CounterClient("us-east-1" as never), /Invalid client options: must be an object/);
   });
 });
