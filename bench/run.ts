@@ -104,7 +104,7 @@ async function clientLoad(servers: { name: string; endpoint: string }[], table: 
   const runtimes: [string, string, string[]][] = [
     ["node", process.execPath, ["--import", "tsx", "bench/load.ts"]],
     ["bun", bin("bun"), ["bench/load.ts"]],
-    ["deno", bin("deno"), ["run", "-A", "bench/load.ts"]],
+    ["deno", bin("deno"), ["run", "-A", "--no-lock", "bench/load.ts"]],
   ];
   const out: Record<string, unknown> = {};
   for (const [runtime, command, prefix] of runtimes) {

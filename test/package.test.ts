@@ -140,7 +140,10 @@ void [value, result, code, CounterBuffer, IdAllocator, ShardedCounter, DurableCo
   });
 });
 
-// The issue's budgets (10 KB / 12 KB) are not reachable while validation uses zod/mini, as the contract
-// requires: its core alone is ~3 KB gzip and aws4fetch ~3 KB. These ceilings stop regressions meanwhile.
+// The issue's budgets. `dynacount/durable-object` meets its 12 KB with room to spare (the ceiling below is
+// lower). `dynacount` cannot meet 10 KB while validation uses zod/mini as the design requires: zod/mini's
+// floor (~3.1 KB gzip) and aws4fetch's signer (~2.6 KB) leave ~4.3 KB for the client, buffer, rate limiter,
+// id allocator, sharded counter and errors, which take ~8.8 KB. Until that is decided, the ceilings below
+// stop regressions.
 const ISSUE_BUDGETS: Record<string, string> = { dynacount: "10 KB", "dynacount/durable-object": "12 KB" };
 const BUDGETS = { dynacount: 15 * 1024, "dynacount/durable-object": 8.5 * 1024, "dynacount/compat": 12 * 1024 };
