@@ -37,7 +37,7 @@ export function parseOptions<T extends object>(shape: () => Shape, value: T | un
       } else if ("_zod" in schema) {
         const result = z.safeParse(schema as z.ZodMiniType, given);
         const issue = result.error?.issues[0];
-        // zod/mini ships no message locale: its type errors would only say "Invalid input".
+        // zod/mini loads no message locale: its own type errors would only say "Invalid input".
         if (issue) fail(name, issue.code === "invalid_type" ? `must be a ${issue.expected}` : issue.message);
       } else {
         check(schema, given, name);

@@ -87,7 +87,7 @@ export class Transport {
   readonly #credentials: Credentials;
   readonly #region: string;
   /** aws4fetch's cache of derived signing keys (one HMAC chain per day instead of per request). */
-  readonly #keys = new Map<string, ArrayBuffer>();
+  readonly #signingKeys = new Map<string, ArrayBuffer>();
   readonly #secrets: string[];
   readonly #url: string;
   readonly #timeoutMs: number;
@@ -142,7 +142,7 @@ export class Transport {
         body: json,
         service: "dynamodb",
         region: this.#region,
-        cache: this.#keys,
+        cache: this.#signingKeys,
       }).sign();
       // The signal goes to fetch only: a signal on the Request too would be followed twice (~10 µs on Node).
       const request = new Request(signed.url, { method: "POST", headers: signed.headers, body: json });
