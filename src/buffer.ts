@@ -1,11 +1,10 @@
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
-import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
+import { flushRetryDelay, nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
 import type { CounterKey, TableOptions } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
 import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, text, type Shape } from "./options.js";
 import { Coalescer } from "./pending.js";
-import { backoffDelay } from "./transport.js";
 import { unrefTimeout } from "./timers.js";
 
 export type { FlushResult } from "./flush.js";
@@ -181,7 +180,7 @@ export class CounterBuffer {
     }
     this.#retry = { seq: batch.seq, entries: outcome.failed };
     this.#failures++;
-    const retryInMs = Math.max(50, backoffDelay(this.#failures, 200, this.#maxRetryDelayMs));
+    const retryInMs = flushRetryDelay(this.#failures, this.#maxRetryDelayMs);
     this.#clearTimer();
     this.#timer = unrefTimeout(() => this.#autoFlush(), retryInMs);
     const error = outcome.errors[0]!;

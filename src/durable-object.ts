@@ -1,11 +1,11 @@
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
-import { nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
-import type { CounterKey, TableOptions } from "./keys.js";
+import { chunks } from "./chunks.js";
+import { flushRetryDelay, nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
+import { layoutOptions, type CounterKey, type TableOptions } from "./keys.js";
 import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "./options.js";
 import { addAmounts, Coalescer, type PendingEntry } from "./pending.js";
-import { backoffDelay } from "./transport.js";
 
 export type { FlushResult } from "./flush.js";
 
@@ -73,6 +73,8 @@ const optionsShape = /* @__PURE__ */ lazy((): Shape => ({
 const PENDING = "p:";
 const BATCH = "b:";
 const META = "dynacount:meta";
+/** Durable Object storage's KV calls take at most 128 keys each. */
+const MAX_KV_KEYS = 128;
 
 interface StoredEntry {
   /** [tableName, keyAttribute, sortKeyAttribute | null, countAttribute] */
@@ -183,9 +185,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     // From here to the put nothing awaits, so a flush cannot drain the entry between the two.
     const entry = this.#pending.merge(at, by);
     this.#suffixes.set(entry, suffix);
-    const written = this.#storage.put({ [PENDING + suffix]: toStored(entry) });
-    const now = Date.now();
-    await Promise.all([written, this.#schedule(this.#pending.size >= this.#maxKeys ? now : now + this.#intervalMs, false)]);
+    await Promise.all([this.#storage.put({ [PENDING + suffix]: toStored(entry) }), this.#schedule(this.#due(), false)]);
   }
 
   /** DynamoDB's value of `key` plus what is still pending here. */
@@ -235,7 +235,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     } catch (error) {
       const counterError = error instanceof CounterError ? error : new CounterError("Service", `flush failed: ${String(error)}`, { cause: error });
       this.#meta.failures++;
-      const retryInMs = Math.max(50, backoffDelay(this.#meta.failures, 200, this.#maxRetryDelayMs));
+      const retryInMs = flushRetryDelay(this.#meta.failures, this.#maxRetryDelayMs);
       await this.#schedule(Date.now() + retryInMs, true);
       await this.#storage.put({ [META]: this.#meta });
       notify(this.#onError, counterError, { keys: this.pending, failures: this.#meta.failures, retryInMs });
@@ -246,14 +246,14 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       await this.#storage.put({ [META]: this.#meta });
     }
     // Adds that arrived during the flush wait for their own interval.
-    if (this.#pending.size > 0) await this.#schedule(Date.now() + (this.#pending.size >= this.#maxKeys ? 0 : this.#intervalMs), false);
+    if (this.#pending.size > 0) await this.#schedule(this.#due(), false);
     notify(this.#onFlush, result);
     return result;
   }
 
   /**
    * Moves every pending entry into a new stored batch. The writes are issued without an await between them,
-   * which Durable Object storage commits as one atomic batch (KV calls take at most 128 keys each).
+   * which Durable Object storage commits as one atomic batch.
    */
   async #startBatch(): Promise<Batch> {
     const entries = this.#pending.drain();
@@ -269,8 +269,8 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       deletes.push(PENDING + suffix);
     }
     await Promise.all([
-      ...chunks(puts).map((c) => this.#storage.put(Object.fromEntries(c))),
-      ...chunks(deletes).map((c) => this.#storage.delete(c)),
+      ...chunks(puts, MAX_KV_KEYS).map((c) => this.#storage.put(Object.fromEntries(c))),
+      ...chunks(deletes, MAX_KV_KEYS).map((c) => this.#storage.delete(c)),
     ]);
     return batch;
   }
@@ -280,14 +280,20 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     tally(result, outcome);
     batch.entries = outcome.failed;
     const done = outcome.done.map((e) => BATCH + this.#suffixes.get(e)!);
+    const deletes = chunks(done, MAX_KV_KEYS).map((keys) => this.#storage.delete(keys));
     if (outcome.failed.length === 0) {
       this.#batch = undefined;
       delete this.#meta.batchSeq;
-      await Promise.all([...chunks(done).map((keys) => this.#storage.delete(keys)), this.#storage.put({ [META]: this.#meta })]);
+      await Promise.all([...deletes, this.#storage.put({ [META]: this.#meta })]);
       return;
     }
-    await Promise.all(chunks(done).map((keys) => this.#storage.delete(keys)));
+    await Promise.all(deletes);
     throw outcome.errors[0]!;
+  }
+
+  /** When pending adds should be flushed: now once `maxKeys` are waiting, else one interval from now. */
+  #due(): number {
+    return Date.now() + (this.#pending.size >= this.#maxKeys ? 0 : this.#intervalMs);
   }
 
   async #schedule(at: number, force: boolean): Promise<void> {
@@ -307,33 +313,28 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     this.#alarmAt = alarm;
     // One options object per stored table, so the coalescer resolves and validates each layout once.
     const tables = new Map<string, TableOptions>();
-    const restore = (key: string, prefix: string, stored: StoredEntry): PendingEntry => {
+    const restore = (stored: StoredEntry) => {
       const tableKey = JSON.stringify(stored.t);
       let options = tables.get(tableKey);
       if (!options) {
         const [tableName, keyAttribute, sortKeyAttribute, countAttribute] = stored.t;
-        options = sortKeyAttribute === null ? { tableName, keyAttribute, countAttribute } : { tableName, keyAttribute, sortKeyAttribute, countAttribute };
+        options = layoutOptions({ tableName, keyAttribute, sortKeyAttribute: sortKeyAttribute ?? undefined, countAttribute });
         tables.set(tableKey, options);
       }
-      const at = this.#pending.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
-      const entry: PendingEntry = { ...at, delta: parseDelta(stored.d) };
-      this.#suffixes.set(entry, key.slice(prefix.length));
-      return entry;
+      return this.#pending.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
     };
     for (const [key, stored] of pending) {
-      const restored = restore(key, PENDING, stored);
-      this.#suffixes.set(this.#pending.merge(restored, restored.delta), key.slice(PENDING.length));
+      this.#suffixes.set(this.#pending.merge(restore(stored), parseDelta(stored.d)), key.slice(PENDING.length));
     }
     if (batch.size > 0) {
-      this.#batch = { seq: this.#meta.batchSeq ?? this.#meta.seq, entries: [...batch].map(([key, stored]) => restore(key, BATCH, stored)) };
+      const entries = [...batch].map(([key, stored]) => {
+        const entry: PendingEntry = { ...restore(stored), delta: parseDelta(stored.d) };
+        this.#suffixes.set(entry, key.slice(BATCH.length));
+        return entry;
+      });
+      this.#batch = { seq: this.#meta.batchSeq ?? this.#meta.seq, entries };
     }
     // Work left by an earlier incarnation gets an alarm even if the old one was lost.
     if ((pending.size > 0 || batch.size > 0) && alarm === null) await this.#schedule(Date.now(), true);
   }
-}
-
-function chunks<T>(items: T[], size = 128): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }

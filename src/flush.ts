@@ -3,6 +3,7 @@ import { CounterError } from "./errors.js";
 import { keyAttributes } from "./keys.js";
 import type { Amount, NumberMode } from "./numbers.js";
 import { addAmounts, type PendingEntry } from "./pending.js";
+import { backoffDelay } from "./transport.js";
 
 /** What a flush wrote.
  *
@@ -58,6 +59,10 @@ export function notify<A extends unknown[]>(observer: ((...args: A) => void) | u
 /** What a failed flush logs when no onError is given. */
 export const warnFlushFailure = (error: CounterError, info: { keys: number; retryInMs: number }): void =>
   console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);
+
+/** How long a buffer waits before retrying a failed flush: full-jitter backoff from 200 ms, at least 50 ms. */
+export const flushRetryDelay = (failures: number, maxRetryDelayMs: number): number =>
+  Math.max(50, backoffDelay(failures, 200, maxRetryDelayMs));
 
 /** The attribute that records the last flush sequence of `writerId` applied to an item. */
 export const markerAttribute = (writerId: string): string => `dynacount:${writerId}`;

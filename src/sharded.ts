@@ -1,3 +1,4 @@
+import { chunks } from "./chunks.js";
 import type { CounterClient } from "./client.js";
 import { CounterError } from "./errors.js";
 import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
@@ -69,10 +70,8 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   async total(): Promise<CounterValue<M>> {
     const t = this.#table;
     let sum: Amount = 0;
-    const chunks: Record<string, { S: string }>[][] = [];
-    for (let i = 0; i < this.#keys.length; i += 100) chunks.push(this.#keys.slice(i, i + 100));
     await Promise.all(
-      chunks.map(async (keys) => {
+      chunks(this.#keys, 100).map(async (keys) => {
         let request: KeysAndAttributes | undefined = {
           Keys: keys,
           ConsistentRead: true,

@@ -23,6 +23,10 @@ async function expectValidation(promise: Promise<unknown>, field: RegExp) {
   });
 }
 
+function expectValidationThrow(make: () => unknown, message: RegExp, what = String(message)) {
+  assert.throws(make, (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message), what);
+}
+
 describe("validation before any request", () => {
   const c = client();
   it("keys: non-empty strings", async () => {
@@ -98,21 +102,19 @@ describe("validation before any request", () => {
       [{ retry: { atLeastOnce: "yes" } }, /"retry\.atLeastOnce": must be a boolean/],
     ];
     for (const [options, field] of bad) {
-      assert.throws(
+      expectValidationThrow(
         () => new CounterClient({ env: {}, credentials: { accessKeyId: "a", secretAccessKey: "b" }, ...options }),
-        (e: unknown) => e instanceof CounterError && e.code === "Validation" && field.test(e.message),
+        field,
         `expected ${field} for ${JSON.stringify(options)}`,
       );
     }
   });
 
   it("options objects: required fields, and the object itself", () => {
-    const expect = (make: () => unknown, message: RegExp) =>
-      assert.throws(make, (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message), String(message));
-    expect(() => new RateLimiter(c, { windowMs: 1000 } as never), /Invalid rate limiter option "limit": is required/);
-    expect(() => new RateLimiter(c, { limit: 10 } as never), /"windowMs": is required/);
-    expect(() => new RateLimiter(c, undefined as never), /"limit": is required/);
-    expect(() => new RateLimiter(c, { limit: 10, windowMs: 1000, tableName: "x" }), /"tableName"/);
-    expect(() => new CounterClient("us-east-1" as never), /Invalid client options: must be an object/);
+    expectValidationThrow(() => new RateLimiter(c, { windowMs: 1000 } as never), /Invalid rate limiter option "limit": is required/);
+    expectValidationThrow(() => new RateLimiter(c, { limit: 10 } as never), /"windowMs": is required/);
+    expectValidationThrow(() => new RateLimiter(c, undefined as never), /"limit": is required/);
+    expectValidationThrow(() => new RateLimiter(c, { limit: 10, windowMs: 1000, tableName: "x" }), /"tableName"/);
+    expectValidationThrow(() => new CounterClient("us-east-1" as never), /Invalid client options: must be an object/);
   });
 });
