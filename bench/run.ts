@@ -270,8 +270,8 @@ async function breakdown() {
   section("Where the time goes on Node, CPU µs per operation");
   const { AwsClient } = await import("aws4fetch");
   const aws = new AwsClient({ ...credentials, service: "dynamodb", region: "us-east-1", retries: 0 });
-  const { toKey, DEFAULT_LAYOUT } = await import("../src/keys.ts");
-  const { amountToWire } = await import("../src/numbers.ts");
+  const { toKey, DEFAULT_LAYOUT } = await import("../src/core/keys.ts");
+  const { amountToWire } = await import("../src/core/numbers.ts");
   const n = quick ? 50 : 5000;
   const cpu = async (fn: () => unknown) => {
     for (let i = 0; i < Math.min(n, 200); i++) await fn();

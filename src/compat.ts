@@ -1,6 +1,7 @@
-import { CounterClient, type ClientOptions } from "./client.js";
-import { CounterError } from "./errors.js";
-import type { Credentials, RetryOptions } from "./transport.js";
+// Entry point `dynacount/compat`: a drop-in for the npm package dynamodb-atomic-counter.
+import { CounterClient, type ClientOptions } from "./core/client.js";
+import { CounterError } from "./core/errors.js";
+import type { Credentials, RetryOptions } from "./core/transport.js";
 
 /**
  * A drop-in for the npm package `dynamodb-atomic-counter`: the same `config.update`, `increment` and

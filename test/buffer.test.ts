@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { CounterBuffer, CounterError, type FlushResult } from "../src/index.ts";
-import { markerAttribute } from "../src/flush.ts";
+import { markerAttribute } from "../src/buffer/engine.ts";
 import { startFaultProxy } from "./support/fault-proxy.ts";
 import { clientFor, freshTable, rejection, servers, uniqueTable } from "./support/harness.ts";
 import { root } from "./support/workers.ts";

@@ -2,7 +2,7 @@
 // clients with throwaway credentials, and unique table names.
 import { after } from "node:test";
 import { CounterClient, type ClientOptions } from "../../src/index.ts";
-import type { NumberMode } from "../../src/numbers.ts";
+import type { NumberMode } from "../../src/core/numbers.ts";
 import { credentials } from "./credentials.ts";
 import { startFaultProxy } from "./fault-proxy.ts";
 import { SERVERS_ENV, startServers, type ServerInfo } from "./servers.ts";

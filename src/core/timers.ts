@@ -1,3 +1,4 @@
+// Timers: sleep, unref'd timeouts and the cap on timer values.
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,9 +1,10 @@
+// Rate limiting on DynamoDB: one conditional UpdateItem per call at most.
 import * as z from "zod/mini";
-import type { CounterClient } from "./client.js";
-import { CounterError, validationError } from "./errors.js";
-import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
-import type { NumberMode } from "./numbers.js";
-import { fn, lazy, oneOf, parseOptions, positiveInt, text, type Shape } from "./options.js";
+import type { CounterClient } from "../core/client.js";
+import { CounterError, validationError } from "../core/errors.js";
+import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
+import type { NumberMode } from "../core/numbers.js";
+import { fn, lazy, oneOf, parseOptions, positiveInt, text, type Shape } from "../core/options.js";
 
 /** Options of {@link RateLimiter}.
  *

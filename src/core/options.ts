@@ -1,3 +1,4 @@
+// Option validation with zod/mini, field by field, with unknown names rejected.
 import * as z from "zod/mini";
 import { validationError } from "./errors.js";
 

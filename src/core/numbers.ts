@@ -1,3 +1,4 @@
+// Numbers on the wire: amounts to DynamoDB N strings and back, never losing precision.
 import { CounterError, validationError } from "./errors.js";
 
 /** How counter values are returned: JavaScript numbers (exact up to 2^53 − 1) or bigints.

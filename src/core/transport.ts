@@ -1,3 +1,4 @@
+// Transport: signs, sends, times out and retries DynamoDB JSON API calls.
 import { AwsV4Signer } from "aws4fetch";
 import { CounterError, errorFromResponse } from "./errors.js";
 import { sleep } from "./timers.js";

@@ -1,9 +1,10 @@
-import type { CounterClient } from "./client.js";
-import { CounterError } from "./errors.js";
-import { keyAttributes } from "./keys.js";
-import type { Amount, NumberMode } from "./numbers.js";
-import { addAmounts, type PendingEntry } from "./pending.js";
-import { backoffDelay } from "./transport.js";
+// The flush engine both buffers share: sequence numbers, retries, backoff, dead letters, close.
+import type { CounterClient } from "../core/client.js";
+import { CounterError } from "../core/errors.js";
+import { keyAttributes } from "../core/keys.js";
+import type { Amount, NumberMode } from "../core/numbers.js";
+import { addAmounts, type PendingEntry } from "./coalescer.js";
+import { backoffDelay } from "../core/transport.js";
 
 /** What a flush wrote.
  *

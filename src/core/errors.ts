@@ -1,3 +1,4 @@
+// CounterError and the mapping of DynamoDB's error answers to it.
 /**
  * What went wrong, as a stable string to branch on.
  *

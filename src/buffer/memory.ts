@@ -1,13 +1,14 @@
-import type { CounterClient } from "./client.js";
-import { CounterError } from "./errors.js";
-import { flushRetryDelay, nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./flush.js";
-import type { CounterKey, TableOptions } from "./keys.js";
-import type { Amount, NumberMode } from "./numbers.js";
-import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, text, type Shape } from "./options.js";
-import { Coalescer } from "./pending.js";
-import { unrefTimeout } from "./timers.js";
+// The in-process buffer: the flush engine over memory and an unref'd timer.
+import type { CounterClient } from "../core/client.js";
+import { CounterError } from "../core/errors.js";
+import { flushRetryDelay, nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./engine.js";
+import type { CounterKey, TableOptions } from "../core/keys.js";
+import type { Amount, NumberMode } from "../core/numbers.js";
+import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, text, type Shape } from "../core/options.js";
+import { Coalescer } from "./coalescer.js";
+import { unrefTimeout } from "../core/timers.js";
 
-export type { FlushResult } from "./flush.js";
+export type { FlushResult } from "./engine.js";
 
 /** Context passed to {@link BufferOptions.onError}.
  *

@@ -1,7 +1,8 @@
-import type { CounterClient } from "./client.js";
-import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "./keys.js";
-import type { CounterValue, NumberMode } from "./numbers.js";
-import { lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "./options.js";
+// Id allocation: unique ids handed out from blocks reserved with one request each.
+import type { CounterClient } from "../core/client.js";
+import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "../core/keys.js";
+import type { CounterValue, NumberMode } from "../core/numbers.js";
+import { lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "../core/options.js";
 
 /** Options of {@link IdAllocator}.
  *

@@ -1,3 +1,4 @@
+// Counter keys and table layouts: validation and DynamoDB Key objects.
 import { validationError } from "./errors.js";
 import { parseOptions, tableOptionsShape } from "./options.js";
 

@@ -1,5 +1,6 @@
-import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
-import { amountToWire, type Amount } from "./numbers.js";
+// Coalescing of increments per item: the map every buffer keeps its pending deltas in.
+import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
+import { amountToWire, type Amount } from "../core/numbers.js";
 
 /** One coalesced counter update: everything added to one item's count attribute since the last flush. */
 export interface PendingEntry {

@@ -1,12 +1,13 @@
-import { chunks } from "./chunks.js";
-import type { CounterClient } from "./client.js";
-import { CounterError } from "./errors.js";
-import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
-import { wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { int, lazy, parseOptions, type Shape } from "./options.js";
-import { addAmounts } from "./pending.js";
-import { sleep } from "./timers.js";
-import { backoffDelay } from "./transport.js";
+// Write sharding: one logical counter spread over several items, summed with BatchGetItem.
+import { chunks } from "../core/chunks.js";
+import type { CounterClient } from "../core/client.js";
+import { CounterError } from "../core/errors.js";
+import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
+import { wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
+import { int, lazy, parseOptions, type Shape } from "../core/options.js";
+import { addAmounts } from "../buffer/coalescer.js";
+import { sleep } from "../core/timers.js";
+import { backoffDelay } from "../core/transport.js";
 
 /** Options of {@link ShardedCounter}.
  *

@@ -1,3 +1,4 @@
+// CounterClient: increment, get, reserve and createTable over the transport.
 import * as z from "zod/mini";
 import { envReader, type EnvSource } from "./env.js";
 import { CounterError, validationError } from "./errors.js";

@@ -1,3 +1,4 @@
+// Configuration variables from a Worker binding, a getter or the runtime's environment.
 /** Where configuration variables come from: a Worker's `env`, or a function that reads one variable.
  *
  * @example
