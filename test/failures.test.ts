@@ -118,8 +118,9 @@ for (const server of await servers()) {
       assert.equal(await direct.get("k"), 1);
     });
 
-    it("throttling past the attempts surfaces as Throttled, not ambiguous", async () => {
-      const { client, proxy } = await proxied(server.endpoint, { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } });
+    it("throttling has its own budget: past its attempts it surfaces as Throttled, not ambiguous", async () => {
+      // One attempt for other failures: throttling retries must not draw on that budget.
+      const { client, proxy } = await proxied(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } } });
       proxy.setFault(() => "throttle");
       const error = await rejection(client.increment("k"));
       assert.ok(error instanceof CounterError);
@@ -127,6 +128,30 @@ for (const server of await servers()) {
       assert.equal(error.retryable, true);
       assert.equal(error.ambiguous, false);
       assert.equal(proxy.seen.get("UpdateItem"), 3);
+    });
+
+    it("a 300 ms throttling burst is ridden out with the default retry options", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      let until: number | undefined;
+      proxy.setFault((info) => {
+        until ??= Date.now() + 300;
+        return info.operation === "UpdateItem" && Date.now() < until ? "throttle" : "pass";
+      });
+      assert.equal(await client.increment("burst"), 1);
+      assert.ok((proxy.injected.get("throttle") ?? 0) >= 2, "it was throttled more than once");
+      assert.equal(await direct.get("burst"), 1, "applied once");
+    });
+
+    it("a long throttling burst ends in Throttled within the documented default budget (10 attempts, ≤ 9.15 s of backoff)", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      proxy.setFault((info) => (info.operation === "UpdateItem" ? "throttle" : "pass"));
+      const started = Date.now();
+      const error = await rejection(client.increment("long"));
+      const took = Date.now() - started;
+      assert.ok(error instanceof CounterError && error.code === "Throttled" && !error.ambiguous);
+      assert.equal(proxy.seen.get("UpdateItem"), 10, "ten attempts");
+      assert.ok(took < 9_150 + 2_000, `gave up after ${took} ms`);
+      assert.equal(await direct.get("long"), 0);
     });
 
     it("a forced 403 is AccessDenied", async () => {

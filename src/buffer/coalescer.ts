@@ -1,9 +1,11 @@
 // Coalescing of increments per item: the map every buffer keeps its pending deltas in.
+import { CounterError } from "../core/errors.js";
 import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
-import { amountToWire, type Amount } from "../core/numbers.js";
+import { addChecked, amountToWire, type Amount } from "../core/numbers.js";
+import { checkNames, TABLE_OPTION_NAMES } from "../core/options.js";
 
-/** One coalesced counter update: everything added to one item's count attribute since the last flush. */
-export interface PendingEntry {
+/** Where a slot's item lives: its validated table layout and key parts, and the coalescing keys. */
+export interface Location {
   readonly table: TableLayout;
   /** The table's coalescing key (tableName, key attributes, count attribute). */
   readonly tableKey: string;
@@ -11,17 +13,16 @@ export interface PendingEntry {
   readonly sort: string | undefined;
   /** The item's coalescing key within its table. */
   readonly itemKey: string;
-  delta: Amount;
 }
 
-/** a + b, staying a number while that is exact and becoming a bigint past 2^53. */
-export function addAmounts(a: Amount, b: Amount): Amount {
-  if (typeof a === "number" && typeof b === "number") {
-    const sum = a + b;
-    if (Number.isSafeInteger(sum)) return sum;
-  }
-  const sum = BigInt(a) + BigInt(b);
-  return sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum;
+/**
+ * Everything waiting for one item: `delta`, added since the last write began, and `sent`, the write in
+ * progress (or failed and waiting to be retried as it is, with its sequence number). A key has at most one
+ * write in progress, so its writes stay in order while other keys move on.
+ */
+export interface Slot extends Location {
+  delta: Amount;
+  sent?: { seq: number; delta: Amount } | undefined;
 }
 
 /** An item's coalescing key within its table: the partition key, or both keys, unambiguously joined. */
@@ -31,88 +32,112 @@ const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string
 export const tableKeyOf = (t: TableLayout): string =>
   JSON.stringify([t.tableName, t.keyAttribute, t.sortKeyAttribute ?? null, t.countAttribute]);
 
+const ADD_OPTIONS = /* @__PURE__ */ new Set(TABLE_OPTION_NAMES);
+
 /**
  * Coalesces increments per (table, partition key, sort key, count attribute) in nested Maps, so `add` is
- * O(1) and validates a key only the first time it is seen in a batch.
+ * O(1) and validates a key only the first time it is seen. New keys beyond `maxSize` are refused with a
+ * `BufferFull` error; adding to a key already waiting costs no memory and is always accepted.
  */
 export class Coalescer {
   readonly #base: { table: TableLayout; tableKey: string };
-  #tables = new Map<string, Map<string, PendingEntry>>();
-  // Per-call options objects are usually reused constants: resolve (and validate) each one once.
-  #layouts = new WeakMap<object, { table: TableLayout; tableKey: string }>();
+  #tables = new Map<string, Map<string, Slot>>();
+  // Layouts by their values (not by the options object, which a caller may mutate and reuse).
+  readonly #layouts = new Map<string, { table: TableLayout; tableKey: string }>();
   #size = 0;
+  maxSize = Infinity;
 
   constructor(base: TableLayout) {
     this.#base = { table: base, tableKey: tableKeyOf(base) };
   }
 
-  /** Distinct items waiting. */
+  /** Distinct items waiting (a write in progress included). */
   get size(): number {
     return this.#size;
   }
 
-  /** Adds `by` to `key`'s entry, validating input; returns the entry. Throws Validation before changing anything. */
-  add(key: CounterKey, by: Amount, options?: TableOptions): PendingEntry {
+  /** Adds `by` to `key`'s slot, validating input; returns the slot. Throws before changing anything. */
+  add(key: CounterKey, by: Amount, options?: TableOptions): Slot {
     if (typeof by !== "number" || !Number.isSafeInteger(by)) amountToWire(by, "by");
     const layout = options === undefined ? this.#base : this.#layout(options);
     // The hot case: a string key already waiting in this table was validated when it was first added.
     const seen = typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableKey)?.get(key) : undefined;
     if (seen === undefined) return this.merge(this.#at(layout, key), by);
-    seen.delta = addAmounts(seen.delta, by);
+    seen.delta = addChecked(seen.delta, by, "by");
     return seen;
   }
 
   /** Validates `key` and `by` and says where they would go, without changing anything. */
-  locate(key: CounterKey, by: Amount, options?: TableOptions): Omit<PendingEntry, "delta"> {
+  locate(key: CounterKey, by: Amount, options?: TableOptions): Location {
     amountToWire(by, "by");
     return this.#at(options === undefined ? this.#base : this.#layout(options), key);
   }
 
-  #at({ table, tableKey }: { table: TableLayout; tableKey: string }, key: CounterKey): Omit<PendingEntry, "delta"> {
+  #at({ table, tableKey }: { table: TableLayout; tableKey: string }, key: CounterKey): Location {
     const { id, sort } = keyParts(table, key);
     return { table, tableKey, id, sort, itemKey: itemKeyOf(table, id, sort) };
   }
 
-  /** Adds `delta` to the entry at an already validated location, creating it if needed; returns the entry. */
-  merge(at: Omit<PendingEntry, "delta">, delta: Amount): PendingEntry {
+  /**
+   * Adds `delta` to the slot at an already validated location, creating it if needed; returns the slot.
+   * `restoring` skips the size bound (what storage already holds is never refused).
+   */
+  merge(at: Location, delta: Amount, restoring = false): Slot {
     let items = this.#tables.get(at.tableKey);
-    if (items === undefined) this.#tables.set(at.tableKey, (items = new Map()));
-    let entry = items.get(at.itemKey);
-    if (entry === undefined) {
-      entry = { table: at.table, tableKey: at.tableKey, id: at.id, sort: at.sort, itemKey: at.itemKey, delta: 0 };
-      items.set(at.itemKey, entry);
+    let slot = items?.get(at.itemKey);
+    if (slot === undefined) {
+      if (!restoring && this.#size >= this.maxSize) {
+        throw new CounterError(
+          "BufferFull",
+          `The buffer holds ${this.#size} distinct keys (maxPendingKeys) and cannot take a new one; DynamoDB is ` +
+            `probably failing (see onError). Adds to keys already waiting are still accepted.`,
+          { retryable: true },
+        );
+      }
+      const sum = addChecked(0, delta, "by");
+      if (items === undefined) this.#tables.set(at.tableKey, (items = new Map()));
+      slot = { table: at.table, tableKey: at.tableKey, id: at.id, sort: at.sort, itemKey: at.itemKey, delta: sum };
+      items.set(at.itemKey, slot);
       this.#size++;
+      return slot;
     }
-    entry.delta = addAmounts(entry.delta, delta);
-    return entry;
+    slot.delta = addChecked(slot.delta, delta, "by");
+    return slot;
   }
 
-  /** The entry for `key`, if one is waiting. */
-  find(at: Omit<PendingEntry, "delta">): PendingEntry | undefined {
+  /** The slot for a location, if one is waiting. */
+  find(at: Location): Slot | undefined {
     return this.#tables.get(at.tableKey)?.get(at.itemKey);
   }
 
-  /** Removes and returns every entry. */
-  drain(): PendingEntry[] {
-    const out: PendingEntry[] = [];
-    for (const items of this.#tables.values()) for (const entry of items.values()) out.push(entry);
-    this.#tables = new Map();
-    this.#size = 0;
-    return out;
+  /** Every slot, in insertion order per table. */
+  *slots(): IterableIterator<Slot> {
+    for (const items of this.#tables.values()) yield* items.values();
   }
 
-  /** Removes one entry. */
-  delete(entry: PendingEntry): void {
-    const items = this.#tables.get(entry.tableKey);
-    if (items?.delete(entry.itemKey)) this.#size--;
+  /** Removes one slot. */
+  delete(slot: Slot): void {
+    const items = this.#tables.get(slot.tableKey);
+    if (items?.delete(slot.itemKey)) {
+      this.#size--;
+      if (items.size === 0) this.#tables.delete(slot.tableKey);
+    }
   }
 
   #layout(options: TableOptions): { table: TableLayout; tableKey: string } {
-    let resolved = this.#layouts.get(options);
+    checkNames(options, ADD_OPTIONS, "add");
+    const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = options;
+    if (tableName === undefined && keyAttribute === undefined && sortKeyAttribute === undefined && countAttribute === undefined) return this.#base;
+    // A non-string value is never looked up (its text could match a valid name's): resolveLayout rejects it.
+    for (const v of [tableName, keyAttribute, sortKeyAttribute, countAttribute]) if (v !== undefined && typeof v !== "string") resolveLayout(this.#base.table, options);
+    const id = `${tableName}\u0000${keyAttribute}\u0000${sortKeyAttribute}\u0000${countAttribute}`;
+    let resolved = this.#layouts.get(id);
     if (resolved === undefined) {
       const table = resolveLayout(this.#base.table, options);
-      resolved = table === this.#base.table ? this.#base : { table, tableKey: tableKeyOf(table) };
-      this.#layouts.set(options, resolved);
+      resolved = { table, tableKey: tableKeyOf(table) };
+      // Bounded: a caller cycling through endless layouts must not grow this cache without limit.
+      if (this.#layouts.size >= 1000) this.#layouts.clear();
+      this.#layouts.set(id, resolved);
     }
     return resolved;
   }

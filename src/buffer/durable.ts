@@ -1,14 +1,25 @@
 // The Durable Object buffer: the flush engine over the object's storage and alarm.
 import type { CounterClient } from "../core/client.js";
-import { CounterError } from "../core/errors.js";
+import { CounterError, type CounterErrorCode } from "../core/errors.js";
 import { chunks } from "../core/chunks.js";
-import { flushRetryDelay, nextSeq, notify, tally, warnFlushFailure, writeBatch, type Batch, type FlushResult } from "./engine.js";
 import { layoutOptions, type CounterKey, type TableOptions } from "../core/keys.js";
-import { wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
-import { fn, lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "../core/options.js";
-import { addAmounts, Coalescer, type PendingEntry } from "./coalescer.js";
+import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
+import { fn, lazy, parseOptions, positiveInt, timerMs, type Shape } from "../core/options.js";
+import { realTimers } from "../core/timers.js";
+import type { Location, Slot } from "./coalescer.js";
+import {
+  FlushEngine,
+  warnDeadLetter,
+  warnFlushFailure,
+  type DeadLetter,
+  type EngineMeta,
+  type EngineStore,
+  type FlushErrorInfo,
+  type FlushResult,
+  type HeldLetter,
+} from "./engine.js";
 
-export type { FlushResult } from "./engine.js";
+export type { DeadLetter, FlushResult } from "./engine.js";
 
 /** The part of Durable Object storage the buffer uses (the KV API, on SQLite- or KV-backed objects).
  *
@@ -47,7 +58,7 @@ export interface DurableState {
  * ```
  */
 export interface DurableBufferOptions {
-  /** Bring the alarm forward to now once this many distinct keys are waiting. @default 100 */
+  /** Bring the alarm forward to now once this many distinct keys are waiting (unless a failed flush is backing off). @default 100 */
   maxKeys?: number;
   /** Flush this long after the first unflushed add. @default 5000 */
   flushIntervalMs?: number;
@@ -55,24 +66,35 @@ export interface DurableBufferOptions {
   maxRetryDelayMs?: number;
   /** `UpdateItem` requests in flight at once during a flush. @default 16 */
   concurrency?: number;
-  /** Called for every failed flush; the batch stays stored and the alarm retries it. @default console.warn of the message */
-  onError?: (error: CounterError, info: { keys: number; failures: number; retryInMs: number }) => void;
+  /** Called for every failed flush; the failed keys stay stored and the alarm retries them. @default console.warn of the message */
+  onError?: (error: CounterError, info: FlushErrorInfo) => void;
   /** Called after every successful flush with what it wrote. @default undefined */
   onFlush?: (result: FlushResult) => void;
+  /** Called for every entry set aside as a dead letter (kept in storage, see `deadLetters`). @default console.warn of the letter */
+  onDeadLetter?: (letter: DeadLetter) => void;
+  /** Most distinct keys held; an `add` of a new key beyond it rejects with `BufferFull`. @default 100000 */
+  maxPendingKeys?: number;
+  /** Warn (in `FlushResult.crowded`, or console.warn without `onFlush`) when an item carries more markers than this. @default 10 */
+  markerWarnAt?: number;
 }
 
 const optionsShape = /* @__PURE__ */ lazy((): Shape => ({
   maxKeys: positiveInt(),
-  flushIntervalMs: nonNegativeInt(),
-  maxRetryDelayMs: positiveInt(),
+  flushIntervalMs: timerMs(),
+  maxRetryDelayMs: timerMs(50),
   concurrency: positiveInt(),
   onError: fn(),
   onFlush: fn(),
+  onDeadLetter: fn(),
+  maxPendingKeys: positiveInt(),
+  markerWarnAt: positiveInt(),
 }));
 
-// Storage layout: pending deltas under "p:<hash>", the batch in flight under "b:<hash>", and META.
+// Storage layout, one record per item and state: "p:<hash>" the pending delta, "b:<hash>" the write in
+// progress with its sequence number, "x:<id>" a dead letter, and META the engine's sequence and backoff.
 const PENDING = "p:";
-const BATCH = "b:";
+const SENT = "b:";
+const DEAD = "x:";
 const META = "dynacount:meta";
 /** Durable Object storage's KV calls take at most 128 keys each. */
 const MAX_KV_KEYS = 128;
@@ -84,15 +106,14 @@ interface StoredEntry {
   sort?: string;
   /** The delta as a decimal string (exact for bigints too). */
   d: string;
+  /** "b:" only: the write's sequence number (absent in records of version 0.1, which kept it in META.batchSeq). */
+  s?: number;
+  /** "x:" only: why the entry is dead. */
+  e?: { code: CounterErrorCode; message: string; ambiguous: boolean; awsType?: string };
 }
 
-interface Meta {
-  /** The last flush sequence number used. */
-  seq: number;
-  /** The sequence number of the batch stored under "b:", if any. */
-  batchSeq?: number;
-  failures: number;
-}
+/** META as stored; `batchSeq` is what version 0.1 stored for its single batch. */
+type StoredMeta = EngineMeta & { batchSeq?: number };
 
 const encoder = new TextEncoder();
 
@@ -104,11 +125,11 @@ async function storageSuffix(tableKey: string, itemKey: string): Promise<string>
   return hex;
 }
 
-const toStored = (e: PendingEntry): StoredEntry => ({
-  t: [e.table.tableName, e.table.keyAttribute, e.table.sortKeyAttribute ?? null, e.table.countAttribute],
-  id: e.id,
-  ...(e.sort !== undefined ? { sort: e.sort } : {}),
-  d: String(e.delta),
+const toStored = (at: Location, d: Amount): StoredEntry => ({
+  t: [at.table.tableName, at.table.keyAttribute, at.table.sortKeyAttribute ?? null, at.table.countAttribute],
+  id: at.id,
+  ...(at.sort !== undefined ? { sort: at.sort } : {}),
+  d: String(d),
 });
 
 const parseDelta = (d: string): Amount => {
@@ -119,7 +140,9 @@ const parseDelta = (d: string): Amount => {
 /**
  * A counter buffer inside a Durable Object: `add` persists the delta in the object's storage before it
  * resolves, and the object's alarm flushes exactly-once (the writer is the object's id). A failed flush
- * reschedules the alarm with backoff, so nothing acknowledged is lost across evictions, restarts and outages.
+ * reschedules the alarm with backoff, forever, so nothing acknowledged is lost across evictions, restarts
+ * and outages; entries that can never be written (a missing table, say) are kept as dead letters in storage
+ * and never hold the others back. It needs no `close()`: what `add` acknowledged is already durable.
  *
  * @example
  * ```ts
@@ -138,66 +161,68 @@ const parseDelta = (d: string): Amount => {
 export class DurableCounterBuffer<M extends NumberMode = "number"> {
   readonly #storage: DurableStorage;
   readonly #client: CounterClient<M>;
-  readonly #writerId: string;
-  readonly #maxKeys: number;
-  readonly #intervalMs: number;
-  readonly #maxRetryDelayMs: number;
-  readonly #concurrency: number;
-  readonly #onError: NonNullable<DurableBufferOptions["onError"]>;
-  readonly #onFlush: DurableBufferOptions["onFlush"];
-  readonly #pending: Coalescer;
+  readonly #engine: FlushEngine;
   readonly #ready: Promise<void>;
-  /** Storage key suffix of each entry, pending or in flight. */
-  readonly #suffixes = new WeakMap<PendingEntry, string>();
-  #batch: Batch | undefined;
-  #meta: Meta = { seq: 0, failures: 0 };
-  #alarmAt: number | null = null;
-  /** Flushes (and totals, which must not see a batch half-applied) run one at a time. */
-  #lock: Promise<unknown> = Promise.resolve();
+  /** Storage key suffix of each slot. */
+  readonly #suffixes = new WeakMap<Slot, string>();
 
   constructor(state: DurableState, client: CounterClient<M>, options: DurableBufferOptions = {}) {
     const o = parseOptions(optionsShape, options, "durable buffer");
     this.#storage = state.storage;
     this.#client = client;
-    this.#writerId = `do-${state.id.toString()}`;
-    this.#maxKeys = o.maxKeys ?? 100;
-    this.#intervalMs = o.flushIntervalMs ?? 5000;
-    this.#maxRetryDelayMs = o.maxRetryDelayMs ?? 30_000;
-    this.#concurrency = o.concurrency ?? 16;
-    this.#onError = (o.onError as DurableBufferOptions["onError"]) ?? warnFlushFailure;
-    this.#onFlush = o.onFlush as DurableBufferOptions["onFlush"];
-    this.#pending = new Coalescer(client.table);
+    const storage = state.storage;
+    this.#engine = new FlushEngine({
+      client: client as CounterClient<NumberMode>,
+      writerId: `do-${state.id.toString()}`,
+      concurrency: o.concurrency ?? 16,
+      maxKeys: o.maxKeys ?? 100,
+      intervalMs: o.flushIntervalMs ?? 5000,
+      maxRetryDelayMs: o.maxRetryDelayMs ?? 30_000,
+      maxPendingKeys: o.maxPendingKeys ?? 100_000,
+      markerWarnAt: o.markerWarnAt ?? 10,
+      onError: (o.onError as DurableBufferOptions["onError"]) ?? warnFlushFailure,
+      onFlush: o.onFlush as DurableBufferOptions["onFlush"],
+      onDeadLetter: (o.onDeadLetter as DurableBufferOptions["onDeadLetter"]) ?? warnDeadLetter,
+      timers: realTimers,
+      scheduler: { set: (at) => storage.setAlarm(at), clear: () => undefined },
+      store: this.#store(),
+    });
     this.#ready = state.blockConcurrencyWhile(() => this.#load());
   }
 
-  /** Distinct keys waiting here (the batch in flight included). */
+  /** Distinct keys waiting here (each once, a write in progress included; dead letters not). */
   get pending(): number {
-    return this.#pending.size + (this.#batch?.entries.length ?? 0);
+    return this.#engine.pending;
+  }
+
+  /** Entries set aside after a non-retryable failure, kept in storage until `retryDeadLetters()` or `takeDeadLetters()`. */
+  get deadLetters(): readonly DeadLetter[] {
+    return this.#engine.deadLetters;
   }
 
   /**
    * Adds `by` to `key`. Resolves once the delta is in the object's storage and an alarm is set; reaching
-   * `maxKeys` brings the alarm forward to now.
+   * `maxKeys` brings the alarm forward to now, unless a failed flush is backing off.
    */
   async add(key: CounterKey, by: Amount = 1, options?: TableOptions): Promise<void> {
     await this.#ready;
-    const at = this.#pending.locate(key, by, options);
+    const at = this.#engine.slots.locate(key, by, options);
     const suffix = await storageSuffix(at.tableKey, at.itemKey);
-    // From here to the put nothing awaits, so a flush cannot drain the entry between the two.
-    const entry = this.#pending.merge(at, by);
-    this.#suffixes.set(entry, suffix);
-    await Promise.all([this.#storage.put({ [PENDING + suffix]: toStored(entry) }), this.#schedule(this.#due(), false)]);
+    // From here to the put nothing awaits, so a flush cannot move the delta between the two.
+    const slot = this.#engine.slots.merge(at, by);
+    this.#suffixes.set(slot, suffix);
+    await Promise.all([this.#storage.put({ [PENDING + suffix]: toStored(slot, slot.delta) }), this.#engine.added()]);
   }
 
   /** DynamoDB's value of `key` plus what is still pending here. */
   async total(key: CounterKey, options?: TableOptions): Promise<CounterValue<M>> {
     await this.#ready;
-    const at = this.#pending.locate(key, 0, options);
-    return this.#locked(async () => {
+    const at = this.#engine.slots.locate(key, 0, options);
+    // Between flushes, so no write is half-confirmed.
+    return this.#engine.exclusive(async () => {
       const stored = await this.#client.get(key, options ?? {});
-      let extra: Amount = this.#pending.find(at)?.delta ?? 0;
-      for (const e of this.#batch?.entries ?? []) if (e.tableKey === at.tableKey && e.itemKey === at.itemKey) extra = addAmounts(extra, e.delta);
-      const sum = addAmounts(stored as Amount, extra);
+      const slot = this.#engine.slots.find(at);
+      const sum = addAmounts(addAmounts(stored as Amount, slot?.delta ?? 0), slot?.sent?.delta ?? 0);
       return wireToValue(String(sum), this.#client.numbers, `total of "${at.id}"`);
     });
   }
@@ -208,113 +233,79 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
    */
   async alarm(_info?: { retryCount: number; isRetry: boolean }): Promise<void> {
     await this.#ready;
-    this.#alarmAt = null; // the platform cleared the alarm that is running
-    try {
-      await this.flush();
-    } catch {
-      // reported through onError; the next alarm is already set
-    }
+    await this.#engine.wake();
   }
 
-  /** Writes the batch in flight, then everything pending. Rejects (and reschedules the alarm) on failure. */
+  /** Writes everything pending now. Rejects (and reschedules the alarm) when some key's write failed. */
   async flush(): Promise<FlushResult> {
     await this.#ready;
-    return this.#locked(() => this.#flushNow());
+    return this.#engine.flush();
   }
 
-  #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(fn);
-    this.#lock = run.catch(() => undefined);
-    return run;
+  /** Puts every dead letter back as a pending add, once the cause is fixed; returns how many. */
+  async retryDeadLetters(): Promise<number> {
+    await this.#ready;
+    return this.#engine.retryDeadLetters();
   }
 
-  async #flushNow(): Promise<FlushResult> {
-    const result: FlushResult = { keys: 0, requests: 0, total: 0 };
-    try {
-      if (this.#batch) await this.#write(this.#batch, result);
-      if (this.#pending.size > 0) await this.#write(await this.#startBatch(), result);
-    } catch (error) {
-      const counterError = error instanceof CounterError ? error : new CounterError("Service", `flush failed: ${String(error)}`, { cause: error });
-      this.#meta.failures++;
-      const retryInMs = flushRetryDelay(this.#meta.failures, this.#maxRetryDelayMs);
-      await this.#schedule(Date.now() + retryInMs, true);
-      await this.#storage.put({ [META]: this.#meta });
-      notify(this.#onError, counterError, { keys: this.pending, failures: this.#meta.failures, retryInMs });
-      throw counterError;
-    }
-    if (this.#meta.failures !== 0) {
-      this.#meta.failures = 0;
-      await this.#storage.put({ [META]: this.#meta });
-    }
-    // Adds that arrived during the flush wait for their own interval.
-    if (this.#pending.size > 0) await this.#schedule(this.#due(), false);
-    notify(this.#onFlush, result);
-    return result;
+  /** Removes and returns every dead letter (from storage too): the caller takes them over. */
+  async takeDeadLetters(): Promise<DeadLetter[]> {
+    await this.#ready;
+    return this.#engine.takeDeadLetters();
   }
 
-  /**
-   * Moves every pending entry into a new stored batch. The writes are issued without an await between them,
-   * which Durable Object storage commits as one atomic batch.
-   */
-  async #startBatch(): Promise<Batch> {
-    const entries = this.#pending.drain();
-    this.#meta.seq = nextSeq(this.#meta.seq);
-    this.#meta.batchSeq = this.#meta.seq;
-    const batch: Batch = { seq: this.#meta.seq, entries };
-    this.#batch = batch;
-    const puts: [string, unknown][] = [[META, this.#meta]];
-    const deletes: string[] = [];
-    for (const entry of entries) {
-      const suffix = this.#suffixes.get(entry)!;
-      puts.push([BATCH + suffix, toStored(entry)]);
-      deletes.push(PENDING + suffix);
-    }
-    await Promise.all([
-      ...chunks(puts, MAX_KV_KEYS).map((c) => this.#storage.put(Object.fromEntries(c))),
-      ...chunks(deletes, MAX_KV_KEYS).map((c) => this.#storage.delete(c)),
-    ]);
-    return batch;
+  #store(): EngineStore {
+    const storage = () => this.#storage;
+    const suffix = (slot: Slot) => this.#suffixes.get(slot)!;
+    // Writes issued without an await between them are committed by Durable Object storage as one atomic batch.
+    const write = (puts: [string, unknown][], deletes: string[]) =>
+      Promise.all([
+        ...chunks(puts, MAX_KV_KEYS).map((c) => storage().put(Object.fromEntries(c))),
+        ...chunks(deletes, MAX_KV_KEYS).map((c) => storage().delete(c)),
+      ]).then(() => undefined);
+    return {
+      assign: (slots, meta) =>
+        write(
+          [[META, meta], ...slots.map((s): [string, unknown] => [SENT + suffix(s), { ...toStored(s, s.sent!.delta), s: s.sent!.seq }])],
+          slots.map((s) => PENDING + suffix(s)),
+        ),
+      settle: (done, dead) =>
+        write(
+          dead.map((h): [string, unknown] => [DEAD + h.id, this.#storedLetter(h)]),
+          [...done, ...dead.map((h) => h.at as Slot)].map((s) => SENT + suffix(s)),
+        ),
+      saveMeta: (meta) => storage().put({ [META]: meta }),
+      release: (letters, slots) =>
+        write(
+          (slots ?? []).map((s, i): [string, unknown] => {
+            // A letter's location is the slot it came from, or one restored with its suffix.
+            if (!this.#suffixes.has(s)) this.#suffixes.set(s, this.#suffixes.get(letters[i]!.at as Slot)!);
+            return [PENDING + suffix(s), toStored(s, s.delta)];
+          }),
+          letters.map((h) => DEAD + h.id),
+        ),
+    };
   }
 
-  async #write(batch: Batch, result: FlushResult): Promise<void> {
-    const outcome = await writeBatch(this.#client, batch, { writerId: this.#writerId, concurrency: this.#concurrency });
-    tally(result, outcome);
-    batch.entries = outcome.failed;
-    const done = outcome.done.map((e) => BATCH + this.#suffixes.get(e)!);
-    const deletes = chunks(done, MAX_KV_KEYS).map((keys) => this.#storage.delete(keys));
-    if (outcome.failed.length === 0) {
-      this.#batch = undefined;
-      delete this.#meta.batchSeq;
-      await Promise.all([...deletes, this.#storage.put({ [META]: this.#meta })]);
-      return;
-    }
-    await Promise.all(deletes);
-    throw outcome.errors[0]!;
-  }
-
-  /** When pending adds should be flushed: now once `maxKeys` are waiting, else one interval from now. */
-  #due(): number {
-    return Date.now() + (this.#pending.size >= this.#maxKeys ? 0 : this.#intervalMs);
-  }
-
-  async #schedule(at: number, force: boolean): Promise<void> {
-    if (!force && this.#alarmAt !== null && this.#alarmAt <= at) return;
-    this.#alarmAt = at;
-    await this.#storage.setAlarm(at);
+  #storedLetter(h: HeldLetter): StoredEntry {
+    const { error } = h.letter;
+    return {
+      ...toStored(h.at, h.letter.amount),
+      e: { code: error.code, message: error.message, ambiguous: error.ambiguous, ...(error.awsType ? { awsType: error.awsType } : {}) },
+    };
   }
 
   async #load(): Promise<void> {
-    const [pending, batch, meta, alarm] = await Promise.all([
+    const [pending, sent, dead, meta, alarm] = await Promise.all([
       this.#storage.list<StoredEntry>({ prefix: PENDING }),
-      this.#storage.list<StoredEntry>({ prefix: BATCH }),
-      this.#storage.get<Meta>(META),
+      this.#storage.list<StoredEntry>({ prefix: SENT }),
+      this.#storage.list<StoredEntry>({ prefix: DEAD }),
+      this.#storage.get<StoredMeta>(META),
       this.#storage.getAlarm(),
     ]);
-    if (meta) this.#meta = { ...meta };
-    this.#alarmAt = alarm;
-    // One options object per stored table, so the coalescer resolves and validates each layout once.
+    // One options object per stored table, so each layout is resolved and validated once.
     const tables = new Map<string, TableOptions>();
-    const restore = (stored: StoredEntry) => {
+    const locate = (stored: StoredEntry): Location => {
       const tableKey = JSON.stringify(stored.t);
       let options = tables.get(tableKey);
       if (!options) {
@@ -322,20 +313,30 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
         options = layoutOptions({ tableName, keyAttribute, sortKeyAttribute: sortKeyAttribute ?? undefined, countAttribute });
         tables.set(tableKey, options);
       }
-      return this.#pending.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
+      return this.#engine.slots.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
     };
-    for (const [key, stored] of pending) {
-      this.#suffixes.set(this.#pending.merge(restore(stored), parseDelta(stored.d)), key.slice(PENDING.length));
+    const slots = this.#engine.slots;
+    for (const [key, stored] of pending) this.#suffixes.set(slots.merge(locate(stored), parseDelta(stored.d), true), key.slice(PENDING.length));
+    for (const [key, stored] of sent) {
+      const at = locate(stored);
+      const slot = slots.find(at) ?? slots.merge(at, 0, true);
+      slot.sent = { seq: stored.s ?? meta?.batchSeq ?? meta?.seq ?? 0, delta: parseDelta(stored.d) };
+      this.#suffixes.set(slot, key.slice(SENT.length));
     }
-    if (batch.size > 0) {
-      const entries = [...batch].map(([key, stored]) => {
-        const entry: PendingEntry = { ...restore(stored), delta: parseDelta(stored.d) };
-        this.#suffixes.set(entry, key.slice(BATCH.length));
-        return entry;
-      });
-      this.#batch = { seq: this.#meta.batchSeq ?? this.#meta.seq, entries };
-    }
+    const letters: HeldLetter[] = [...dead].map(([key, stored]) => {
+      const at = locate(stored);
+      const e = stored.e ?? { code: "Service" as const, message: "dead letter", ambiguous: false };
+      const error = new CounterError(e.code, e.message, { ambiguous: e.ambiguous, ...(e.awsType ? { awsType: e.awsType } : {}) });
+      return {
+        at,
+        id: key.slice(DEAD.length),
+        letter: { key: at.sort === undefined ? at.id : { id: at.id, sort: at.sort }, tableName: at.table.tableName, countAttribute: at.table.countAttribute, amount: parseDelta(stored.d), error },
+      };
+    });
+    for (const h of letters) this.#suffixes.set(h.at as Slot, await storageSuffix(h.at.tableKey, h.at.itemKey));
+    const restored: EngineMeta | undefined = meta ? { seq: meta.seq, failures: meta.failures, retryAt: meta.retryAt } : undefined;
+    this.#engine.restore(restored, letters, alarm ?? undefined);
     // Work left by an earlier incarnation gets an alarm even if the old one was lost.
-    if ((pending.size > 0 || batch.size > 0) && alarm === null) await this.#schedule(Date.now(), true);
+    await this.#engine.resume();
   }
 }

@@ -1,10 +1,13 @@
-// The flush engine both buffers share: sequence numbers, retries, backoff, dead letters, close.
+// The flush engine both buffers share: sequence numbers, per-key retries, backoff, dead letters and close.
 import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
-import { keyAttributes } from "../core/keys.js";
-import type { Amount, NumberMode } from "../core/numbers.js";
-import { addAmounts, type PendingEntry } from "./coalescer.js";
+import type { CounterKey } from "../core/keys.js";
+import { addAmounts, type Amount, type NumberMode } from "../core/numbers.js";
 import { backoffDelay } from "../core/transport.js";
+import { Coalescer, type Location, type Slot } from "./coalescer.js";
+import { writeSlots } from "./writer.js";
+
+export { markerAttribute } from "./writer.js";
 
 /** What a flush wrote.
  *
@@ -20,32 +23,120 @@ export interface FlushResult {
   requests: number;
   /** Sum of the amounts written. */
   total: Amount;
+  /** Entries this flush set aside as dead letters (absent when none). */
+  deadLetters?: number;
+  /** Items whose exactly-once markers passed `markerWarnAt` (absent when none): each marker costs write capacity. */
+  crowded?: CrowdedItem[];
 }
 
-/** A batch in flight: its sequence number stays the same however often it is retried. */
-export interface Batch {
+/** An item that carries many writers' exactly-once markers ({@link FlushResult.crowded}).
+ *
+ * @example
+ * ```ts
+ * buffer = new CounterBuffer(client, { onFlush: (r) => r.crowded?.forEach((c) => log.warn(c)) });
+ * ```
+ */
+export interface CrowdedItem {
+  key: CounterKey;
+  tableName: string;
+  /** Marker attributes on the item. */
+  markers: number;
+}
+
+/** An increment that failed with an error retrying cannot fix; held, never dropped, never blocking other keys.
+ *
+ * @example
+ * ```ts
+ * for (const { key, tableName, amount, error } of buffer.deadLetters) log.error({ key, tableName, amount: String(amount), code: error.code });
+ * ```
+ */
+export interface DeadLetter {
+  /** The counter's key, as `add` took it. */
+  key: CounterKey;
+  tableName: string;
+  countAttribute: string;
+  /** The amount that was not written (for a `Conflict`: that may or may not have been). */
+  amount: Amount;
+  /** Why: e.g. `TableNotFound`, `Validation` (a count attribute holding a string, a sum past 38 digits), `Conflict`. */
+  error: CounterError;
+}
+
+/** Context passed to `onError`.
+ *
+ * @example
+ * ```ts
+ * new CounterBuffer(client, { onError: (error, { keys, ambiguous, retryInMs }) => log.warn({ code: error.code, keys, ambiguous, retryInMs }) });
+ * ```
+ */
+export interface FlushErrorInfo {
+  /** Items whose write failed; they stay queued and are retried. */
+  keys: number;
+  /** Whether some failed writes may have been applied. Without a `writerId` a retry may then count twice. */
+  ambiguous: boolean;
+  /** Consecutive failed flushes so far. */
+  failures: number;
+  /** When the buffer retries by itself, in ms. */
+  retryInMs: number;
+}
+
+/** A held dead letter with where it goes, for storage and `retryDeadLetters`. */
+export interface HeldLetter {
+  letter: DeadLetter;
+  at: Location;
+  /** Unique per letter (storage key suffix). */
+  id: string;
+}
+
+/** What a buffer persists besides its slots. */
+export interface EngineMeta {
+  /** The last flush sequence number used. */
   seq: number;
-  entries: PendingEntry[];
+  /** Consecutive failed flushes. */
+  failures: number;
+  /** While backing off: when the retry is due (epoch ms). */
+  retryAt?: number | undefined;
 }
 
-export interface WriteOptions {
-  /** Exactly-once marker owner; without it the writes are plain (at-least-once) ADDs. */
+/** Where an engine keeps its state: nothing to do in memory; Durable Object storage for the DO buffer. */
+export interface EngineStore {
+  /** `slots` now carry `sent` (moved from their pending delta). Must be durable before anything is sent. */
+  assign(slots: readonly Slot[], meta: EngineMeta): Promise<void> | void;
+  /** `done` slots' writes are confirmed; `dead` were set aside. */
+  settle(done: readonly Slot[], dead: readonly HeldLetter[], meta: EngineMeta): Promise<void> | void;
+  /** The failure count and retry time changed. */
+  saveMeta(meta: EngineMeta): Promise<void> | void;
+  /** `letters` were put back into their slots (`slots`), or dropped by the user when `slots` is undefined. */
+  release(letters: readonly HeldLetter[], slots: readonly Slot[] | undefined): Promise<void> | void;
+}
+
+/** When the engine wants to flush next: an unref'd timer in memory, the object's alarm in a Durable Object. */
+export interface Scheduler {
+  set(at: number): Promise<void> | void;
+  clear(): Promise<void> | void;
+}
+
+/** The clock and the timers `close()` waits with (a fake clock in the fast tests). */
+export interface Timers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface EngineConfig {
+  client: CounterClient<NumberMode>;
   writerId: string | undefined;
   concurrency: number;
-}
-
-export interface WriteOutcome {
-  done: PendingEntry[];
-  failed: PendingEntry[];
-  errors: CounterError[];
-  requests: number;
-}
-
-/** Adds what `outcome` wrote to `result`. */
-export function tally(result: FlushResult, outcome: WriteOutcome): void {
-  result.requests += outcome.requests;
-  result.keys += outcome.done.length;
-  for (const entry of outcome.done) result.total = addAmounts(result.total, entry.delta);
+  maxKeys: number;
+  intervalMs: number;
+  maxRetryDelayMs: number;
+  maxPendingKeys: number;
+  markerWarnAt: number;
+  onError: (error: CounterError, info: FlushErrorInfo) => void;
+  onFlush: ((result: FlushResult) => void) | undefined;
+  onDeadLetter: (letter: DeadLetter) => void;
+  timers: Timers;
+  scheduler: Scheduler;
+  store: EngineStore | undefined;
 }
 
 /** Calls an observer (onFlush, onError); its exceptions are its own and must not change the flush. */
@@ -61,61 +152,291 @@ export function notify<A extends unknown[]>(observer: ((...args: A) => void) | u
 export const warnFlushFailure = (error: CounterError, info: { keys: number; retryInMs: number }): void =>
   console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);
 
+/** What a dead letter logs when no onDeadLetter is given. */
+export const warnDeadLetter = (letter: DeadLetter): void =>
+  console.warn(
+    `dynacount: ${String(letter.amount)} for "${typeof letter.key === "string" ? letter.key : letter.key.id}" in table "${letter.tableName}" ` +
+      `cannot be written (${letter.error.code}: ${letter.error.message}); it is held in the buffer's deadLetters`,
+  );
+
 /** How long a buffer waits before retrying a failed flush: full-jitter backoff from 200 ms, at least 50 ms. */
 export const flushRetryDelay = (failures: number, maxRetryDelayMs: number): number =>
-  Math.max(50, backoffDelay(failures, 200, maxRetryDelayMs));
-
-/** The attribute that records the last flush sequence of `writerId` applied to an item. */
-export const markerAttribute = (writerId: string): string => `dynacount:${writerId}`;
+  Math.min(maxRetryDelayMs, Math.max(50, backoffDelay(failures, 200, maxRetryDelayMs)));
 
 /**
  * A flush sequence number that exceeds every earlier one of the same writer, even across restarts:
  * microseconds since the epoch (below 2^53 until the year 2255), and always past `last`.
  */
-export const nextSeq = (last: number): number => Math.max(last + 1, Date.now() * 1000);
+export const nextSeq = (last: number, nowMs: number): number => Math.max(last + 1, nowMs * 1000);
+
+const isZero = (a: Amount) => a === 0 || a === 0n;
+const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { id: at.id, sort: at.sort });
 
 /**
- * Writes each entry with one `UpdateItem`, at most `concurrency` at a time. With a writer id the update is
- * conditional on the writer's marker being older than `seq`, so repeating a batch never counts twice and a
- * failed check means "already applied".
+ * The one implementation of the flush protocol behind `CounterBuffer` and `DurableCounterBuffer`.
+ *
+ * - Ordering is per key: a key has at most one write in progress (`slot.sent`, retried as it is, with its
+ *   sequence number) and its newer adds wait for it; every other key moves on.
+ * - A write that fails with a non-retryable error becomes a dead letter: reported, held, never retried by
+ *   itself, never blocking the rest.
+ * - While failing, the next attempt is due at the backoff time and nothing pulls it forward.
+ * - Flushes run one at a time.
  */
-export async function writeBatch(client: CounterClient<NumberMode>, batch: Batch, options: WriteOptions): Promise<WriteOutcome> {
-  const outcome: WriteOutcome = { done: [], failed: [], errors: [], requests: 0 };
-  const marker = options.writerId === undefined ? undefined : markerAttribute(options.writerId);
-  const seq = String(batch.seq);
-  let next = 0;
-  const worker = async () => {
-    while (next < batch.entries.length) {
-      const entry = batch.entries[next++]!;
-      if (entry.delta === 0 || entry.delta === 0n) {
-        outcome.done.push(entry);
-        continue;
-      }
-      const t = entry.table;
-      const body: Record<string, unknown> = {
-        TableName: t.tableName,
-        Key: keyAttributes(t, entry.id, entry.sort),
-        UpdateExpression: marker ? "ADD #c :d SET #w = :s" : "ADD #c :d",
-        ExpressionAttributeNames: marker ? { "#c": t.countAttribute, "#w": marker } : { "#c": t.countAttribute },
-        ExpressionAttributeValues: marker ? { ":d": { N: String(entry.delta) }, ":s": { N: seq } } : { ":d": { N: String(entry.delta) } },
-      };
-      if (marker) body.ConditionExpression = "attribute_not_exists(#w) OR #w < :s";
-      outcome.requests++;
+export class FlushEngine {
+  readonly slots: Coalescer;
+  readonly #c: EngineConfig;
+  #meta: EngineMeta = { seq: 0, failures: 0 };
+  readonly #held: HeldLetter[] = [];
+  readonly #warned = new Set<string>();
+  #scheduledAt: number | undefined;
+  #chain: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #letterIds = 0;
+
+  constructor(config: EngineConfig) {
+    this.#c = config;
+    this.slots = new Coalescer(config.client.table);
+    this.slots.maxSize = config.maxPendingKeys;
+  }
+
+  /** Distinct keys waiting (a write in progress included; dead letters not). */
+  get pending(): number {
+    return this.slots.size;
+  }
+
+  /** The sum of everything waiting. */
+  get unwritten(): Amount {
+    let total: Amount = 0;
+    for (const s of this.slots.slots()) total = addAmounts(addAmounts(total, s.delta), s.sent?.delta ?? 0);
+    return total;
+  }
+
+  /** Held dead letters, oldest first. */
+  get deadLetters(): readonly DeadLetter[] {
+    return this.#held.map((h) => h.letter);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Restores what storage held (Durable Object restart). */
+  restore(meta: EngineMeta | undefined, letters: readonly HeldLetter[], scheduledAt: number | undefined): void {
+    if (meta) this.#meta = { ...meta };
+    this.#held.push(...letters);
+    this.#letterIds = letters.length;
+    this.#scheduledAt = scheduledAt;
+  }
+
+  /** After a restore: work found in storage gets a flush even if its alarm was lost (at the backoff time, if one was running). */
+  resume(): Promise<void> | void {
+    if (this.slots.size === 0 || this.#scheduledAt !== undefined) return;
+    return this.#schedule(Math.max(this.#c.timers.now(), this.#meta.retryAt ?? 0), true);
+  }
+
+  /** After an add: make sure a flush is scheduled; never pulls a backoff forward. */
+  added(): Promise<void> | void {
+    if (this.#closed || this.#meta.retryAt !== undefined) return;
+    const now = this.#c.timers.now();
+    return this.#schedule(this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs, false);
+  }
+
+  /** The scheduled time came (timer or alarm): flush, reporting failures through onError only. */
+  async wake(): Promise<void> {
+    this.#scheduledAt = undefined;
+    await this.flush().catch(() => undefined);
+  }
+
+  /** Writes every slot (retries first-class with new adds) and resolves to what was written; flushes run one at a time. */
+  flush(): Promise<FlushResult> {
+    return this.exclusive(() => this.#flushNow());
+  }
+
+  /** Runs `fn` when no flush is running, and keeps flushes out until it settles. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stops automatic flushing (timers and alarms); `flush()` still works. */
+  async stop(): Promise<void> {
+    this.#closed = true;
+    this.#scheduledAt = undefined;
+    await this.#c.scheduler.clear();
+  }
+
+  /**
+   * Stops automatic flushing, then flushes with backoff until nothing is pending or `timeoutMs` passes.
+   * Rejects with what is still unwritten (which stays here for a later `flush()`), or when dead letters
+   * are held.
+   */
+  async close(timeoutMs: number): Promise<FlushResult> {
+    await this.stop();
+    const { timers } = this.#c;
+    const deadline = timers.now() + timeoutMs;
+    const total: FlushResult = { keys: 0, requests: 0, total: 0 };
+    let lastError: unknown;
+    while (this.pending > 0) {
+      const left = deadline - timers.now();
+      if (left <= 0) break;
       try {
-        await client.send("UpdateItem", body, { idempotent: marker !== undefined, tableName: t.tableName });
-        outcome.done.push(entry);
+        const r = await this.#within(this.flush(), left);
+        total.keys += r.keys;
+        total.requests += r.requests;
+        total.total = addAmounts(total.total, r.total);
       } catch (error) {
-        if (marker && error instanceof CounterError && error.awsType === "ConditionalCheckFailedException") {
-          outcome.done.push(entry); // this batch was applied to this item before
-        } else {
-          outcome.failed.push(entry);
-          outcome.errors.push(
-            error instanceof CounterError ? error : new CounterError("Service", String(error), { cause: error, ambiguous: !marker }),
-          );
-        }
+        lastError = error;
       }
+      if (this.pending === 0) break;
+      const wait = Math.min(flushRetryDelay(Math.max(1, this.#meta.failures), this.#c.maxRetryDelayMs), deadline - timers.now());
+      if (wait > 0) await new Promise<void>((resolve) => timers.setTimeout(resolve, wait));
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, batch.entries.length) }, worker));
-  return outcome;
+    if (this.pending > 0) {
+      const last = lastError instanceof CounterError ? ` Last error: ${lastError.code}: ${lastError.message}` : "";
+      throw new CounterError(
+        "Timeout",
+        `close() gave up after ${timeoutMs} ms (timeoutMs): ${this.pending} keys with a total of ${String(this.unwritten)} are still ` +
+          `unwritten. They stay in the buffer: a later flush() writes them${this.#c.writerId ? " (exactly once)" : ""}.${last}`,
+        { retryable: true, cause: lastError },
+      );
+    }
+    if (this.#held.length > 0) {
+      const first = this.#held[0]!.letter.error;
+      throw new CounterError(
+        first.code,
+        `close(): everything else is written, but ${this.#held.length} dead letters are held (see deadLetters; ` +
+          `retryDeadLetters() puts them back). First: ${first.message}`,
+        { cause: first, ambiguous: this.#held.some((h) => h.letter.error.ambiguous) },
+      );
+    }
+    return total;
+  }
+
+  /** Puts every dead letter back as a pending add (after fixing what failed) and schedules a flush. */
+  async retryDeadLetters(): Promise<number> {
+    return this.exclusive(async () => {
+      const letters = this.#held.splice(0);
+      const slots = letters.map((h) => this.slots.merge(h.at, h.letter.amount, true));
+      await this.#c.store?.release(letters, slots);
+      if (letters.length > 0) await this.added();
+      return letters.length;
+    });
+  }
+
+  /** Removes and returns every dead letter: the caller takes them over. */
+  async takeDeadLetters(): Promise<DeadLetter[]> {
+    return this.exclusive(async () => {
+      const letters = this.#held.splice(0);
+      await this.#c.store?.release(letters, undefined);
+      return letters.map((h) => h.letter);
+    });
+  }
+
+  #within<T>(promise: Promise<T>, ms: number): Promise<T> {
+    const { timers } = this.#c;
+    let handle: unknown;
+    const deadline = new Promise<never>((_, reject) => {
+      handle = timers.setTimeout(() => reject(new CounterError("Timeout", "close() deadline passed during a flush")), ms);
+    });
+    return Promise.race([promise, deadline]).finally(() => timers.clearTimeout(handle));
+  }
+
+  async #flushNow(): Promise<FlushResult> {
+    const { client, store, timers } = this.#c;
+    const result: FlushResult = { keys: 0, requests: 0, total: 0 };
+    const errors: CounterError[] = [];
+    const dead: HeldLetter[] = [];
+    let failedKeys = 0;
+    let ambiguous = false;
+    let round = [...this.slots.slots()];
+    // Keys retried in this flush may write their newer adds in a second round once the retry is confirmed.
+    const retried = new Set(round.filter((s) => s.sent !== undefined));
+    let seq: number | undefined;
+    for (let r = 0; r < 2 && round.length > 0; r++) {
+      const fresh = round.filter((s) => s.sent === undefined);
+      if (fresh.length > 0) {
+        seq ??= this.#meta.seq = nextSeq(this.#meta.seq, timers.now());
+        for (const s of fresh) {
+          s.sent = { seq, delta: s.delta };
+          s.delta = 0;
+        }
+        // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
+        await store?.assign(fresh, this.#meta);
+      }
+      const { results, requests } = await writeSlots(client, round, { writerId: this.#c.writerId, concurrency: this.#c.concurrency });
+      result.requests += requests;
+      const done: Slot[] = [];
+      const deadNow: HeldLetter[] = [];
+      for (const res of results) {
+        const { slot } = res;
+        const sent = slot.sent!;
+        if (res.status === "failed") {
+          errors.push(res.error);
+          failedKeys++;
+          ambiguous ||= res.error.ambiguous;
+          continue;
+        }
+        slot.sent = undefined;
+        if (res.status === "done") {
+          if (!isZero(sent.delta)) {
+            result.keys++;
+            result.total = addAmounts(result.total, sent.delta);
+          }
+          if (res.markers !== undefined && res.markers > this.#c.markerWarnAt) this.#crowded(result, slot, res.markers);
+          done.push(slot);
+        } else {
+          const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: sent.delta, error: res.error };
+          deadNow.push({ letter, at: slot, id: `${this.#meta.seq}-${this.#letterIds++}` });
+        }
+        if (isZero(slot.delta)) this.slots.delete(slot);
+      }
+      this.#held.push(...deadNow);
+      dead.push(...deadNow);
+      await store?.settle(done, deadNow, this.#meta);
+      round = done.filter((s) => retried.has(s) && !isZero(s.delta));
+    }
+    if (dead.length > 0) {
+      result.deadLetters = dead.length;
+      for (const h of dead) notify(this.#c.onDeadLetter, h.letter);
+    }
+    if (errors.length > 0) {
+      this.#meta.failures++;
+      const retryInMs = flushRetryDelay(this.#meta.failures, this.#c.maxRetryDelayMs);
+      this.#meta.retryAt = timers.now() + retryInMs;
+      await store?.saveMeta(this.#meta);
+      if (!this.#closed) await this.#schedule(this.#meta.retryAt, true);
+      notify(this.#c.onError, errors[0]!, { keys: failedKeys, ambiguous, failures: this.#meta.failures, retryInMs });
+      throw errors[0]!;
+    }
+    if (this.#meta.failures !== 0 || this.#meta.retryAt !== undefined) {
+      this.#meta.failures = 0;
+      this.#meta.retryAt = undefined;
+      await store?.saveMeta(this.#meta);
+    }
+    // Adds that arrived during the flush wait for their own interval.
+    if (this.slots.size > 0) await this.added();
+    notify(this.#c.onFlush, result);
+    return result;
+  }
+
+  #crowded(result: FlushResult, slot: Slot, markers: number): void {
+    const item: CrowdedItem = { key: keyOf(slot), tableName: slot.table.tableName, markers };
+    (result.crowded ??= []).push(item);
+    const id = `${slot.tableKey}\n${slot.itemKey}`;
+    if (this.#c.onFlush === undefined && !this.#warned.has(id) && this.#warned.size < 1000) {
+      this.#warned.add(id);
+      console.warn(
+        `dynacount: item "${slot.id}" in table "${slot.table.tableName}" carries ${markers} exactly-once markers (one per writerId ` +
+          `that ever flushed it); past ~1 KB every update costs 2 write units. Route each key to one writer (e.g. one Durable Object per key).`,
+      );
+    }
+  }
+
+  async #schedule(at: number, force: boolean): Promise<void> {
+    if (this.#closed) return;
+    if (!force && this.#scheduledAt !== undefined && this.#scheduledAt <= at) return;
+    this.#scheduledAt = at;
+    await this.#c.scheduler.set(at);
+  }
 }

@@ -4,7 +4,7 @@ import { envReader, type EnvSource } from "./env.js";
 import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { fn, lazy, nonNegative, oneOf, parseOptions, positiveInt, text, type Shape } from "./options.js";
+import { callOptionNames, checkNames, fn, lazy, int, nonNegative, oneOf, parseOptions, text, timerMs, withTable, type Shape } from "./options.js";
 import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
@@ -26,7 +26,10 @@ export interface ClientOptions<M extends NumberMode = "number"> extends TableOpt
   env?: EnvSource;
   /** Time limit of one attempt, answer body included. @default 5000 */
   timeoutMs?: number;
-  /** Retry policy. @default { attempts: 4, baseDelayMs: 25, maxDelayMs: 2000, atLeastOnce: false } */
+  /**
+   * Retry policy. Throttling (certainly not applied) has its own, longer budget under `retry.throttle`.
+   * @default { attempts: 4, baseDelayMs: 25, maxDelayMs: 2000, atLeastOnce: false, throttle: { attempts: 10, baseDelayMs: 50, maxDelayMs: 2000 } }
+   */
   retry?: RetryOptions;
   /** The `fetch` to send requests with. @default globalThis.fetch */
   fetch?: typeof fetch;
@@ -98,16 +101,38 @@ export interface Reservation<V> {
   last: V;
 }
 
-const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
-  region: text(1, 64, /^[a-z0-9-]+$/, "must look like us-east-1"),
+const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => withTable({
+  region: text(1, 64, /^[a-z0-9-]+$/, "must be an AWS region name such as us-east-1"),
   credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: z.string() },
   endpoint: z.string(),
   env: z.custom<EnvSource>((v) => typeof v === "function" || (typeof v === "object" && v !== null), "must be an object or a function"),
-  timeoutMs: positiveInt(),
-  retry: { attempts: positiveInt(), baseDelayMs: nonNegative(), maxDelayMs: nonNegative(), atLeastOnce: z.boolean() },
+  timeoutMs: timerMs(1),
+  retry: {
+    attempts: int(1, 100),
+    baseDelayMs: nonNegative(),
+    maxDelayMs: timerMs(),
+    atLeastOnce: z.boolean(),
+    throttle: { attempts: int(1, 100), baseDelayMs: nonNegative(), maxDelayMs: timerMs() },
+  },
   fetch: fn(),
   numbers: oneOf(["number", "bigint"] as const),
 }));
+
+// Per-call option names, checked on every call so that a typo is an error, not a silent default.
+const INCREMENT = /* @__PURE__ */ callOptionNames("by", "atLeastOnce");
+const GET = /* @__PURE__ */ callOptionNames("consistent");
+const RESERVE = /* @__PURE__ */ callOptionNames("atLeastOnce");
+const CREATE = /* @__PURE__ */ callOptionNames("ttlAttribute", "waitMs");
+
+/** A region becomes one label of the endpoint's host name: lowercase letters, digits and inner hyphens only. */
+const REGION = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function checkRegion(region: string, source: string): string {
+  if (!REGION.test(region)) {
+    throw new CounterError("Config", `${source} is "${region.slice(0, 64)}", which is not an AWS region name such as "us-east-1"`);
+  }
+  return region;
+}
 
 function checkEndpoint(endpoint: string, source: string): string {
   let url: URL;
@@ -147,9 +172,14 @@ export class CounterClient<M extends NumberMode = "number"> {
   readonly #transport: Transport;
 
   constructor(options: ClientOptions<M> = {}) {
-    const o = parseOptions(clientOptionsShape, options, "client", ["credentials.accessKeyId", "credentials.secretAccessKey"]);
+    const o = parseOptions(clientOptionsShape, options, "client", ["credentials.accessKeyId", "credentials.secretAccessKey"], ["credentials"]);
     const env = envReader(o.env);
-    this.region = o.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1";
+    const [regionSource, region] =
+      o.region !== undefined
+        ? ["region", o.region]
+        : (["AWS_REGION", "AWS_DEFAULT_REGION"].map((name) => [name, env(name)]).find(([, value]) => value) ?? ["", "us-east-1"]);
+    // Checked even when an endpoint is given: the region is also part of every signature.
+    this.region = checkRegion(region!, regionSource!);
     const [endpointSource, endpoint] =
       o.endpoint !== undefined
         ? ["endpoint", o.endpoint]
@@ -182,6 +212,11 @@ export class CounterClient<M extends NumberMode = "number"> {
         baseDelayMs: o.retry?.baseDelayMs ?? 25,
         maxDelayMs: o.retry?.maxDelayMs ?? 2000,
         atLeastOnce: o.retry?.atLeastOnce ?? false,
+        throttle: {
+          attempts: o.retry?.throttle?.attempts ?? 10,
+          baseDelayMs: o.retry?.throttle?.baseDelayMs ?? 50,
+          maxDelayMs: o.retry?.throttle?.maxDelayMs ?? 2000,
+        },
       },
       fetch: o.fetch as typeof fetch | undefined,
     });
@@ -198,6 +233,7 @@ export class CounterClient<M extends NumberMode = "number"> {
    * ```
    */
   async increment(key: CounterKey, options: IncrementOptions = {}): Promise<CounterValue<M>> {
+    checkNames(options, INCREMENT, "increment");
     const table = resolveLayout(this.table, options);
     const by = amountToWire(options.by ?? 1, "by");
     return this.#add(table, key, by, options.atLeastOnce);
@@ -212,6 +248,7 @@ export class CounterClient<M extends NumberMode = "number"> {
    * ```
    */
   async get(key: CounterKey, options: GetOptions = {}): Promise<CounterValue<M>> {
+    checkNames(options, GET, "get");
     const table = resolveLayout(this.table, options);
     const out = await this.send<{ Item?: Record<string, { N?: string }> }>(
       "GetItem",
@@ -236,6 +273,7 @@ export class CounterClient<M extends NumberMode = "number"> {
    * ```
    */
   async reserve(key: CounterKey, count: Amount, options: ReserveOptions = {}): Promise<Reservation<CounterValue<M>>> {
+    checkNames(options, RESERVE, "reserve");
     const table = resolveLayout(this.table, options);
     const wire = amountToWire(count, "count", 1n);
     const last = await this.#add(table, key, wire, options.atLeastOnce);
@@ -268,6 +306,7 @@ export class CounterClient<M extends NumberMode = "number"> {
    * ```
    */
   async createTable(options: CreateTableOptions = {}): Promise<void> {
+    checkNames(options, CREATE, "createTable");
     const table = resolveLayout(this.table, options);
     const waitMs = options.waitMs ?? 120_000;
     const ttl = options.ttlAttribute;

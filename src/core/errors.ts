@@ -12,6 +12,9 @@
  * - `Service`: DynamoDB failed (5xx) or answered with an error not listed above.
  * - `PrecisionLoss`: a stored value does not fit the chosen `numbers` mode.
  * - `Closed`: the buffer was closed.
+ * - `Conflict`: a buffer's exactly-once marker on an item is newer than the batch it retries: another live
+ *   buffer uses the same `writerId` (or a clock went back). The batch is set aside as a dead letter.
+ * - `BufferFull`: a buffer holds its `maxPendingKeys` distinct keys; the add was refused, nothing was queued.
  *
  * @example
  * ```ts
@@ -28,7 +31,9 @@ export type CounterErrorCode =
   | "Network"
   | "Service"
   | "PrecisionLoss"
-  | "Closed";
+  | "Closed"
+  | "Conflict"
+  | "BufferFull";
 
 /** Structured fields of a {@link CounterError}, besides its message.
  *
@@ -50,6 +55,8 @@ export interface CounterErrorDetails {
   requestId?: string;
   /** The underlying error. */
   cause?: unknown;
+  /** The item as it was when a conditional write failed (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`). */
+  item?: Record<string, unknown>;
 }
 
 /**
@@ -80,6 +87,11 @@ export class CounterError extends Error {
   readonly awsType?: string;
   /** DynamoDB's request id. */
   readonly requestId?: string;
+  /**
+   * The item as it was when a conditional write failed, when the request asked for it
+   * (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`). Left out of `toJSON`: it is data, not diagnosis.
+   */
+  readonly item?: Record<string, unknown>;
 
   constructor(code: CounterErrorCode, message: string, details: CounterErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -89,6 +101,7 @@ export class CounterError extends Error {
     if (details.status !== undefined) this.status = details.status;
     if (details.awsType !== undefined) this.awsType = details.awsType;
     if (details.requestId !== undefined) this.requestId = details.requestId;
+    if (details.item !== undefined) this.item = details.item;
   }
 
   /** A plain object for logs: every structured field and the message, never credentials. */
@@ -142,7 +155,7 @@ const ACCESS = new Set([
  */
 export function errorFromResponse(
   status: number,
-  body: { __type?: unknown; message?: unknown; Message?: unknown } | undefined,
+  body: { __type?: unknown; message?: unknown; Message?: unknown; Item?: unknown } | undefined,
   context: { requestId?: string | undefined; tableName?: string | undefined; mayHaveApplied: boolean },
 ): CounterError {
   const rawType = typeof body?.__type === "string" ? body.__type : "";
@@ -151,6 +164,7 @@ export function errorFromResponse(
   const details: CounterErrorDetails = { status };
   if (awsType !== undefined) details.awsType = awsType;
   if (context.requestId !== undefined) details.requestId = context.requestId;
+  if (typeof body?.Item === "object" && body.Item !== null) details.item = body.Item as Record<string, unknown>;
   const said = serverMessage ? `: ${serverMessage}` : "";
 
   if (awsType === "ResourceNotFoundException") {

@@ -63,7 +63,9 @@ export function resolveLayout(base: TableLayout, options?: { [K in keyof TableOp
   ) {
     return base;
   }
-  const parsed = parseOptions(tableOptionsShape, options, "table");
+  // Only the layout's own fields: the object may carry other options, checked by their owner.
+  const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = options;
+  const parsed = parseOptions(tableOptionsShape, { tableName, keyAttribute, sortKeyAttribute, countAttribute }, "table");
   return {
     tableName: parsed.tableName ?? base.tableName,
     keyAttribute: parsed.keyAttribute ?? base.keyAttribute,

@@ -92,3 +92,24 @@ export function firstOfRange<M extends NumberMode>(last: CounterValue<M>, count:
   }
   return first as CounterValue<M>;
 }
+
+/** a + b, staying a number while that is exact and becoming a bigint past 2^53. */
+export function addAmounts(a: Amount, b: Amount): Amount {
+  if (typeof a === "number" && typeof b === "number") {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  const sum = BigInt(a) + BigInt(b);
+  return sum >= BigInt(Number.MIN_SAFE_INTEGER) && sum <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sum) : sum;
+}
+
+const LIMIT = /* @__PURE__ */ (() => 10n ** BigInt(MAX_DIGITS))();
+
+/** `addAmounts`, refusing a sum DynamoDB could not store (more than 38 digits) with a Validation error. */
+export function addChecked(a: Amount, b: Amount, field: string): Amount {
+  const sum = addAmounts(a, b);
+  if (typeof sum === "bigint" && (sum >= LIMIT || sum <= -LIMIT)) {
+    throw validationError(`"${field}" would make a pending delta of more than ${MAX_DIGITS} digits, DynamoDB's limit for numbers`);
+  }
+  return sum;
+}

@@ -20,15 +20,28 @@ export function lazy<T>(build: () => T): () => T {
 
 /**
  * Checks `value` against `shape` and returns it. Absent fields are skipped unless their dotted path is in
- * `required`; the first bad field becomes a Validation error that names it.
+ * `required`; a field the shape does not know is an error (a typo such as `writerID` would otherwise be
+ * silently ignored); the first bad field becomes a Validation error that names it.
  */
-export function parseOptions<T extends object>(shape: () => Shape, value: T | undefined, what: string, required: readonly string[] = []): T {
+export function parseOptions<T extends object>(
+  shape: () => Shape,
+  value: T | undefined,
+  what: string,
+  required: readonly string[] = [],
+  /** Nested objects that may carry fields of their own (credentials from the AWS SDK have `expiration`, `$source`, …). */
+  open: readonly string[] = [],
+): T {
   const options = value ?? ({} as T);
   check(shape(), options, "");
   return options;
 
   function check(fields: Shape, object: unknown, path: string): void {
     if (typeof object !== "object" || object === null) fail(path, "must be an object");
+    if (!open.includes(path)) for (const field in object as object) {
+      if (!Object.hasOwn(fields, field) && (object as Record<string, unknown>)[field] !== undefined) {
+        fail(path ? `${path}.${field}` : field, unknownName(field, Object.keys(fields)));
+      }
+    }
     for (const field in fields) {
       const name = path ? `${path}.${field}` : field;
       const given = (object as Record<string, unknown>)[field];
@@ -51,6 +64,46 @@ export function parseOptions<T extends object>(shape: () => Shape, value: T | un
   }
 }
 
+/**
+ * Throws a Validation error naming each option of `options` that is not in `known` (per-call options,
+ * checked on every call: a plain loop, no schema).
+ */
+export function checkNames(options: object, known: ReadonlySet<string>, what: string): void {
+  for (const field in options) {
+    if (!known.has(field) && (options as Record<string, unknown>)[field] !== undefined) {
+      throw validationError(`Invalid ${what} option "${field}": ${unknownName(field, [...known])}`);
+    }
+  }
+}
+
+/** "is not an option", with the closest known name when one is near enough to be a typo. */
+function unknownName(field: string, known: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(field.length / 3)) + 1;
+  for (const name of known) {
+    const d = distance(field.toLowerCase(), name.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return `is not an option${best ? `; did you mean "${best}"?` : ` (known: ${known.join(", ")})`}`;
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** Node, browsers and workerd store timer delays in a signed 32-bit int: a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that becomes a timer: an integer from `min` to {@link MAX_TIMER_MS}. */
+export const timerMs = (min = 0) => int(min, MAX_TIMER_MS);
+
 export const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.number().check(
     z.refine((v) => Number.isInteger(v) && v >= min && v <= max, max === Number.MAX_SAFE_INTEGER ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`),
@@ -72,6 +125,8 @@ export const text = (min: number, max: number, pattern?: RegExp, patternMessage 
   );
 };
 
+export const TABLE_OPTION_NAMES: readonly string[] = ["tableName", "keyAttribute", "sortKeyAttribute", "countAttribute"];
+
 // DynamoDB's own limits: table names 3–255 of [A-Za-z0-9_.-]; key attribute names up to 255 bytes.
 export const tableOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
   tableName: text(3, 255, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
@@ -79,3 +134,9 @@ export const tableOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
   sortKeyAttribute: text(1, 255),
   countAttribute: text(1, 255),
 }));
+
+/** `shape` plus the table options every use case accepts next to its own. */
+export const withTable = (shape: Shape): Shape => ({ ...tableOptionsShape(), ...shape });
+
+/** The names a per-call options object may use: the table options plus `own`. */
+export const callOptionNames = (...own: string[]): ReadonlySet<string> => new Set([...TABLE_OPTION_NAMES, ...own]);

@@ -9,3 +9,10 @@ export function unrefTimeout(fn: () => void, ms: number): ReturnType<typeof setT
   else (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer as unknown as number);
   return timer;
 }
+
+/** The runtime's clock and (ref'd) timers: what `close()` waits with, so a process does not exit mid-close. */
+export const realTimers = {
+  now: (): number => Date.now(),
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  clearTimeout: (handle: unknown): void => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};

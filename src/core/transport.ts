@@ -22,6 +22,30 @@ export interface RetryOptions {
    * non-idempotent writes such as `increment`. This can count twice. @default false
    */
   atLeastOnce?: boolean;
+  /**
+   * The budget for throttling, counted apart from other failures: a throttled request was certainly not
+   * applied, and DynamoDB sheds load for seconds, not milliseconds. With the defaults a throttled call gives
+   * up after 10 attempts and at most 9.15 s of backoff in all (50 + 100 + … + 1600, then 2000 × 3; full
+   * jitter makes the expected wait half that), ending in `Throttled`.
+   * @default { attempts: 10, baseDelayMs: 50, maxDelayMs: 2000 }
+   */
+  throttle?: ThrottleRetryOptions;
+}
+
+/** The retry budget of throttled requests ({@link RetryOptions.throttle}).
+ *
+ * @example
+ * ```ts
+ * new CounterClient({ retry: { throttle: { attempts: 3, baseDelayMs: 20, maxDelayMs: 100 } } }); // fail fast
+ * ```
+ */
+export interface ThrottleRetryOptions {
+  /** Attempts in all while throttled, the first included. @default 10 */
+  attempts?: number;
+  /** Upper bound of the first backoff after throttling; doubles each retry. @default 50 */
+  baseDelayMs?: number;
+  /** Cap of the backoff bound. @default 2000 */
+  maxDelayMs?: number;
 }
 
 /** Credentials used to sign requests.
@@ -42,7 +66,7 @@ export interface TransportConfig {
   region: string;
   endpoint: string;
   timeoutMs: number;
-  retry: Required<RetryOptions>;
+  retry: Required<Omit<RetryOptions, "throttle">> & { throttle: Required<ThrottleRetryOptions> };
   fetch: typeof fetch | undefined;
 }
 
@@ -60,6 +84,8 @@ export interface SendOptions {
   tableName?: string | undefined;
   /** Overrides the client's `retry.atLeastOnce` for this call. */
   atLeastOnce?: boolean | undefined;
+  /** Overrides the client's throttling budget for this call (a rate limiter fails fast into its failureMode). */
+  throttle?: Required<ThrottleRetryOptions> | undefined;
 }
 
 const REFUSED = /ECONNREFUSED|ConnectionRefused|connection refused|ENOTFOUND|EAI_AGAIN/i;
@@ -92,7 +118,7 @@ export class Transport {
   readonly #secrets: string[];
   readonly #url: string;
   readonly #timeoutMs: number;
-  readonly #retry: Required<RetryOptions>;
+  readonly #retry: TransportConfig["retry"];
   readonly #fetch: typeof fetch | undefined;
 
   constructor(config: TransportConfig) {
@@ -112,17 +138,28 @@ export class Transport {
   async send<T = Record<string, unknown>>(operation: string, body: unknown, options: SendOptions): Promise<T> {
     const json = JSON.stringify(body);
     const { attempts, baseDelayMs, maxDelayMs } = this.#retry;
+    const throttle = options.throttle ?? this.#retry.throttle;
     const atLeastOnce = options.atLeastOnce ?? this.#retry.atLeastOnce;
     let earlierAmbiguous = false;
-    for (let attempt = 1; ; attempt++) {
+    // Two budgets: throttling and other failures are counted apart, so a throttling burst does not use up
+    // the attempts meant for network errors, nor the other way round.
+    let failures = 0;
+    let throttled = 0;
+    for (;;) {
       try {
         return (await this.#attempt(operation, json, options)) as T;
       } catch (error) {
+        const isThrottle = error instanceof CounterError && error.code === "Throttled";
         const retry =
-          error instanceof CounterError && error.retryable && attempt < attempts && (!error.ambiguous || atLeastOnce);
+          error instanceof CounterError &&
+          error.retryable &&
+          (isThrottle ? ++throttled < throttle.attempts : ++failures < attempts) &&
+          (!error.ambiguous || atLeastOnce);
         if (!retry) throw earlierAmbiguous ? stillAmbiguous(error) : error;
         earlierAmbiguous ||= error.ambiguous;
-        await sleep(backoffDelay(attempt, baseDelayMs, maxDelayMs));
+        await sleep(
+          isThrottle ? backoffDelay(throttled, throttle.baseDelayMs, throttle.maxDelayMs) : backoffDelay(failures, baseDelayMs, maxDelayMs),
+        );
       }
     }
   }
@@ -182,7 +219,7 @@ export class Transport {
         });
       }
     }
-    let parsed: { __type?: unknown; message?: unknown; Message?: unknown } | undefined;
+    let parsed: { __type?: unknown; message?: unknown; Message?: unknown; Item?: unknown } | undefined;
     try {
       parsed = JSON.parse(this.#scrub(text)) as typeof parsed;
     } catch {

@@ -2,7 +2,7 @@
 import type { CounterClient } from "../core/client.js";
 import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "../core/keys.js";
 import type { CounterValue, NumberMode } from "../core/numbers.js";
-import { lazy, nonNegativeInt, parseOptions, positiveInt, type Shape } from "../core/options.js";
+import { lazy, nonNegativeInt, parseOptions, positiveInt, withTable, type Shape } from "../core/options.js";
 
 /** Options of {@link IdAllocator}.
  *
@@ -18,8 +18,7 @@ export interface IdAllocatorOptions extends TableOptions {
   prefetchBelow?: number;
 }
 
-// Table options are checked by resolveLayout.
-const shape = /* @__PURE__ */ lazy((): Shape => ({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt() }));
+const shape = /* @__PURE__ */ lazy((): Shape => withTable({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt() }));
 
 interface Block<V> {
   next: V;

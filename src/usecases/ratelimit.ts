@@ -4,7 +4,7 @@ import type { CounterClient } from "../core/client.js";
 import { CounterError, validationError } from "../core/errors.js";
 import { toKey, resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
 import type { NumberMode } from "../core/numbers.js";
-import { fn, lazy, oneOf, parseOptions, positiveInt, text, type Shape } from "../core/options.js";
+import { checkNames, fn, lazy, oneOf, parseOptions, positiveInt, text, withTable, type Shape } from "../core/options.js";
 
 /** Options of {@link RateLimiter}.
  *
@@ -65,8 +65,7 @@ export interface RateLimitResult {
   error?: CounterError;
 }
 
-// Table options are checked by resolveLayout.
-const shape = /* @__PURE__ */ lazy((): Shape => ({
+const shape = /* @__PURE__ */ lazy((): Shape => withTable({
   limit: positiveInt(),
   windowMs: positiveInt(),
   algorithm: oneOf(["sliding-window", "fixed-window"] as const),
@@ -77,6 +76,8 @@ const shape = /* @__PURE__ */ lazy((): Shape => ({
   cacheSize: positiveInt(),
   now: fn(),
 }));
+
+const LIMIT_OPTIONS = /* @__PURE__ */ new Set(["cost"]);
 
 type Item = Record<string, { N?: string } | undefined>;
 
@@ -133,6 +134,7 @@ export class RateLimiter {
    * ```
    */
   async limit(identifier: string, options: { cost?: number } = {}): Promise<RateLimitResult> {
+    checkNames(options, LIMIT_OPTIONS, "limit");
     const cost = options.cost ?? 1;
     if (!Number.isSafeInteger(cost) || cost < 1) throw validationError(`"cost" must be a positive integer, got ${String(cost)}`);
     const key = this.#itemKey(identifier);

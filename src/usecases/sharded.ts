@@ -3,9 +3,8 @@ import { chunks } from "../core/chunks.js";
 import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
 import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
-import { wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
-import { int, lazy, parseOptions, type Shape } from "../core/options.js";
-import { addAmounts } from "../buffer/coalescer.js";
+import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
+import { int, lazy, parseOptions, withTable, type Shape } from "../core/options.js";
 import { sleep } from "../core/timers.js";
 import { backoffDelay } from "../core/transport.js";
 
@@ -21,8 +20,7 @@ export interface ShardedCounterOptions extends TableOptions {
   shards?: number;
 }
 
-// Table options are checked by resolveLayout.
-const shape = /* @__PURE__ */ lazy((): Shape => ({ shards: int(1, 1000) }));
+const shape = /* @__PURE__ */ lazy((): Shape => withTable({ shards: int(1, 1000) }));
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 interface KeysAndAttributes {
