@@ -4,8 +4,8 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { CounterBuffer, CounterError, type FlushResult } from "../src/index.ts";
 import { markerAttribute } from "../src/buffer/engine.ts";
-import { startFaultProxy } from "./support/fault-proxy.ts";
-import { clientFor, freshTable, rejection, servers, uniqueTable } from "./support/harness.ts";
+import { seededRandom, startFaultProxy, type Fault } from "./support/fault-proxy.ts";
+import { clientFor, freshTable, rejection, servers, throughProxy, uniqueTable } from "./support/harness.ts";
 import { root } from "./support/workers.ts";
 
 /** A promise for the next `onFlush` call of a buffer built with `flushed.onFlush`. */
@@ -168,11 +168,177 @@ for (const server of await servers()) {
       await buffer.close();
     });
 
+
+    it("a table given per call, then changed on the same reused options object, writes each add to its own table", async () => {
+      const one = await freshTable(server.endpoint);
+      const two = await freshTable(server.endpoint);
+      const base = clientFor(server.endpoint, { tableName: uniqueTable() }); // its own default table does not exist
+      const buffer = new CounterBuffer(base, { flushIntervalMs: 60_000 });
+      const options = { tableName: one.table.tableName };
+      buffer.add("k", 1, options);
+      options.tableName = two.table.tableName; // mutated and reused: layouts follow values, not object identity
+      buffer.add("k", 10, options);
+      assert.deepEqual(await buffer.flush(), { keys: 2, requests: 2, total: 11 });
+      assert.deepEqual([await one.get("k"), await two.get("k")], [1, 10]);
+    });
+
+    for (const writerId of [undefined, `close-${server.name}`]) {
+      it(`close() under 25% faults writes everything ${writerId ? "exactly once" : "(at least once)"}`, async () => {
+        const random = seededRandom(writerId ? 7 : 8);
+        const faults: Fault[] = ["error500", "error500-after", "throttle", "reset", "drop-after"];
+        const { client, direct, proxy } = await throughProxy(server.endpoint, { timeoutMs: 2000, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+        proxy.setFault((info) => (info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass"));
+        const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, maxKeys: 10_000, maxRetryDelayMs: 200, onError: () => undefined, ...(writerId ? { writerId } : {}) });
+        const expected = new Map<string, number>();
+        for (let i = 0; i < 3000; i++) {
+          const key = `c${i % 60}`;
+          buffer.add(key, 1 + (i % 3));
+          expected.set(key, (expected.get(key) ?? 0) + 1 + (i % 3));
+        }
+        const result = await buffer.close();
+        assert.equal(buffer.pending, 0);
+        assert.ok((proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0, "faults after apply were injected");
+        assert.equal(result.total, 6000, "close reports everything written");
+        for (const [key, sum] of expected) {
+          const value = await direct.get(key);
+          if (writerId) assert.equal(value, sum, key);
+          else assert.ok(value >= sum, `${key} lost increments: ${value} < ${sum}`);
+        }
+      });
+    }
+
+    it("close() against a dead server gives up at its deadline, keeps the data, and a later flush writes it once", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 1 } } });
+      proxy.setFault(() => "reset");
+      const buffer = new CounterBuffer(client, { writerId: `dead-${server.name}`, maxRetryDelayMs: 100, onError: () => undefined });
+      buffer.add("x", 2);
+      buffer.add("y", 3);
+      const started = Date.now();
+      const error = await rejection(buffer.close({ timeoutMs: 1500 }));
+      const took = Date.now() - started;
+      assert.ok(error instanceof CounterError && error.code === "Timeout", String(error));
+      assert.match(error.message, /2 keys with a total of 5 are still unwritten/);
+      assert.ok(took >= 1400 && took < 4000, `gave up after ${took} ms`);
+      assert.ok((proxy.seen.get("UpdateItem") ?? 0) >= 4, "it kept retrying until the deadline");
+      assert.equal(buffer.pending, 2);
+      const seenAtClose = proxy.seen.get("UpdateItem");
+      proxy.setFault(() => "pass");
+      assert.equal(proxy.seen.get("UpdateItem"), seenAtClose, "nothing retried in the background after close gave up");
+      assert.throws(() => buffer.add("x"), (e: unknown) => e instanceof CounterError && e.code === "Closed");
+      assert.equal((await buffer.flush()).total, 5);
+      assert.deepEqual([await direct.get("x"), await direct.get("y")], [2, 3]);
+      await buffer.flush();
+      assert.deepEqual([await direct.get("x"), await direct.get("y")], [2, 3], "written once");
+    });
+
+    it("poison entries (a missing table, a count attribute holding a string) become dead letters; every other key is written", async () => {
+      const client = await freshTable(server.endpoint);
+      await client.send("PutItem", { TableName: client.table.tableName, Item: { id: { S: "text" }, lastValue: { S: "not a number" } } }, { idempotent: true });
+      const letters: string[] = [];
+      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `poison-${server.name}`, onDeadLetter: (l) => letters.push(`${l.error.code}:${l.tableName}`) });
+      buffer.add("k", 1, { tableName: "Typo_Table_Name" });
+      buffer.add("text", 5);
+      for (let i = 0; i < 20; i++) buffer.add(`ok${i}`, i + 1);
+      const first = await buffer.flush();
+      assert.deepEqual([first.keys, first.total, first.deadLetters], [20, 210, 2]);
+      assert.equal(buffer.pending, 0, "nothing stuck");
+      assert.deepEqual(letters.sort(), [`Validation:${client.table.tableName}`, "TableNotFound:Typo_Table_Name"].sort());
+      assert.deepEqual(buffer.deadLetters.map((l) => [l.key, l.amount]).sort(), [["k", 1], ["text", 5]]);
+      // Later adds flow as usual, the poison is not retried on its own.
+      buffer.add("ok0", 1);
+      assert.deepEqual(await buffer.flush(), { keys: 1, requests: 1, total: 1 });
+      assert.equal(await client.get("ok0"), 2);
+      // Once the cause is fixed, the letters go back in and are written.
+      await client.send("DeleteItem", { TableName: client.table.tableName, Key: { id: { S: "text" } } }, { idempotent: true });
+      const typo = clientFor(server.endpoint, { tableName: "Typo_Table_Name" });
+      await typo.createTable();
+      try {
+        assert.equal(await buffer.retryDeadLetters(), 2);
+        assert.equal((await buffer.flush()).total, 6);
+        assert.deepEqual([await client.get("text"), await typo.get("k")], [5, 1]);
+        assert.equal(buffer.deadLetters.length, 0);
+      } finally {
+        await typo.send("DeleteTable", { TableName: "Typo_Table_Name" }, { idempotent: true });
+      }
+    });
+
+    it("a sum past 38 digits is refused by add (Validation) before it can poison a flush", async () => {
+      const client = await freshTable(server.endpoint);
+      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000 });
+      buffer.add("big", 9n * 10n ** 37n);
+      assert.throws(() => buffer.add("big", 9n * 10n ** 37n), (e: unknown) => e instanceof CounterError && e.code === "Validation" && /38 digits/.test(e.message));
+      assert.deepEqual(await buffer.flush(), { keys: 1, requests: 1, total: 9n * 10n ** 37n });
+    });
+
+    it("a burst of adds during an outage does not flood DynamoDB: requests follow the backoff, not the adds", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 1 } } });
+      proxy.setFault(() => "throttle");
+      const errors: number[] = [];
+      const buffer = new CounterBuffer(client, { maxKeys: 10, flushIntervalMs: 10, maxRetryDelayMs: 400, onError: (_e, info) => errors.push(info.failures) });
+      const firstFailure = new Promise<void>((resolve) => {
+        const check = setInterval(() => errors.length > 0 && (clearInterval(check), resolve()), 1);
+      });
+      for (let i = 0; i < 10; i++) buffer.add(`o${i}`); // maxKeys: the first flush, which fails
+      await firstFailure;
+      const down = proxy.seen.get("UpdateItem")!;
+      // 20,000 adds over 100 keys while DynamoDB is down: each past maxKeys.
+      for (let i = 0; i < 20_000; i++) buffer.add(`o${i % 100}`);
+      const sentDuringBurst = (proxy.seen.get("UpdateItem") ?? 0) - down;
+      assert.equal(sentDuringBurst, 0, "no flush started by the burst itself");
+      proxy.setFault(() => "pass");
+      await buffer.close({ timeoutMs: 10_000 });
+      const total = proxy.seen.get("UpdateItem")!;
+      // Each key is written at most a few times in all (once per failed flush before recovery, then once).
+      assert.ok(total <= 100 * (errors.length + 1), `${total} requests for 100 keys after ${errors.length} failed flushes`);
+      assert.equal(await direct.get("o0"), 1 + 200);
+      assert.equal(await direct.get("o99"), 200);
+    });
+
+    it("pending keys are bounded: a new key past maxPendingKeys throws BufferFull, existing keys still coalesce", async () => {
+      const client = await freshTable(server.endpoint);
+      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, maxKeys: 1000, maxPendingKeys: 3 });
+      buffer.add("a");
+      buffer.add("b");
+      buffer.add("c");
+      assert.throws(() => buffer.add("d"), (e: unknown) => e instanceof CounterError && e.code === "BufferFull");
+      buffer.add("a", 5);
+      assert.equal(buffer.pending, 3);
+      assert.equal((await buffer.flush()).total, 8);
+      buffer.add("d");
+      assert.equal(buffer.pending, 1);
+    });
+
+    it("two live buffers sharing a writerId: the conflict is reported as a dead letter, never silently dropped", async () => {
+      const { client: slow, direct, proxy } = await throughProxy(server.endpoint);
+      const writerId = `shared-${server.name}`;
+      const letters: CounterError[] = [];
+      const older = new CounterBuffer(slow, { flushIntervalMs: 60_000, writerId, onDeadLetter: (l) => letters.push(l.error) });
+      const newer = new CounterBuffer(direct, { flushIntervalMs: 60_000, writerId });
+      // `older` takes its sequence number and sends; its request is held while `newer` writes with a later one.
+      let release!: () => void;
+      const hold = new Promise<void>((r) => (release = r));
+      let arrived!: () => void;
+      const reached = new Promise<void>((r) => (arrived = r));
+      proxy.setFault(() => (arrived(), { hold }));
+      older.add("k", 1);
+      const olderFlush = older.flush();
+      await reached;
+      newer.add("k", 10);
+      await newer.flush();
+      release();
+      const result = await olderFlush;
+      assert.equal(result.keys, 0);
+      assert.equal(older.deadLetters.length, 1);
+      assert.equal(letters[0]?.code, "Conflict");
+      assert.equal(letters[0]?.ambiguous, true);
+      assert.equal(older.deadLetters[0]?.amount, 1);
+      assert.equal(await direct.get("k"), 10, "the conflicting delta was not counted; it is held, not lost");
+    });
+
     for (const mode of ["exactly-once", "at-least-once"] as const) {
       it(`${mode}: 20,000 adds on 100 keys through 20% faults (${mode === "exactly-once" ? "every value exact" : "nothing lost"})`, async () => {
         const direct = await freshTable(server.endpoint);
-        let state = 12345 + (mode === "exactly-once" ? 0 : 1) + (server.name === "ddblocal" ? 2 : 0);
-        const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+        const random = seededRandom(12345 + (mode === "exactly-once" ? 0 : 1) + (server.name === "ddblocal" ? 2 : 0));
         const faults = ["drop-after", "error500-after", "error500", "throttle", "reset", { delayMs: 150 }] as const;
         const proxy = await startFaultProxy(server.endpoint, (info) =>
           info.operation === "UpdateItem" && random() < 0.2 ? faults[Math.floor(random() * faults.length)]! : "pass",
@@ -259,9 +425,4 @@ describe("CounterBuffer without a server", () => {
     });
   }
 
-  it("tables unknown to the buffer's client are fine per call", () => {
-    const buffer = new CounterBuffer(clientFor("http://127.0.0.1:9"));
-    buffer.add("k", 1, { tableName: uniqueTable() });
-    assert.equal(buffer.pending, 1);
-  });
 });

@@ -192,6 +192,8 @@ export class FlushEngine {
   #chain: Promise<unknown> = Promise.resolve();
   #closed = false;
   #letterIds = 0;
+  /** While close() runs: what every flush wrote, failed ones included. */
+  #closing: FlushResult | undefined;
 
   constructor(config: EngineConfig) {
     this.#c = config;
@@ -275,16 +277,13 @@ export class FlushEngine {
     await this.stop();
     const { timers } = this.#c;
     const deadline = timers.now() + timeoutMs;
-    const total: FlushResult = { keys: 0, requests: 0, total: 0 };
+    const total: FlushResult = (this.#closing = { keys: 0, requests: 0, total: 0 });
     let lastError: unknown;
     while (this.pending > 0) {
       const left = deadline - timers.now();
       if (left <= 0) break;
       try {
-        const r = await this.#within(this.flush(), left);
-        total.keys += r.keys;
-        total.requests += r.requests;
-        total.total = addAmounts(total.total, r.total);
+        await this.#within(this.flush(), left);
       } catch (error) {
         lastError = error;
       }
@@ -395,6 +394,11 @@ export class FlushEngine {
       dead.push(...deadNow);
       await store?.settle(done, deadNow, this.#meta);
       round = done.filter((s) => retried.has(s) && !isZero(s.delta));
+    }
+    if (this.#closing) {
+      this.#closing.keys += result.keys;
+      this.#closing.requests += result.requests;
+      this.#closing.total = addAmounts(this.#closing.total, result.total);
     }
     if (dead.length > 0) {
       result.deadLetters = dead.length;

@@ -13,6 +13,7 @@ export type Fault =
   | "hang" // accepted, never answered
   | "forbidden" // 403 with a non-JSON body
   | { delayMs: number } // forwarded after a delay
+  | { hold: Promise<unknown> } // forwarded once the promise settles (a request overtaken by another)
   | { rewrite: (request: string) => { request: string; response?: (answer: string) => string } }; // both ends rewritten
 
 export interface RequestInfo {
@@ -70,7 +71,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "?";
     bump(seen, operation);
     const fault = decide({ n: ++n, operation, body: body.toString(), headers: req.headers });
-    const kind = typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "rewrite";
+    const kind = typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "hold" in fault ? "hold" : "rewrite";
     if (kind !== "pass") bump(injected, kind);
     const json = (status: number, type: string, message: string) => {
       res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": `proxy-${n}` });
@@ -91,6 +92,9 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
           return;
         case "delay":
           await new Promise((r) => setTimeout(r, (fault as { delayMs: number }).delayMs));
+          break;
+        case "hold":
+          await (fault as { hold: Promise<unknown> }).hold.catch(() => undefined);
           break;
       }
       const rewrite = kind === "rewrite" ? (fault as Extract<Fault, { rewrite: unknown }>).rewrite(body.toString()) : undefined;
