@@ -120,6 +120,88 @@ for (const server of await servers()) {
       }
     });
 
+    it("restarted in the middle of a flush (its writes landed, the answers never came back): the next instance counts nothing twice", async () => {
+      const client = await freshTable(server.endpoint);
+      const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+      let release!: () => void;
+      const hold = new Promise<void>((r) => (release = r));
+      let arrived!: () => void;
+      const reached = new Promise<void>((r) => (arrived = r));
+      let writes = 0;
+      proxy.setFault((info) => (info.operation === "UpdateItem" ? (++writes === 3 && arrived(), { hold }) : "pass"));
+      try {
+        const first = worker({ endpoint: proxy.endpoint, table: client.table.tableName, persist: dir });
+        await call(first, "/add?key=m&by=2&n=9&keys=3");
+        await call(first, "/schedule?ms=0"); // workerd runs the alarm, whose writes the proxy holds
+        await reached; // all three writes are in flight
+        await first.dispose(); // the object dies mid-flush
+        release(); // ...and its writes reach DynamoDB after all
+        await proxy.idle();
+        for (let i = 0; i < 3; i++) assert.equal(await client.get(`m${i}`), 6, "applied once by the dead instance");
+        const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir, flushMs: 50 });
+        try {
+          const state = await call<{ pending: number; keys: string[] }>(second, "/state");
+          assert.equal(state.pending, 3, "the writes in progress were found in storage");
+          assert.equal(state.keys.filter((k) => k.startsWith("b:")).length, 3);
+          await call(second, "/schedule?ms=0");
+          await call(second, "/wait?flushes=1");
+          for (let i = 0; i < 3; i++) assert.equal(await client.get(`m${i}`), 6, "and not again");
+          const after = await call<{ keys: string[]; pending: number }>(second, "/state");
+          assert.equal(after.pending, 0);
+          assert.deepEqual(after.keys.filter((k) => /^[pbx]:/.test(k)), []);
+        } finally {
+          await second.dispose();
+        }
+      } finally {
+        proxy.setFault(() => "pass");
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("a poison entry becomes a stored dead letter (kept across restarts) while every other key is written", async () => {
+      const client = await freshTable(server.endpoint);
+      const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+      try {
+        const first = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
+        await call(first, "/add?key=bad&by=4&table=No_Such_Table_x");
+        await call(first, "/add?key=good&n=5&keys=5");
+        await call(first, "/alarm");
+        const state = await call<{ pending: number; dead: { key: string; table: string; amount: number; code: string }[]; keys: string[] }>(first, "/state");
+        assert.equal(state.pending, 0, "nothing waits behind the poison");
+        assert.deepEqual(state.dead, [{ key: "bad", table: "No_Such_Table_x", amount: 4, code: "TableNotFound" }]);
+        assert.equal(state.keys.filter((k) => k.startsWith("x:")).length, 1);
+        for (let i = 0; i < 5; i++) assert.equal(await client.get(`good${i}`), 1);
+        await first.dispose();
+        const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
+        try {
+          const restored = await call<{ dead: { key: string; code: string }[] }>(second, "/state");
+          assert.deepEqual(restored.dead.map((d) => [d.key, d.code]), [["bad", "TableNotFound"]]);
+        } finally {
+          await second.dispose();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("while a failed flush backs off, reaching maxKeys does not bring the alarm forward", async () => {
+      const client = await freshTable(server.endpoint);
+      proxy.setFault(() => "throttle");
+      const mf = worker({ endpoint: proxy.endpoint, table: client.table.tableName, maxKeys: 5, flushMs: 3_600_000 });
+      try {
+        await call(mf, "/add?key=f&keys=5&n=5"); // maxKeys: the alarm is due now
+        await call(mf, "/wait?errors=1");
+        const backoff = await call<{ alarm: number }>(mf, "/state");
+        const requests = proxy.seen.get("UpdateItem");
+        const after = await call<{ alarm: number }>(mf, "/add?key=g&keys=20&n=20"); // far past maxKeys
+        assert.equal(after.alarm, backoff.alarm, "the retry alarm stayed where the backoff put it");
+        assert.equal(proxy.seen.get("UpdateItem"), requests, "no flush started by the adds");
+      } finally {
+        proxy.setFault(() => "pass");
+        await mf.dispose();
+      }
+    });
+
     it("with DynamoDB unreachable the alarm keeps rescheduling, then flushes everything", async () => {
       const client = await freshTable(server.endpoint);
       proxy.setFault(() => "reset");

@@ -34,6 +34,8 @@ export interface FaultProxy {
   /** Faults injected, by kind. */
   injected: Map<string, number>;
   setFault(decide: (info: RequestInfo) => Fault): void;
+  /** Resolves once no request is in progress in the proxy (held or being forwarded). */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,8 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
   const injected = new Map<string, number>();
   const sockets = new Set<Socket>();
   let n = 0;
+  let inProgress = 0;
+  const idleWaiters: (() => void)[] = [];
 
   const forward = (req: http.IncomingMessage, body: Buffer, operation: string) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
@@ -65,6 +69,14 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     });
 
   const server = http.createServer(async (req, res) => {
+    inProgress++;
+    try {
+      await handle(req, res);
+    } finally {
+      if (--inProgress === 0) for (const w of idleWaiters.splice(0)) w();
+    }
+  });
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
@@ -116,7 +128,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     } catch {
       req.socket.destroy();
     }
-  });
+  };
   server.on("connection", (s) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
@@ -131,6 +143,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     setFault(d) {
       decide = d;
     },
+    idle: () => (inProgress === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

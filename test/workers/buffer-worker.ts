@@ -49,7 +49,9 @@ class Harness {
         const n = Number(p.get("n") ?? "1");
         const by = Number(p.get("by") ?? "1");
         const keys = Number(p.get("keys") ?? "1");
-        await Promise.all(Array.from({ length: n }, (_, i) => this.buffer.add(keys > 1 ? `${key}${i % keys}` : key, by)));
+        const table = p.get("table");
+        const options = table ? { tableName: table } : undefined;
+        await Promise.all(Array.from({ length: n }, (_, i) => this.buffer.add(keys > 1 ? `${key}${i % keys}` : key, by, options)));
         return Response.json({ pending: this.buffer.pending, alarm: await storage.getAlarm() });
       }
       case "/total":
@@ -69,7 +71,8 @@ class Harness {
       }
       case "/state": {
         const stored = await storage.list();
-        return Response.json({ pending: this.buffer.pending, keys: [...stored.keys()], alarm: await storage.getAlarm(), flushes: this.flushes.length, errors: this.errors });
+        const dead = this.buffer.deadLetters.map((l) => ({ key: l.key, table: l.tableName, amount: l.amount, code: l.error.code }));
+        return Response.json({ pending: this.buffer.pending, keys: [...stored.keys()], alarm: await storage.getAlarm(), flushes: this.flushes.length, errors: this.errors, dead });
       }
     }
     return new Response("not found", { status: 404 });
