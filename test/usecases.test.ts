@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
 import { freePort } from "./support/servers.ts";
 import { clientFor, freshTable, servers, throughProxy, uniqueTable } from "./support/harness.ts";
+import { seededRandom, type Fault } from "./support/fault-proxy.ts";
 
 
 const WINDOW = 60_000;
@@ -122,22 +123,48 @@ for (const server of await servers()) {
       assert.equal(proxy.seen.get("UpdateItem"), 2, "one block, then one prefetch");
     });
 
-    it("faults produce gaps, never duplicates", async () => {
-      // Timeouts generous enough for a loaded CI machine; the injected delays still exceed them.
-      const { client, proxy } = await throughProxy(server.endpoint, { timeoutMs: 1000, retry: { attempts: 8, baseDelayMs: 1, maxDelayMs: 5 } });
-      let seed = 99;
-      const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-      const faults = ["drop-after", "error500-after", "reset", "throttle", { delayMs: 1500 }] as const;
-      proxy.setFault((info) => (info.operation === "UpdateItem" && random() < 0.2 ? faults[Math.floor(random() * faults.length)]! : "pass"));
-      const allocators = Array.from({ length: 4 }, () => new IdAllocator(client, "faulty", { blockSize: 20 }));
-      const settled = await Promise.allSettled(allocators.flatMap((a) => Array.from({ length: 500 }, () => a.next())));
-      const ids = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value as number] : []));
-      assert.equal(new Set(ids).size, ids.length, "no id handed out twice");
-      assert.ok(ids.length >= 1900, `most calls succeed (${ids.length})`);
-      assert.ok((proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0, "ambiguous faults happened");
-      const counter = await clientFor(server.endpoint, { tableName: client.table.tableName }).get("faulty");
-      assert.ok(counter >= Math.max(...ids), "every id came from a reserved range");
-      assert.ok(counter > ids.length, "lost blocks left gaps");
+    it("2 allocators × 1,000 concurrent next() through 25% faults: every call succeeds, ids distinct and from delivered blocks", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint, { timeoutMs: 1000, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+      const random = seededRandom(server.name === "dynalite" ? 14 : 41);
+      const faults: Fault[] = ["drop-after", "error500-after", "error500", "reset", "throttle", { delayMs: 1500 }];
+      proxy.setFault((info) => (info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass"));
+      const allocators = Array.from({ length: 2 }, () => new IdAllocator(client, "faulty", { blockSize: 10, timeoutMs: 60_000 }));
+      const settled = await Promise.allSettled(allocators.flatMap((a) => Array.from({ length: 1000 }, () => a.next())));
+      const failures = settled.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
+      assert.deepEqual(failures, [], "every call succeeds within its deadline");
+      const ids = settled.map((s) => (s as PromiseFulfilledResult<number>).value);
+      assert.equal(new Set(ids).size, 2000, "no id handed out twice");
+      assert.ok((proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0, "reservations applied but not answered happened");
+      // Every id lies in a block whose answer actually reached a client.
+      const blocks = proxy.delivered
+        .filter((d) => d.operation === "UpdateItem")
+        .map((d) => Number((JSON.parse(d.body) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N));
+      for (const id of ids) assert.ok(blocks.some((last) => id > last - 10 && id <= last), `id ${id} is from no delivered block`);
+      const counter = await direct.get("faulty");
+      assert.ok(counter >= blocks.length * 10 + 10, `lost answers left gaps: counter ${counter}, ${blocks.length} blocks delivered`);
+    });
+
+    it("a dead server: every waiter rejects with Timeout once its deadline passes, none hangs", async () => {
+      const { client, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 1 } } });
+      proxy.setFault(() => "reset");
+      const ids = new IdAllocator(client, "dead", { blockSize: 10, timeoutMs: 400 });
+      const started = Date.now();
+      const results = await Promise.allSettled(Array.from({ length: 50 }, () => ids.next()));
+      const took = Date.now() - started;
+      for (const r of results) assert.ok(r.status === "rejected" && r.reason instanceof CounterError && r.reason.code === "Timeout", String((r as PromiseRejectedResult).reason));
+      assert.match((results[0] as PromiseRejectedResult).reason.message, /400 ms.*Network/);
+      assert.ok(took >= 400 && took < 3000, `rejected after ${took} ms`);
+      assert.ok((proxy.seen.get("UpdateItem") ?? 0) >= 2, "the reservation was retried meanwhile");
+      assert.ok((proxy.seen.get("UpdateItem") ?? 0) < 50, "one shared reservation loop, not one per caller");
+    });
+
+    it("a missing table: every waiter rejects at once with TableNotFound", async () => {
+      const client = clientFor(server.endpoint, { tableName: uniqueTable() });
+      const ids = new IdAllocator(client, "nope", { timeoutMs: 60_000 });
+      const started = Date.now();
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => ids.next()));
+      for (const r of results) assert.ok(r.status === "rejected" && r.reason instanceof CounterError && r.reason.code === "TableNotFound");
+      assert.ok(Date.now() - started < 5000, "at once, not at the deadline");
     });
   });
 

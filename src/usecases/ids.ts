@@ -1,14 +1,17 @@
-// Id allocation: unique ids handed out from blocks reserved with one request each.
+// Id allocation: unique ids handed out from blocks reserved with one request each, riding out failures.
 import type { CounterClient } from "../core/client.js";
+import { CounterError } from "../core/errors.js";
 import { layoutOptions, resolveLayout, type CounterKey, type TableOptions } from "../core/keys.js";
 import type { CounterValue, NumberMode } from "../core/numbers.js";
-import { lazy, nonNegativeInt, parseOptions, positiveInt, withTable, type Shape } from "../core/options.js";
+import { checkNames, lazy, nonNegativeInt, parseOptions, positiveInt, timerMs, withTable, type Shape } from "../core/options.js";
+import { unrefTimeout } from "../core/timers.js";
+import { backoffDelay } from "../core/transport.js";
 
 /** Options of {@link IdAllocator}.
  *
  * @example
  * ```ts
- * new IdAllocator(client, "order-id", { blockSize: 1000, prefetchBelow: 200 });
+ * new IdAllocator(client, "order-id", { blockSize: 1000, prefetchBelow: 200, timeoutMs: 5000 });
  * ```
  */
 export interface IdAllocatorOptions extends TableOptions {
@@ -16,19 +19,36 @@ export interface IdAllocatorOptions extends TableOptions {
   blockSize?: number;
   /** Fetch the next block when fewer than this many ids are left. @default half of blockSize */
   prefetchBelow?: number;
+  /**
+   * How long one `next()` keeps trying while reservations fail with retryable errors (throttling, outages),
+   * before it rejects with a `Timeout`. Per call: `next({ timeoutMs })`. At most 2^31 − 1. @default 30000
+   */
+  timeoutMs?: number;
 }
 
-const shape = /* @__PURE__ */ lazy((): Shape => withTable({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt() }));
+const shape = /* @__PURE__ */ lazy((): Shape => withTable({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt(), timeoutMs: timerMs(1) }));
+const nextShape = /* @__PURE__ */ lazy((): Shape => ({ timeoutMs: timerMs(1) }));
+const NEXT = /* @__PURE__ */ new Set(["timeoutMs"]);
 
 interface Block<V> {
   next: V;
   last: V;
 }
 
+/** Background prefetches give up after this many failures in a row when nobody is waiting; the next caller restarts them. */
+const PREFETCH_ATTEMPTS = 6;
+
 /**
  * Hands out ids unique across every process sharing the table, reserving them in blocks: one request per
- * `blockSize` ids, the next block fetched before the current one runs out. An ambiguous failure is
- * retried, which may leave a gap but never repeats an id.
+ * `blockSize` ids, the next block fetched before the current one runs out.
+ *
+ * Failures: a reservation that fails with a retryable error (throttling, 5xx, timeouts, resets) is tried
+ * again with backoff, shared by every waiting caller, until it succeeds or a caller's `timeoutMs` passes
+ * (that caller alone then rejects with `Timeout`). A non-retryable error (TableNotFound, AccessDenied,
+ * Validation) reaches every waiting caller at once. A failed prefetch is retried in the background and
+ * never rejects anyone by itself. Ids are never handed out twice; a reservation whose answer was lost is
+ * retried, which leaves a gap of `blockSize` ids (the lost block is simply never used; ids stay unique
+ * and increasing per allocator, not dense).
  *
  * @example
  * ```ts
@@ -41,12 +61,16 @@ export class IdAllocator<M extends NumberMode = "number"> {
   readonly #key: CounterKey;
   readonly #blockSize: number;
   readonly #prefetchBelow: number;
+  readonly #timeoutMs: number;
   readonly #tableOptions: TableOptions;
   /** The block ids come from, then the prefetched one. */
   readonly #blocks: Block<CounterValue<M>>[] = [];
   #left = 0;
-  /** The one reservation in flight; every caller that needs a block waits on it. */
+  /** The one reservation loop in flight; every caller that needs a block waits on it. */
   #inflight: Promise<void> | undefined;
+  /** Callers waiting for a block. */
+  #waiting = 0;
+  #lastError: CounterError | undefined;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: IdAllocatorOptions = {}) {
     const o = parseOptions(shape, options, "id allocator");
@@ -54,6 +78,7 @@ export class IdAllocator<M extends NumberMode = "number"> {
     this.#key = key;
     this.#blockSize = o.blockSize ?? 100;
     this.#prefetchBelow = Math.min(o.prefetchBelow ?? Math.floor(this.#blockSize / 2), this.#blockSize);
+    this.#timeoutMs = o.timeoutMs ?? 30_000;
     this.#tableOptions = layoutOptions(resolveLayout(client.table, o));
   }
 
@@ -62,8 +87,19 @@ export class IdAllocator<M extends NumberMode = "number"> {
     return this.#left;
   }
 
-  /** The next id. Concurrent calls share reservations; each id is handed out once. */
-  async next(): Promise<CounterValue<M>> {
+  /**
+   * The next id. Concurrent calls share reservations; each id is handed out once. Rejects with the
+   * reservation's error when it is not retryable, or with `Timeout` once `timeoutMs` passes.
+   *
+   * @example
+   * ```ts
+   * const id = await ids.next({ timeoutMs: 2000 }); // this caller's own deadline
+   * ```
+   */
+  async next(options: { timeoutMs?: number } = {}): Promise<CounterValue<M>> {
+    checkNames(options, NEXT, "next");
+    const timeoutMs = parseOptions(nextShape, options, "next").timeoutMs ?? this.#timeoutMs;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const block = this.#blocks[0];
       if (block !== undefined && block.next <= block.last) {
@@ -77,20 +113,54 @@ export class IdAllocator<M extends NumberMode = "number"> {
         this.#blocks.shift();
         continue;
       }
-      await (this.#inflight ?? this.#reserve());
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const last = this.#lastError ? `; last error: ${this.#lastError.code}: ${this.#lastError.message}` : "";
+        throw new CounterError("Timeout", `IdAllocator.next() got no id within ${timeoutMs} ms (timeoutMs): reserving a block kept failing${last}`, {
+          retryable: true,
+          cause: this.#lastError,
+        });
+      }
+      this.#waiting++;
+      try {
+        await this.#within(this.#inflight ?? this.#reserve(), left);
+      } finally {
+        this.#waiting--;
+      }
     }
   }
 
+  /** Resolves when `promise` settles or `ms` passes, whichever is first (the loop then checks the deadline). */
+  #within(promise: Promise<void>, ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Reserves one block, retrying retryable failures with backoff while someone waits (a prefetch alone
+   * gives up after a few). Rejects only with a non-retryable error.
+   */
   #reserve(): Promise<void> {
-    const run = this.#client
-      .reserve(this.#key, this.#blockSize, { ...this.#tableOptions, atLeastOnce: true })
-      .then(({ first, last }) => {
-        this.#blocks.push({ next: first, last });
-        this.#left += this.#blockSize;
-      })
-      .finally(() => {
-        this.#inflight = undefined;
-      });
+    const run = (async () => {
+      for (let failures = 0; ; ) {
+        try {
+          const { first, last } = await this.#client.reserve(this.#key, this.#blockSize, { ...this.#tableOptions, atLeastOnce: true });
+          this.#blocks.push({ next: first, last });
+          this.#left += this.#blockSize;
+          this.#lastError = undefined;
+          return;
+        } catch (error) {
+          const e = error instanceof CounterError ? error : new CounterError("Service", String(error), { cause: error, retryable: true });
+          this.#lastError = e;
+          if (!e.retryable) throw e;
+          if (++failures >= PREFETCH_ATTEMPTS && this.#waiting === 0) return;
+          // Unref'd: a background prefetch alone does not keep a process alive; a waiting caller's own timer does.
+          await new Promise<void>((resolve) => unrefTimeout(resolve, Math.max(10, backoffDelay(failures, 50, 2000))));
+        }
+      }
+    })().finally(() => {
+      this.#inflight = undefined;
+    });
     this.#inflight = run;
     return run;
   }

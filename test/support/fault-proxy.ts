@@ -33,6 +33,8 @@ export interface FaultProxy {
   forwarded: Map<string, number>;
   /** Faults injected, by kind. */
   injected: Map<string, number>;
+  /** Bodies of the server's 200 answers that reached the client, in order (what the client was told). */
+  delivered: { operation: string; body: string }[];
   setFault(decide: (info: RequestInfo) => Fault): void;
   /** Resolves once no request is in progress in the proxy (held or being forwarded). */
   idle(): Promise<void>;
@@ -47,6 +49,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
   const seen = new Map<string, number>();
   const forwarded = new Map<string, number>();
   const injected = new Map<string, number>();
+  const delivered: { operation: string; body: string }[] = [];
   const sockets = new Set<Socket>();
   let n = 0;
   let inProgress = 0;
@@ -125,6 +128,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
       }
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
+      if (answer.status === 200) delivered.push({ operation, body: answer.body.toString() });
     } catch {
       req.socket.destroy();
     }
@@ -140,6 +144,7 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     seen,
     forwarded,
     injected,
+    delivered,
     setFault(d) {
       decide = d;
     },
