@@ -85,7 +85,8 @@ function run(suite: Suite, env: NodeJS.ProcessEnv): Promise<{ code: number; outp
 const started = Date.now();
 const running = await startServers();
 console.log(`servers: ${running.servers.map((s) => `${s.name} ${s.endpoint}`).join(", ")} (${Date.now() - started} ms)`);
-const env = { ...process.env, [SERVERS_ENV]: JSON.stringify(running.servers) };
+// Deno fetches jsr.json's npm imports itself; with the system's CA store too it works behind TLS-inspecting proxies.
+const env = { ...process.env, [SERVERS_ENV]: JSON.stringify(running.servers), DENO_TLS_CA_STORE: process.env.DENO_TLS_CA_STORE ?? "system,mozilla" };
 
 const results: { name: string; code: number; passed: number; failed: number; ms: number }[] = [];
 try {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CounterClient, CounterError, RateLimiter } from "../src/index.ts";
-import { clientFor } from "./support/harness.ts";
+import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter } from "../src/index.ts";
+import { clientFor, credentials } from "./support/harness.ts";
 
 // Every rule is checked with a fetch that fails the test if called: validation happens before any request.
 function client(options: ConstructorParameters<typeof CounterClient>[0] = {}) {
@@ -116,5 +116,47 @@ describe("validation before any request", () => {
     expectValidationThrow(() => new RateLimiter(c, undefined as never), /"limit": is required/);
     expectValidationThrow(() => new RateLimiter(c, { limit: 10, windowMs: 1000, tableName: "x" }), /"tableName"/);
     expectValidationThrow(() => new CounterClient("us-east-1" as never), /Invalid client options: must be an object/);
+  });
+});
+
+describe("option names, timers, layouts and regions (issue: bad input that slipped through)", () => {
+  it("an unknown option name is a Validation error naming it and the closest known one", async () => {
+    const c = client();
+    expectValidationThrow(() => new CounterBuffer(c, { writerID: "w" } as object), /"writerID": is not an option; did you mean "writerId"\?/);
+    expectValidationThrow(() => new CounterClient({ credentials, env: {}, timeOutMs: 5 } as object), /"timeOutMs".*did you mean "timeoutMs"/);
+    expectValidationThrow(() => new CounterClient({ credentials, env: {}, retry: { atempts: 2 } } as object), /"retry\.atempts".*did you mean "attempts"/);
+    expectValidationThrow(() => new RateLimiter(c, { limit: 1, windowMs: 1000, algoritm: "fixed-window" } as never), /"algoritm".*did you mean "algorithm"/);
+    expectValidationThrow(() => new IdAllocator(c, "k", { blocksize: 5 } as object), /"blocksize".*did you mean "blockSize"/);
+    await expectValidation(c.increment("k", { by: 1, tablename: "x" } as object), /"tablename".*did you mean "tableName"/);
+    await expectValidation(c.get("k", { consistant: false } as object), /"consistant".*did you mean "consistent"/);
+    expectValidationThrow(() => new CounterBuffer(c).add("k", 1, { countAtribute: "n" } as object), /"countAtribute".*did you mean "countAttribute"/);
+    // Credentials objects from the AWS SDK carry fields of their own; they are accepted.
+    assert.ok(new CounterClient({ credentials: { ...credentials, expiration: new Date(), $source: {} } as never, env: {} }));
+  });
+
+  it("timer values past 2^31 − 1 ms are rejected (they would fire after 1 ms)", () => {
+    const c = client();
+    const big = 2 ** 31;
+    expectValidationThrow(() => new CounterBuffer(c, { flushIntervalMs: big }), /flushIntervalMs.*2147483647/);
+    expectValidationThrow(() => new CounterBuffer(c, { maxRetryDelayMs: big }), /maxRetryDelayMs/);
+    expectValidationThrow(() => new CounterClient({ credentials, env: {}, timeoutMs: big }), /timeoutMs/);
+    expectValidationThrow(() => new CounterClient({ credentials, env: {}, retry: { maxDelayMs: big } }), /retry\.maxDelayMs/);
+    assert.ok(new CounterBuffer(c, { flushIntervalMs: big - 1 }));
+  });
+
+  it("close({ timeoutMs }) is validated too", async () => {
+    await expectValidation(new CounterBuffer(client()).close({ timeoutMs: -1 }), /timeoutMs/);
+  });
+
+  it("a region from the environment is checked before it becomes a host name", () => {
+    for (const region of ["evil.example.com/x", "us-east-1.attacker", "US_EAST"]) {
+      assert.throws(
+        () => new CounterClient({ credentials, env: { AWS_REGION: region } }),
+        (e: unknown) => e instanceof CounterError && e.code === "Config" && /AWS_REGION/.test(e.message),
+        region,
+      );
+    }
+    expectValidationThrow(() => new CounterClient({ credentials, env: {}, region: "a.b" }), /region/);
+    assert.equal(new CounterClient({ credentials, env: { AWS_REGION: "eu-central-2" } }).endpoint, "https://dynamodb.eu-central-2.amazonaws.com/");
   });
 });
