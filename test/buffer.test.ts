@@ -335,6 +335,39 @@ for (const server of await servers()) {
       assert.equal(await direct.get("k"), 10, "the conflicting delta was not counted; it is held, not lost");
     });
 
+    it("markers cost write capacity as writers per item grow; crowded items are reported", async () => {
+      const client = await freshTable(server.endpoint);
+      const crowded: number[] = [];
+      const hex = "0123456789abcdef".repeat(4); // a Durable Object id is 64 hex digits
+      const writers = (n: number, from: number) =>
+        Array.from({ length: n }, (_, i) => new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `do-${hex}-${from + i}`, markerWarnAt: 8, onFlush: (r) => r.crowded?.forEach((c) => crowded.push(c.markers)) }));
+      const table: [number, number][] = [];
+      let count = 0;
+      for (const target of [1, 5, 10, 20, 40]) {
+        for (const buffer of writers(target - count, count)) {
+          buffer.add("hot");
+          await buffer.flush();
+        }
+        count = target;
+        const out = await client.send<{ ConsumedCapacity?: { CapacityUnits?: number } }>("UpdateItem", {
+          TableName: client.table.tableName,
+          Key: { id: { S: "hot" } },
+          UpdateExpression: "ADD #c :one",
+          ExpressionAttributeNames: { "#c": "lastValue" },
+          ExpressionAttributeValues: { ":one": { N: "1" } },
+          ReturnConsumedCapacity: "TOTAL",
+        }, { idempotent: false });
+        table.push([count, out.ConsumedCapacity?.CapacityUnits ?? NaN]);
+      }
+      console.log(`  ${server.name}: write units per update by DO-style writers (markers) on the item: ${table.map(([n, wcu]) => `${n}→${wcu}`).join(", ")}`);
+      assert.equal(await client.get("hot"), 40 + 5, "every writer's add and every probe counted once");
+      assert.deepEqual(crowded.slice(0, 2), [9, 10], "reported once an item carries more than markerWarnAt markers");
+      if (server.name === "ddblocal") {
+        assert.equal(table[0]![1], 1, "one marker: 1 WCU");
+        assert.ok(table.at(-1)![1] >= 3, "40 markers of ~86 bytes: over 3 KB, at least 3 WCU");
+      }
+    });
+
     for (const mode of ["exactly-once", "at-least-once"] as const) {
       it(`${mode}: 20,000 adds on 100 keys through 20% faults (${mode === "exactly-once" ? "every value exact" : "nothing lost"})`, async () => {
         const direct = await freshTable(server.endpoint);
