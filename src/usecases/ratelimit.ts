@@ -24,8 +24,9 @@ export interface RateLimiterOptions extends TableOptions {
    */
   algorithm?: "sliding-window" | "fixed-window";
   /**
-   * What `limit` answers when DynamoDB fails or times out: allow (`"open"`) or deny (`"closed"`). Setup
-   * errors (Validation, Config, TableNotFound) are thrown either way. @default "open"
+   * What `limit` answers when DynamoDB fails, times out or throttles (after two quick attempts): allow
+   * (`"open"`) or deny (`"closed"`). Setup errors (Validation, Config, TableNotFound, AccessDenied) are thrown
+   * either way. @default "open"
    */
   failureMode?: "open" | "closed";
   /** Item key of an identifier. @default (identifier) => `ratelimit:${identifier}` */
@@ -82,7 +83,12 @@ const LIMIT_OPTIONS = /* @__PURE__ */ new Set(["cost"]);
 type Item = Record<string, { N?: string } | undefined>;
 
 const windowAttribute = (index: number) => `w${index}`;
-const SETUP_ERRORS = new Set(["Validation", "Config", "TableNotFound"]);
+const SETUP_ERRORS = new Set(["Validation", "Config", "TableNotFound", "AccessDenied"]);
+/**
+ * A limiter answers in the request path: rather than ride out seconds of throttling (the client's default
+ * budget), it tries twice within ~50 ms and then answers by its failureMode, reporting the Throttled error.
+ */
+const FAIL_FAST = { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
 
 /**
  * Rate limiting on DynamoDB with one `UpdateItem` per call: both windows live on one item per identifier,
@@ -167,7 +173,7 @@ export class RateLimiter {
           ReturnValues: "ALL_NEW",
         },
         // Not resent after an ambiguous failure: a resend would count the request twice.
-        { idempotent: false, tableName: this.#table.tableName },
+        { idempotent: false, tableName: this.#table.tableName, throttle: FAIL_FAST },
       );
       item = out.Attributes ?? {};
     } catch (error) {
