@@ -133,7 +133,9 @@ export class IdAllocator<M extends NumberMode = "number"> {
   /** Resolves when `promise` settles or `ms` passes, whichever is first (the loop then checks the deadline). */
   #within(promise: Promise<void>, ms: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(() => resolve(), ms)))]).finally(() => {
+      if (timer !== undefined) clearTimeout(timer);
+    });
   }
 
   /**
