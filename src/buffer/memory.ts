@@ -13,7 +13,7 @@ export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./eng
  *
  * @example
  * ```ts
- * new CounterBuffer(client, { maxKeys: 500, flushIntervalMs: 2000, writerId: `api-${hostname}-${process.pid}`, concurrency: 32 });
+ * new CounterBuffer(client, { maxKeys: 500, flushIntervalMs: 2000, writerId: `api-${hostname}-${pid}`, concurrency: 32 });
  * ```
  */
 export interface BufferOptions {
@@ -71,7 +71,7 @@ const closeShape = /* @__PURE__ */ lazy((): Shape => ({ timeoutMs: timerMs() }))
  * buffer.add("page:/home");            // synchronous, no request
  * buffer.add("page:/pricing", 3);
  * await buffer.flush();                // → { keys: 2, requests: 2, total: 4 }
- * await buffer.close();                // before the process exits: retries until written or 30 s
+ * await buffer.close();                // before exiting: retries until written or 30 s
  * // In a Worker without a Durable Object: ctx.waitUntil(buffer.flush())
  * ```
  */
@@ -100,11 +100,14 @@ export class CounterBuffer {
       onDeadLetter: (o.onDeadLetter as BufferOptions["onDeadLetter"]) ?? warnDeadLetter,
       timers: realTimers,
       store: undefined,
-      // Unref'd: a pending flush alone never keeps a process alive (close() does, while it runs).
+      // Unref'd: a pending flush alone never keeps the program alive (close() does, while it runs).
       scheduler: {
         set: (at) => {
           clear();
-          this.#timer = unrefTimeout(() => void this.#engine.wake(), Math.max(0, at - Date.now()));
+          // Due now (maxKeys): start in a microtask, once the caller's synchronous adds are done; an unref'd
+          // timer would let a program with nothing else to do end before the flush even began.
+          if (at <= Date.now()) queueMicrotask(() => void this.#engine.wake());
+          else this.#timer = unrefTimeout(() => void this.#engine.wake(), at - Date.now());
         },
         clear,
       },

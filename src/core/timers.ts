@@ -10,7 +10,7 @@ export function unrefTimeout(fn: () => void, ms: number): ReturnType<typeof setT
   return timer;
 }
 
-/** The runtime's clock and (ref'd) timers: what `close()` waits with, so a process does not exit mid-close. */
+/** The runtime's clock and (ref'd) timers: what `close()` waits with, so the program does not end mid-close. */
 export const realTimers = {
   now: (): number => Date.now(),
   setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),

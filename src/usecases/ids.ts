@@ -156,7 +156,7 @@ export class IdAllocator<M extends NumberMode = "number"> {
           this.#lastError = e;
           if (!e.retryable) throw e;
           if (++failures >= PREFETCH_ATTEMPTS && this.#waiting === 0) return;
-          // Unref'd: a background prefetch alone does not keep a process alive; a waiting caller's own timer does.
+          // Unref'd: a background prefetch alone does not keep the program alive; a waiting caller's own timer does.
           await new Promise<void>((resolve) => unrefTimeout(resolve, Math.max(10, backoffDelay(failures, 50, 2000))));
         }
       }
