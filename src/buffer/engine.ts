@@ -191,7 +191,6 @@ export class FlushEngine {
   #scheduledAt: number | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #closed = false;
-  #letterIds = 0;
   /** While close() runs: what every flush wrote, failed ones included. */
   #closing: FlushResult | undefined;
 
@@ -226,7 +225,6 @@ export class FlushEngine {
   restore(meta: EngineMeta | undefined, letters: readonly HeldLetter[], scheduledAt: number | undefined): void {
     if (meta) this.#meta = { ...meta };
     this.#held.push(...letters);
-    this.#letterIds = letters.length;
     this.#scheduledAt = scheduledAt;
   }
 
@@ -386,7 +384,7 @@ export class FlushEngine {
           done.push(slot);
         } else {
           const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: sent.delta, error: res.error };
-          deadNow.push({ letter, at: slot, id: `${this.#meta.seq}-${this.#letterIds++}` });
+          deadNow.push({ letter, at: slot, id: crypto.randomUUID() }); // unique across restarts too
         }
         if (isZero(slot.delta)) this.slots.delete(slot);
       }
