@@ -4,22 +4,21 @@ import { CounterError, type CounterErrorCode } from "../core/errors.js";
 import { chunks } from "../core/chunks.js";
 import { layoutOptions, type CounterKey, type TableOptions } from "../core/keys.js";
 import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
-import { fn, lazy, parseOptions, positiveInt, timerMs, type Shape } from "../core/options.js";
-import { realTimers } from "../core/timers.js";
+import { lazy, parseOptions } from "../core/options.js";
 import type { Location, Slot } from "./coalescer.js";
 import {
   FlushEngine,
-  warnDeadLetter,
-  warnFlushFailure,
+  flushOptionsShape,
+  flushSettings,
   type DeadLetter,
   type EngineMeta,
   type EngineStore,
-  type FlushErrorInfo,
+  type FlushOptions,
   type FlushResult,
   type HeldLetter,
 } from "./engine.js";
 
-export type { DeadLetter, FlushResult } from "./engine.js";
+export type { DeadLetter, FlushOptions, FlushResult } from "./engine.js";
 
 /** The part of Durable Object storage the buffer uses (the KV API, on SQLite- or KV-backed objects).
  *
@@ -57,38 +56,12 @@ export interface DurableState {
  * new DurableCounterBuffer(this.ctx, client, { maxKeys: 100, flushIntervalMs: 5000, maxRetryDelayMs: 10_000 });
  * ```
  */
-export interface DurableBufferOptions {
-  /** Bring the alarm forward to now once this many distinct keys are waiting (unless a failed flush is backing off). @default 100 */
-  maxKeys?: number;
-  /** Flush this long after the first unflushed add. @default 5000 */
+export interface DurableBufferOptions extends FlushOptions {
+  /** Flush this long after the first unflushed add (the alarm's delay). At most 2^31 − 1. @default 5000 */
   flushIntervalMs?: number;
-  /** Cap of the backoff between retries of a failed flush. @default 30000 */
-  maxRetryDelayMs?: number;
-  /** `UpdateItem` requests in flight at once during a flush. @default 16 */
-  concurrency?: number;
-  /** Called for every failed flush; the failed keys stay stored and the alarm retries them. @default console.warn of the message */
-  onError?: (error: CounterError, info: FlushErrorInfo) => void;
-  /** Called after every successful flush with what it wrote. @default undefined */
-  onFlush?: (result: FlushResult) => void;
-  /** Called for every entry set aside as a dead letter (kept in storage, see `deadLetters`). @default console.warn of the letter */
-  onDeadLetter?: (letter: DeadLetter) => void;
-  /** Most distinct keys held; an `add` of a new key beyond it rejects with `BufferFull`. @default 100000 */
-  maxPendingKeys?: number;
-  /** Warn (in `FlushResult.crowded`, or console.warn without `onFlush`) when an item carries more markers than this. @default 10 */
-  markerWarnAt?: number;
 }
 
-const optionsShape = /* @__PURE__ */ lazy((): Shape => ({
-  maxKeys: positiveInt(),
-  flushIntervalMs: timerMs(),
-  maxRetryDelayMs: timerMs(50),
-  concurrency: positiveInt(),
-  onError: fn(),
-  onFlush: fn(),
-  onDeadLetter: fn(),
-  maxPendingKeys: positiveInt(),
-  markerWarnAt: positiveInt(),
-}));
+const optionsShape = /* @__PURE__ */ lazy(flushOptionsShape);
 
 // Storage layout, one record per item and state: "p:<hash>" the pending delta, "b:<hash>" the write in
 // progress with its sequence number, "x:<id>" a dead letter, and META the engine's sequence and backoff.
@@ -174,16 +147,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     this.#engine = new FlushEngine({
       client: client as CounterClient<NumberMode>,
       writerId: `do-${state.id.toString()}`,
-      concurrency: o.concurrency ?? 16,
-      maxKeys: o.maxKeys ?? 100,
-      intervalMs: o.flushIntervalMs ?? 5000,
-      maxRetryDelayMs: o.maxRetryDelayMs ?? 30_000,
-      maxPendingKeys: o.maxPendingKeys ?? 100_000,
-      markerWarnAt: o.markerWarnAt ?? 10,
-      onError: (o.onError as DurableBufferOptions["onError"]) ?? warnFlushFailure,
-      onFlush: o.onFlush as DurableBufferOptions["onFlush"],
-      onDeadLetter: (o.onDeadLetter as DurableBufferOptions["onDeadLetter"]) ?? warnDeadLetter,
-      timers: realTimers,
+      ...flushSettings(o, 5000),
       scheduler: { set: (at) => storage.setAlarm(at), clear: () => undefined },
       store: this.#store(),
     });

@@ -3,6 +3,8 @@ import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
 import type { CounterKey } from "../core/keys.js";
 import { addAmounts, type Amount, type NumberMode } from "../core/numbers.js";
+import { fn, positiveInt, timerMs, type Shape } from "../core/options.js";
+import { realTimers } from "../core/timers.js";
 import { backoffDelay } from "../core/transport.js";
 import { Coalescer, type Location, type Slot } from "./coalescer.js";
 import { writeSlots } from "./writer.js";
@@ -138,6 +140,64 @@ export interface EngineConfig {
   scheduler: Scheduler;
   store: EngineStore | undefined;
 }
+
+/** The options both buffers take: how often and how hard they flush, and whom they tell.
+ *
+ * @example
+ * ```ts
+ * new CounterBuffer(client, { maxKeys: 500, concurrency: 32, maxRetryDelayMs: 10_000, onDeadLetter: (l) => log.error(l) });
+ * ```
+ */
+export interface FlushOptions {
+  /** Flush as soon as this many distinct keys are waiting (unless a failed flush is backing off). @default 100 */
+  maxKeys?: number;
+  /** Flush this long after the first unflushed add. At most 2^31 − 1. @default 1000 (5000 in a Durable Object) */
+  flushIntervalMs?: number;
+  /** Called for every failed flush; the failed keys stay queued (stored) and are retried. @default console.warn of the message */
+  onError?: (error: CounterError, info: FlushErrorInfo) => void;
+  /** Called after every successful flush with what it wrote (metrics, tests, crowded items). @default undefined */
+  onFlush?: (result: FlushResult) => void;
+  /** Called for every entry set aside as a dead letter (a non-retryable failure). @default console.warn of the letter */
+  onDeadLetter?: (letter: DeadLetter) => void;
+  /** `UpdateItem` requests in flight at once during a flush. @default 16 */
+  concurrency?: number;
+  /** Cap of the backoff between retries of a failed flush. At most 2^31 − 1. @default 30000 */
+  maxRetryDelayMs?: number;
+  /**
+   * Most distinct keys held. An `add` of a new key beyond it throws `BufferFull` (nothing is queued, nothing
+   * is lost silently); adds to keys already waiting are always accepted. @default 100000
+   */
+  maxPendingKeys?: number;
+  /** Warn (in `FlushResult.crowded`, or console.warn without `onFlush`) when an item carries more markers than this. @default 10 */
+  markerWarnAt?: number;
+}
+
+/** The schemas of {@link FlushOptions}, for each buffer's own shape. */
+export const flushOptionsShape = (): Shape => ({
+  maxKeys: positiveInt(),
+  flushIntervalMs: timerMs(),
+  onError: fn(),
+  onFlush: fn(),
+  onDeadLetter: fn(),
+  concurrency: positiveInt(),
+  maxRetryDelayMs: timerMs(50),
+  maxPendingKeys: positiveInt(),
+  markerWarnAt: positiveInt(),
+});
+
+/** The engine settings of validated {@link FlushOptions}, with their defaults. */
+export const flushSettings = (o: FlushOptions, intervalMs: number) => ({
+  concurrency: o.concurrency ?? 16,
+  maxKeys: o.maxKeys ?? 100,
+  intervalMs: o.flushIntervalMs ?? intervalMs,
+  maxRetryDelayMs: o.maxRetryDelayMs ?? 30_000,
+  maxPendingKeys: o.maxPendingKeys ?? 100_000,
+  markerWarnAt: o.markerWarnAt ?? 10,
+  onError: o.onError ?? warnFlushFailure,
+  onFlush: o.onFlush,
+  onDeadLetter: o.onDeadLetter ?? warnDeadLetter,
+  timers: realTimers,
+});
 
 /** Calls an observer (onFlush, onError); its exceptions are its own and must not change the flush. */
 export function notify<A extends unknown[]>(observer: ((...args: A) => void) | undefined, ...args: A): void {

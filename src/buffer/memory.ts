@@ -3,11 +3,11 @@ import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
 import type { CounterKey, TableOptions } from "../core/keys.js";
 import type { Amount, NumberMode } from "../core/numbers.js";
-import { fn, lazy, parseOptions, positiveInt, text, timerMs, type Shape } from "../core/options.js";
-import { realTimers, unrefTimeout } from "../core/timers.js";
-import { FlushEngine, warnDeadLetter, warnFlushFailure, type DeadLetter, type FlushErrorInfo, type FlushResult } from "./engine.js";
+import { lazy, parseOptions, text, timerMs, type Shape } from "../core/options.js";
+import { unrefTimeout } from "../core/timers.js";
+import { FlushEngine, flushOptionsShape, flushSettings, type DeadLetter, type FlushOptions, type FlushResult } from "./engine.js";
 
-export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./engine.js";
+export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushOptions, FlushResult } from "./engine.js";
 
 /** Options of {@link CounterBuffer}.
  *
@@ -16,11 +16,7 @@ export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./eng
  * new CounterBuffer(client, { maxKeys: 500, flushIntervalMs: 2000, writerId: `api-${hostname}-${pid}`, concurrency: 32 });
  * ```
  */
-export interface BufferOptions {
-  /** Flush as soon as this many distinct keys are waiting (unless a failed flush is backing off). @default 100 */
-  maxKeys?: number;
-  /** Flush this long after the first unflushed add. At most 2^31 − 1. @default 1000 */
-  flushIntervalMs?: number;
+export interface BufferOptions extends FlushOptions {
   /**
    * A stable id of this writer, unique among live buffers (two live buffers with one id are reported as a
    * `Conflict`). With it, flushes are exactly-once: a marker attribute named after the writer on each item it
@@ -28,36 +24,11 @@ export interface BufferOptions {
    * get no marker. @default undefined
    */
   writerId?: string;
-  /** Called for every failed flush; the failed keys stay queued and are retried. @default console.warn of the message */
-  onError?: (error: CounterError, info: FlushErrorInfo) => void;
-  /** Called after every successful flush with what it wrote (metrics, tests, crowded items). @default undefined */
-  onFlush?: (result: FlushResult) => void;
-  /** Called for every entry set aside as a dead letter (a non-retryable failure). @default console.warn of the letter */
-  onDeadLetter?: (letter: DeadLetter) => void;
-  /** `UpdateItem` requests in flight at once during a flush. @default 16 */
-  concurrency?: number;
-  /** Cap of the backoff between retries of a failed flush. At most 2^31 − 1. @default 30000 */
-  maxRetryDelayMs?: number;
-  /**
-   * Most distinct keys held. An `add` of a new key beyond it throws `BufferFull` (nothing is queued, nothing
-   * is lost silently); adds to keys already waiting are always accepted. @default 100000
-   */
-  maxPendingKeys?: number;
-  /** Warn (in `FlushResult.crowded`, or console.warn without `onFlush`) when an item carries more markers than this. @default 10 */
-  markerWarnAt?: number;
 }
 
 const bufferOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
-  maxKeys: positiveInt(),
-  flushIntervalMs: timerMs(),
+  ...flushOptionsShape(),
   writerId: text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -"),
-  onError: fn(),
-  onFlush: fn(),
-  onDeadLetter: fn(),
-  concurrency: positiveInt(),
-  maxRetryDelayMs: timerMs(50),
-  maxPendingKeys: positiveInt(),
-  markerWarnAt: positiveInt(),
 }));
 
 const closeShape = /* @__PURE__ */ lazy((): Shape => ({ timeoutMs: timerMs() }));
@@ -89,16 +60,7 @@ export class CounterBuffer {
     this.#engine = new FlushEngine({
       client,
       writerId: o.writerId,
-      concurrency: o.concurrency ?? 16,
-      maxKeys: o.maxKeys ?? 100,
-      intervalMs: o.flushIntervalMs ?? 1000,
-      maxRetryDelayMs: o.maxRetryDelayMs ?? 30_000,
-      maxPendingKeys: o.maxPendingKeys ?? 100_000,
-      markerWarnAt: o.markerWarnAt ?? 10,
-      onError: (o.onError as BufferOptions["onError"]) ?? warnFlushFailure,
-      onFlush: o.onFlush as BufferOptions["onFlush"],
-      onDeadLetter: (o.onDeadLetter as BufferOptions["onDeadLetter"]) ?? warnDeadLetter,
-      timers: realTimers,
+      ...flushSettings(o, 1000),
       store: undefined,
       // Unref'd: a pending flush alone never keeps the program alive (close() does, while it runs).
       scheduler: {
