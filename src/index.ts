@@ -9,8 +9,10 @@ export type { Credentials, RetryOptions, SendOptions, ThrottleRetryOptions } fro
 export type { EnvSource } from "./core/env.js";
 export { CounterBuffer } from "./buffer/memory.js";
 export type { BufferOptions, CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./buffer/memory.js";
-export { RateLimiter } from "./usecases/ratelimit.js";
-export type { RateLimiterOptions, RateLimitResult } from "./usecases/ratelimit.js";
+export { RateLimiter } from "./usecases/ratelimit/limiter.js";
+export type { LimitOptions, RateLimiterOptions, RateLimitResult } from "./usecases/ratelimit/limiter.js";
+export { rateLimitHeaders } from "./usecases/ratelimit/headers.js";
+export type { RateLimitHeadersOptions } from "./usecases/ratelimit/headers.js";
 export { IdAllocator } from "./usecases/ids.js";
 export type { IdAllocatorOptions } from "./usecases/ids.js";
 export { ShardedCounter } from "./usecases/sharded.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
+import { CounterError, IdAllocator, ShardedCounter } from "../src/index.ts";
 import { freePort } from "./support/servers.ts";
 import { clientFor, freshTable, servers, throughProxy, uniqueTable } from "./support/harness.ts";
 import { seededRandom, type Fault } from "./support/fault-proxy.ts";
@@ -9,101 +9,6 @@ import { seededRandom, type Fault } from "./support/fault-proxy.ts";
 const WINDOW = 60_000;
 
 for (const server of await servers()) {
-  describe(`RateLimiter on ${server.name}`, () => {
-    for (const algorithm of ["fixed-window", "sliding-window"] as const) {
-      it(`${algorithm}: with limit 10 the 11th call fails, remaining counts down to 0, the next window allows again`, async () => {
-        const { client } = await throughProxy(server.endpoint);
-        let now = 10 * WINDOW + 1_000; // early in a window
-        const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, algorithm, now: () => now });
-        const remaining: number[] = [];
-        for (let i = 0; i < 10; i++) {
-          const r = await limiter.limit("user-1");
-          assert.equal(r.success, true);
-          assert.equal(r.limit, 10);
-          assert.equal(r.reset, 11 * WINDOW);
-          remaining.push(r.remaining);
-        }
-        assert.deepEqual(remaining, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
-        const eleventh = await limiter.limit("user-1");
-        assert.equal(eleventh.success, false);
-        assert.equal(eleventh.remaining, 0);
-        assert.equal((await limiter.limit("user-2")).success, true, "other identifiers are separate");
-        now = algorithm === "fixed-window" ? 11 * WINDOW : 12 * WINDOW; // the sliding window still sees the previous one
-        const later = await limiter.limit("user-1");
-        assert.equal(later.success, true);
-        assert.equal(later.remaining, 9);
-      });
-    }
-
-    it("sliding window counts the previous window by its overlap", async () => {
-      const { client } = await throughProxy(server.endpoint);
-      let now = 20 * WINDOW;
-      const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, now: () => now });
-      assert.equal((await limiter.limit("s", { cost: 10 })).remaining, 0);
-      now = 21 * WINDOW + WINDOW / 2; // half of the previous window overlaps: 5 of its 10 still count
-      const results = [];
-      for (let i = 0; i < 6; i++) results.push(await limiter.limit("s"));
-      assert.deepEqual(results.map((r) => r.success), [true, true, true, true, true, false]);
-      assert.deepEqual(results.map((r) => r.remaining), [4, 3, 2, 1, 0, 0]);
-      now = 21 * WINDOW + (WINDOW * 3) / 4; // now only floor(10 × 0.25) = 2 of them count, plus the 6 made
-      assert.deepEqual(await limiter.remaining("s"), { remaining: 2, limit: 10, reset: 22 * WINDOW });
-    });
-
-    it("cost > 1 uses that many units", async () => {
-      const { client } = await throughProxy(server.endpoint);
-      const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, algorithm: "fixed-window", now: () => 5 * WINDOW });
-      assert.deepEqual([(await limiter.limit("c", { cost: 4 })).remaining, (await limiter.limit("c", { cost: 4 })).remaining], [6, 2]);
-      const over = await limiter.limit("c", { cost: 4 });
-      assert.equal(over.success, false);
-      await assert.rejects(limiter.limit("c", { cost: 0 }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
-    });
-
-    it("200 concurrent calls with limit 50 allow exactly 50 (fixed window)", async () => {
-      const { client } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
-      const limiter = new RateLimiter(client, { limit: 50, windowMs: WINDOW, algorithm: "fixed-window", cacheBlocked: false, now: () => 7 * WINDOW });
-      const results = await Promise.all(Array.from({ length: 200 }, () => limiter.limit("burst")));
-      assert.equal(results.filter((r) => r.success).length, 50);
-      assert.equal(results.filter((r) => r.success && r.remaining === 0).length, 1);
-    });
-
-    it("a blocked identifier is answered from the cache, without a request, until reset", async () => {
-      const { client, proxy } = await throughProxy(server.endpoint);
-      let now = 3 * WINDOW;
-      const limiter = new RateLimiter(client, { limit: 2, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
-      for (let i = 0; i < 3; i++) await limiter.limit("b");
-      const sent = proxy.seen.get("UpdateItem");
-      assert.equal(sent, 3);
-      for (let i = 0; i < 5; i++) {
-        const r = await limiter.limit("b");
-        assert.deepEqual(r, { success: false, limit: 2, remaining: 0, reset: 4 * WINDOW, reason: "cacheBlock" });
-      }
-      assert.equal(proxy.seen.get("UpdateItem"), 3, "no request while cached");
-      now = 4 * WINDOW;
-      assert.equal((await limiter.limit("b")).success, true);
-      assert.equal(proxy.seen.get("UpdateItem"), 4);
-    });
-
-    it("items carry a TTL in epoch seconds, in the future; remaining() and reset() work", async () => {
-      const { client, direct } = await throughProxy(server.endpoint);
-      const now = Date.now();
-      const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, now: () => now });
-      await limiter.limit("ttl", { cost: 2 });
-      const item = await direct.send<{ Item: Record<string, { N?: string }> }>(
-        "GetItem",
-        { TableName: direct.table.tableName, Key: { id: { S: "ratelimit:ttl" } }, ConsistentRead: true },
-        { idempotent: true },
-      );
-      const expiresAt = Number(item.Item.expiresAt?.N);
-      assert.ok(expiresAt > now / 1000, "in the future");
-      assert.ok(expiresAt <= (now + 2 * WINDOW) / 1000 + 1, "within two windows");
-      assert.ok(Number.isInteger(expiresAt) && expiresAt < 1e11, "seconds, not milliseconds");
-      assert.equal((await limiter.remaining("ttl")).remaining, 3);
-      assert.equal((await limiter.remaining("ttl")).remaining, 3, "remaining() does not count");
-      await limiter.reset("ttl");
-      assert.equal((await limiter.remaining("ttl")).remaining, 5);
-    });
-  });
-
   describe(`IdAllocator on ${server.name}`, () => {
     it("4 allocators × 2,500 concurrent next() calls give 10,000 distinct ids, a request per block", async () => {
       const { client, proxy } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
@@ -222,24 +127,3 @@ for (const server of await servers()) {
     });
   });
 }
-
-describe("RateLimiter when DynamoDB is unreachable", () => {
-  it("a missing table is thrown, not failed open: it is a setup error", async () => {
-    const [server] = await servers();
-    const limiter = new RateLimiter(clientFor(server!.endpoint, { tableName: uniqueTable() }), { limit: 5, windowMs: WINDOW });
-    await assert.rejects(limiter.limit("x"), (e: unknown) => e instanceof CounterError && e.code === "TableNotFound");
-  });
-
-  for (const failureMode of ["open", "closed"] as const) {
-    it(`fails ${failureMode} and says so`, async () => {
-      const port = await freePort(); // nothing listens: connections are refused
-      const client = clientFor(`http://127.0.0.1:${port}`, { retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 } });
-      const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, failureMode, now: () => WINDOW * 9 });
-      const r = await limiter.limit("x");
-      assert.equal(r.success, failureMode === "open");
-      assert.equal(r.reason, failureMode === "open" ? "failOpen" : "failClosed");
-      assert.equal(r.error?.code, "Network");
-      assert.equal(r.reset, WINDOW * 10);
-    });
-  }
-});

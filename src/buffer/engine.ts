@@ -337,11 +337,12 @@ export class FlushEngine {
     const deadline = timers.now() + timeoutMs;
     const total: FlushResult = (this.#closing = { keys: 0, requests: 0, total: 0 });
     let lastError: unknown;
+    let run: Promise<unknown> = Promise.resolve();
     while (this.pending > 0) {
       const left = deadline - timers.now();
       if (left <= 0) break;
       try {
-        await this.#within(this.flush(), left);
+        await this.#within((run = this.flush()), left);
       } catch (error) {
         lastError = error;
       }
@@ -350,6 +351,9 @@ export class FlushEngine {
       if (wait > 0) await new Promise<void>((resolve) => timers.setTimeout(resolve, wait));
     }
     if (this.pending > 0) {
+      // A write already on the wire at the deadline is let finish (its own timeout bounds it), so that nothing
+      // runs in the background once close() has answered.
+      await run.catch(() => undefined);
       const last = lastError instanceof CounterError ? ` Last error: ${lastError.code}: ${lastError.message}` : "";
       throw new CounterError(
         "Timeout",

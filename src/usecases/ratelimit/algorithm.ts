@@ -1,0 +1,46 @@
+// What every rate-limiting algorithm provides to the limiter: one conditional request, and the maths to read an item.
+
+/** An item as DynamoDB returns it (only number attributes matter here). */
+export type Item = Record<string, { N?: string } | undefined>;
+
+/** One conditional `UpdateItem`: it changes the item only when the units fit, so a denied call costs nothing. */
+export interface Plan {
+  update: string;
+  condition: string;
+  names: Record<string, string>;
+  values: Record<string, { N: string }>;
+}
+
+/** What an item says at a given moment. */
+export interface Reading {
+  /** Units that could be taken now. */
+  available: number;
+  /** When the quota is whole again (a window's end; when a bucket is full), in epoch ms. */
+  reset: number;
+  /** When the units asked for would fit, assuming nothing else is taken meanwhile, in epoch ms. */
+  freeAt: number;
+}
+
+/**
+ * One algorithm: pure functions of the clock, the units and the last item seen. The item seen is a hint:
+ * every plan's condition checks what it assumed, so a stale hint costs a second request, never a wrong answer.
+ */
+export interface Algorithm {
+  /** The request that takes `units` at `now`; undefined when the item seen already shows they cannot fit. */
+  take(now: number, units: number, seen: Item | undefined): Plan | undefined;
+  /** Reads an item at `now` for a call of `units`. */
+  read(now: number, units: number, item: Item): Reading;
+  /** The request that gives back up to `units` (never below zero use); undefined when nothing is in use. */
+  refund(now: number, units: number, seen: Item | undefined): Plan | undefined;
+  /** Until when units taken at `now` may be spent locally (a lease never outlives its window or its time). */
+  leaseUntil(now: number, units: number): number;
+}
+
+/** The numeric value of an attribute, or undefined. */
+export const num = (item: Item | undefined, name: string): number | undefined => {
+  const n = item?.[name]?.N;
+  return n === undefined ? undefined : Number(n);
+};
+
+/** Epoch seconds for a TTL attribute, from epoch ms (rounded up, so an item never expires early). */
+export const ttlSeconds = (ms: number): string => String(Math.ceil(ms / 1000));

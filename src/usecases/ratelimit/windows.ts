@@ -1,0 +1,124 @@
+// Fixed and sliding windows: counts per window on one item, taken by a conditional ADD.
+import { num, ttlSeconds, type Algorithm, type Item, type Plan, type Reading } from "./algorithm.js";
+
+/** The attribute holding the count of window `index` (windows are numbered from the epoch). */
+export const windowAttribute = (index: number): string => `w${index}`;
+/** The attribute holding the newest window written: it bounds what the item can hold. */
+export const LATEST = "lw";
+/**
+ * A call removes the counts of the last `SPAN` windows that can no longer matter, in the same request. An item
+ * idle for longer than that is rewritten in a second request (its stale counts named from the failed check),
+ * so an item never holds more than the windows it needs (two for sliding, one for fixed), whatever the pattern.
+ */
+export const SPAN = 6;
+
+/** The overlap of the previous window with the last `windowMs` at `now` (1 at a window's start, towards 0 at its end). */
+export const overlap = (now: number, index: number, windowMs: number): number =>
+  Math.min(1, Math.max(0, 1 - (now - index * windowMs) / windowMs));
+
+/**
+ * When `units` fit again in a sliding window holding `current` (window `index`) and `previous`, if nothing else is
+ * taken: later in this window as the previous one's weight falls, else in the next one as this one's falls.
+ */
+export function slidingFreeAt(now: number, index: number, windowMs: number, limit: number, units: number, current: number, previous: number): number {
+  const room = limit - units - current;
+  const start = index * windowMs;
+  if (room >= 0) {
+    // floor(previous × w) ≤ room ⟺ previous × w < room + 1.
+    if (previous * overlap(now, index, windowMs) < room + 1) return now;
+    // The first millisecond at which the weight is strictly below (room + 1) / previous.
+    return Math.max(now, start + Math.floor(windowMs * (1 - (room + 1) / previous)) + 1);
+  }
+  const next = start + windowMs;
+  const roomNext = limit - units;
+  if (current < roomNext + 1) return Math.max(now, next);
+  return Math.max(now, next + Math.floor(windowMs * (1 - (roomNext + 1) / current)) + 1);
+}
+
+/**
+ * Fixed window (`sliding: false`): `limit` units per calendar window. Sliding window: the current window's count
+ * plus the previous one's weighted by how much of it still overlaps the last `windowMs` (floored), the
+ * approximation @upstash/ratelimit and Cloudflare use; it assumes the previous window's calls were spread evenly.
+ */
+export function windowAlgorithm(limit: number, windowMs: number, sliding: boolean, ttlAttribute: string): Algorithm {
+  /** The window a call at `now` counts in: an instance whose clock lags the item's newest window joins that one. */
+  const indexAt = (now: number, item: Item | undefined) => Math.max(Math.floor(now / windowMs), num(item, LATEST) ?? -Infinity);
+  const counts = (now: number, item: Item | undefined) => {
+    const index = indexAt(now, item);
+    const current = num(item, windowAttribute(index)) ?? 0;
+    const previous = sliding ? (num(item, windowAttribute(index - 1)) ?? 0) : 0;
+    return { index, current, previous, used: current + Math.floor(previous * overlap(now, index, windowMs)) };
+  };
+  const expires = (index: number) => ttlSeconds((index + (sliding ? 2 : 1)) * windowMs);
+
+  return {
+    take(now, units, seen) {
+      const index = indexAt(now, seen);
+      const latest = num(seen, LATEST);
+      const cur = windowAttribute(index);
+      if (latest !== undefined && latest < index - SPAN) {
+        // Idle for long: every count on the item is stale. Start over, removing them by name.
+        const stale = Object.keys(seen!).filter((name) => /^w-?\d+$/.test(name) && name !== cur);
+        const names: Record<string, string> = { "#l": LATEST, "#c": cur, "#t": ttlAttribute };
+        stale.forEach((name, i) => (names[`#s${i}`] = name));
+        return {
+          update: `SET #c = :n, #l = :i, #t = :e` + (stale.length ? ` REMOVE ${stale.map((_, i) => `#s${i}`).join(", ")}` : ""),
+          condition: "#l = :last",
+          names,
+          values: { ":n": { N: String(units) }, ":i": { N: String(index) }, ":e": { N: expires(index) }, ":last": { N: String(latest) } },
+        };
+      }
+      // The condition needs the previous window's count. It is final once this window has been written (seen
+      // then, it is exact); before that, assume up to half the room for it and check that assumption too: a wrong
+      // one costs a second request, never a wrong answer.
+      const weight = overlap(now, index, windowMs);
+      const known = latest !== undefined && latest >= index;
+      const seenPrevious = num(seen, windowAttribute(index - 1)) ?? 0;
+      const previous = !sliding ? 0 : known || weight === 0 ? seenPrevious : Math.max(seenPrevious, Math.ceil((Math.floor((limit - units) / 2) + 1) / weight) - 1);
+      const max = limit - units - Math.floor(previous * weight);
+      if (max < 0 && known) return undefined;
+      const names: Record<string, string> = { "#l": LATEST, "#c": cur, "#t": ttlAttribute };
+      const removed: string[] = [];
+      for (let back = sliding ? 2 : 1; back < (sliding ? 2 : 1) + SPAN; back++) {
+        names[`#r${back}`] = windowAttribute(index - back);
+        removed.push(`#r${back}`);
+      }
+      let condition = `(attribute_not_exists(#l) OR #l BETWEEN :lo AND :i) AND ${max < 0 ? "#c <= :max" : "(attribute_not_exists(#c) OR #c <= :max)"}`;
+      const values: Plan["values"] = {
+        ":n": { N: String(units) },
+        ":i": { N: String(index) },
+        ":lo": { N: String(index - SPAN) },
+        ":max": { N: String(max) },
+        ":e": { N: expires(index) },
+      };
+      if (sliding) {
+        names["#p"] = windowAttribute(index - 1);
+        values[":p"] = { N: String(previous) };
+        condition += " AND (attribute_not_exists(#p) OR #p <= :p)";
+      }
+      return { update: `ADD #c :n SET #l = :i, #t = :e REMOVE ${removed.join(", ")}`, condition, names, values };
+    },
+
+    read(now, units, item): Reading {
+      const { index, current, previous, used } = counts(now, item);
+      const end = (index + 1) * windowMs;
+      const available = Math.max(0, limit - used);
+      const freeAt = units <= available ? now : sliding ? slidingFreeAt(now, index, windowMs, limit, units, current, previous) : end;
+      return { available, reset: end, freeAt };
+    },
+
+    refund(now, units, seen) {
+      const index = indexAt(now, seen);
+      const current = seen === undefined ? units : Math.min(units, num(seen, windowAttribute(index)) ?? 0);
+      if (current <= 0) return undefined;
+      return {
+        update: "ADD #c :neg",
+        condition: "#l = :i AND #c >= :n",
+        names: { "#l": LATEST, "#c": windowAttribute(index) },
+        values: { ":neg": { N: String(-current) }, ":n": { N: String(current) }, ":i": { N: String(index) } },
+      };
+    },
+
+    leaseUntil: (now) => (Math.floor(now / windowMs) + 1) * windowMs,
+  };
+}
