@@ -21,7 +21,7 @@ const run = (command: string, args: string[], cwd = root) => execFileSync(comman
 describe("package", () => {
   it("package.json and jsr.json export the same entry points, and every target exists", () => {
     assert.deepEqual(entryPoints.sort(), Object.keys(jsr.exports).sort());
-    assert.deepEqual(entryPoints.sort(), [".", "./compat", "./durable-object"]);
+    assert.deepEqual(entryPoints.sort(), [".", "./compat", "./durable-object", "./hono"]);
     for (const target of Object.values(jsr.exports)) assert.ok(existsSync(path.join(root, target)), target);
     for (const conditions of Object.values(pkg.exports).filter((v) => typeof v === "object") as Record<string, Record<string, string>>[]) {
       for (const file of Object.values(conditions).flatMap((c) => Object.values(c))) assert.ok(existsSync(path.join(root, file)), file);
@@ -85,7 +85,8 @@ describe("package", () => {
       const project = path.join(dir, "app");
       run("mkdir", ["-p", project]);
       writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
-      run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], project);
+      // hono is an optional peer dependency: a Hono app has it already.
+      run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, "hono@^4"], project);
       for (const entry of entryPoints) {
         const name = specifier(entry);
         assert.equal(run(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(name)}); console.log(Object.keys(m).length > 0)`], project).trim(), "true", `ESM ${name}`);
@@ -94,11 +95,14 @@ describe("package", () => {
       const usage = `import { CounterClient, CounterBuffer, RateLimiter, IdAllocator, ShardedCounter, CounterError, type RateLimitResult } from "dynacount";
 import { DurableCounterBuffer } from "dynacount/durable-object";
 import { increment, config } from "dynacount/compat";
+import { rateLimit } from "dynacount/hono";
+import { Hono } from "hono";
 const client = new CounterClient({ numbers: "bigint" });
 const value: Promise<bigint> = client.increment("k");
 const result: Promise<RateLimitResult> = new RateLimiter(client, { limit: 1, windowMs: 1000 }).limit("x");
 const code: string = new CounterError("Validation", "m").code;
-void [value, result, code, CounterBuffer, IdAllocator, ShardedCounter, DurableCounterBuffer, increment, config];
+const app = new Hono().use("/api/*", rateLimit(new RateLimiter(client, { limit: 1, windowMs: 1000 }), { identifier: (c) => c.req.header("x-key") ?? "anon" }));
+void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, DurableCounterBuffer, increment, config];
 `;
       writeFileSync(path.join(project, "usage.ts"), usage);
       writeFileSync(path.join(project, "usage.cts"), usage.replace(/^import (.*) from (".*");$/gm, "import $1 from $2;"));

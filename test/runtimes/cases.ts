@@ -18,7 +18,7 @@ const table = (runtime: string) => `rt_${runtime}_${Date.now().toString(36)}_${(
 
 /** The cases for `lib` (however this runtime imported dynacount) against one server `endpoint`. */
 export function runtimeCases(lib: typeof Dynacount, runtime: string, server: string, endpoint: string): RuntimeCase[] {
-  const { CounterClient, CounterBuffer, CounterError, RateLimiter, IdAllocator } = lib;
+  const { CounterClient, CounterBuffer, CounterError, RateLimiter, IdAllocator, rateLimitHeaders } = lib;
   const client = (tableName = table(runtime)) =>
     new CounterClient({ endpoint, region: "us-east-1", env: {}, tableName, credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" } });
   const fresh = async () => {
@@ -87,6 +87,29 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         same(results.map((r) => r.success), [true, true, true, false, false], "successes");
         same(results.map((r) => r.remaining), [2, 1, 0, 0, 0], "remaining");
         same(results[4]!.reason, "cacheBlock", "blocked from the cache");
+      },
+    },
+    {
+      name: at("rate limiter: token bucket with a lease across instances, refund, headers"),
+      async run() {
+        const c = await fresh();
+        let now = 1_000_000;
+        const options = { limit: 40, windowMs: 4_000, algorithm: "token-bucket", lease: 5, now: () => now } as const;
+        const instances = [new RateLimiter(c, options), new RateLimiter(c, options), new RateLimiter(c, options)];
+        const results = await Promise.all(Array.from({ length: 60 }, (_, i) => instances[i % 3]!.limit("hot")));
+        const admitted = results.filter((r) => r.success).length;
+        check(admitted <= 40 && admitted >= 40 - 3 * 5, `admitted ${admitted} of limit 40 with 3 × lease 5`);
+        check(results.some((r) => r.reason === "lease"), "some calls answered from a lease");
+        const single = new RateLimiter(c, { limit: 3, windowMs: 60_000, algorithm: "token-bucket", now: () => now });
+        for (let i = 0; i < 3; i++) await single.limit("r");
+        const denied = await single.limit("r");
+        same([denied.success, denied.reset - now], [false, 20_000], "denied until the next token");
+        await single.refund("r", 1);
+        same((await single.limit("r")).success, true, "the refunded unit");
+        const headers = rateLimitHeaders(denied, { windowMs: single.windowMs, now });
+        same(headers, { "RateLimit-Policy": `"default";q=3;w=60`, RateLimit: `"default";r=0;t=20`, "Retry-After": "20" }, "headers");
+        await denied.pending;
+        now += 60_000;
       },
     },
     {

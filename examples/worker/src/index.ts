@@ -1,13 +1,14 @@
 // A Worker that counts page views without a DynamoDB write per view (each view is an RPC to a Durable
 // Object that stores the increment and flushes all of them on an alarm, exactly once) and rate-limits its
-// API per client IP with one DynamoDB request per call.
+// API per client IP (a token bucket: bursts of RATE_LIMIT, refilled over a minute) with at most one DynamoDB
+// request per call, answering with the IETF RateLimit header fields.
 //
 //   GET  /api/<anything>    rate limited: RATE_LIMIT requests per minute per IP, else 429
 //   GET  /<any path>        counts a view of that path
 //   GET  /count?page=/path  → { page, views }: DynamoDB's value plus what is still buffered
 //   POST /flush?page=/path  writes that page's buffer now (e.g. before a deploy)
 import { DurableObject } from "cloudflare:workers";
-import { CounterClient, RateLimiter } from "dynacount";
+import { CounterClient, RateLimiter, rateLimitHeaders } from "dynacount";
 import { DurableCounterBuffer } from "dynacount/durable-object";
 
 export interface Env {
@@ -54,15 +55,13 @@ async function api(request: Request, env: Env, url: URL): Promise<Response> {
   limiter ??= new RateLimiter(new CounterClient({ env, tableName: env.TABLE_NAME ?? "AtomicCounters" }), {
     limit: Number(env.RATE_LIMIT ?? 10),
     windowMs: 60_000,
+    algorithm: "token-bucket",
   });
   const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
-  const { success, limit, remaining, reset, reason } = await limiter.limit(`ip:${ip}`);
-  const headers = { "x-ratelimit-limit": String(limit), "x-ratelimit-remaining": String(remaining), "x-ratelimit-reset": String(reset) };
-  if (!success) {
-    const retryAfter = String(Math.max(1, Math.ceil((reset - Date.now()) / 1000)));
-    return new Response("Too many requests\n", { status: 429, headers: { ...headers, "retry-after": retryAfter } });
-  }
-  return Response.json({ path: url.pathname, served: true, ...(reason ? { reason } : {}) }, { headers });
+  const result = await limiter.limit(`ip:${ip}`);
+  const headers = rateLimitHeaders(result, { windowMs: limiter.windowMs });
+  if (!result.success) return new Response("Too many requests\n", { status: 429, headers });
+  return Response.json({ path: url.pathname, served: true, ...(result.reason ? { reason: result.reason } : {}) }, { headers });
 }
 
 export default {

@@ -21,18 +21,19 @@ export const overlap = (now: number, index: number, windowMs: number): number =>
  * taken: later in this window as the previous one's weight falls, else in the next one as this one's falls.
  */
 export function slidingFreeAt(now: number, index: number, windowMs: number, limit: number, units: number, current: number, previous: number): number {
-  const room = limit - units - current;
   const start = index * windowMs;
-  if (room >= 0) {
-    // floor(previous × w) ≤ room ⟺ previous × w < room + 1.
-    if (previous * overlap(now, index, windowMs) < room + 1) return now;
-    // The first millisecond at which the weight is strictly below (room + 1) / previous.
-    return Math.max(now, start + Math.floor(windowMs * (1 - (room + 1) / previous)) + 1);
-  }
   const next = start + windowMs;
-  const roomNext = limit - units;
-  if (current < roomNext + 1) return Math.max(now, next);
-  return Math.max(now, next + Math.floor(windowMs * (1 - (roomNext + 1) / current)) + 1);
+  // Within this window the previous one's weight must fall; in the next one, this one's.
+  const [from, count, rest] = limit - units - current >= 0 ? [start, previous, limit - units - current] : [next, current, limit - units];
+  const index2 = from === start ? index : index + 1;
+  const fits = (t: number) => Math.floor(count * overlap(t, index2, windowMs)) <= rest;
+  if (fits(Math.max(now, from))) return Math.max(now, from);
+  // floor(count × w) ≤ rest ⟺ w < (rest + 1) / count; then settle the last millisecond by the same arithmetic
+  // as the reading, so rounding can never announce a time at which the call would still be denied.
+  let t = Math.max(now, from + Math.floor(windowMs * (1 - (rest + 1) / count)) + 1);
+  while (!fits(t)) t++;
+  while (t > Math.max(now, from) && fits(t - 1)) t--;
+  return t;
 }
 
 /**
