@@ -10,6 +10,7 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { CounterBuffer, CounterClient } from "dynacount";
 import { startServers } from "../test/support/servers.ts";
+import { rateLimitBench } from "./ratelimit.ts";
 import { bundleWorker, root, startMiniflare } from "../test/support/workers.ts";
 
 const quick = process.argv.includes("--quick");
@@ -291,6 +292,18 @@ async function breakdown() {
   results.breakdownUs = { oursValidationAndBody: ours, signing: sign, parse };
 }
 
+/** 8. Rate limiting through a 30 ms delay proxy: requests per call, latency, admitted vs the exact limit. */
+async function rateLimiting(servers: { name: string; endpoint: string }[]) {
+  section("Rate limiting through a 30 ms delay proxy (edge to region): DynamoDB requests per call, limit() p50/p99 ms, admitted / exact");
+  const rows = await rateLimitBench(servers, quick);
+  results.rateLimiting = rows;
+  let workload = "";
+  for (const r of rows) {
+    if (`${r.server} ${r.workload}` !== workload) row(`${(workload = `${r.server} ${r.workload}`)}`);
+    row(`  ${r.implementation}`, `${r.requestsPerCall.toFixed(3)} req/call`, `p50 ${r.p50Ms.toFixed(2)} · p99 ${r.p99Ms.toFixed(1)} ms`, `${r.admitted} / ${r.exact}`);
+  }
+}
+
 function svg(): string {
   const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<Lib, Stat> }>;
   const cells = Object.entries(load);
@@ -355,6 +368,8 @@ try {
   await buffers(running.servers[0]!.endpoint);
   await memory();
   await breakdown();
+  log("rate limiting…");
+  await rateLimiting(running.servers);
 } finally {
   await running.stop();
 }

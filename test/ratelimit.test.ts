@@ -195,13 +195,16 @@ for (const server of await servers()) {
       const { client, proxy } = await throughProxy(server.endpoint);
       const t = clock(800 * WINDOW + 10);
       const limiter = new RateLimiter(client, { limit: 100, windowMs: WINDOW, algorithm: "fixed-window", lease: 10, now: t.fn });
-      assert.equal((await limiter.limit("l")).reason, undefined, "the first call takes the lease");
-      assert.equal((await limiter.limit("l")).reason, "lease");
+      // Leases follow demand: 1 unit (what the first call needs), then 4, then 10 (the most).
+      const reasons = [];
+      for (let i = 0; i < 6; i++) reasons.push((await limiter.limit("l")).reason ?? "request");
+      assert.deepEqual(reasons, ["request", "request", "lease", "lease", "lease", "request"]);
+      assert.equal((await limiter.remaining("l")).remaining, 100 - 15);
       const sent = requests(proxy.seen);
       t.now += WINDOW;
       const next = await limiter.limit("l");
       assert.deepEqual([next.success, next.reason, requests(proxy.seen) - sent], [true, undefined, 1]);
-      assert.equal((await limiter.remaining("l")).remaining, 90, "the new window counts the new lease only");
+      assert.equal((await limiter.remaining("l")).remaining, 99, "the new window counts only what its first call took");
     });
 
     it("items carry a TTL in epoch seconds, in the future; remaining() and reset() work", async () => {

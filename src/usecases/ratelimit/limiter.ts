@@ -31,7 +31,8 @@ export interface RateLimiterOptions extends TableOptions {
    * Units an instance takes for an identifier in one request and then hands out from memory, with no request.
    * Nothing is ever admitted over the limit across instances; unused leased units are the only slack (at most
    * `lease` per instance and identifier), and a lease ends with its window (token bucket: the time its tokens
-   * took to refill). Near the limit an instance takes less (half of what was left). @default 1
+   * took to refill). Leases follow demand: an instance's first take in a window is what the call needs, each
+   * next one four times larger up to `lease`, and near the limit it takes half of what was left. @default 1
    */
   lease?: number;
   /**
@@ -131,7 +132,9 @@ interface Memory {
   /** Units taken and not yet handed out, usable until `until`. */
   leased: number;
   until: number;
-  /** What DynamoDB had left at the last answer, valid until `untilReset`. */
+  /** The size of the last lease taken (leases grow while an identifier stays busy). */
+  grant: number;
+  /** What DynamoDB had left at the last answer, valid until `reset`. */
   left: number;
   reset: number;
   /** A lease request in flight: concurrent calls wait for it rather than each take a lease. */
@@ -216,7 +219,11 @@ export class RateLimiter {
         continue;
       }
       // Take a lease: all of it while far from the limit, half of what was left near it.
-      const want = now < memory.reset ? Math.max(cost, Math.min(this.#lease, Math.floor(memory.left / 2))) : Math.max(cost, this.#lease);
+      // Leases follow demand: the first take in a window is what this call needs, then each take grows fourfold up
+      // to `lease`; near the limit, half of what was left. Cold identifiers so lease nothing they do not use.
+      const warm = now < memory.reset;
+      const want = Math.max(cost, warm ? Math.min(this.#lease, memory.grant * 4, Math.floor(memory.left / 2)) : cost);
+      memory.grant = want;
       let done!: () => void;
       memory.taking = new Promise<void>((resolve) => (done = resolve));
       try {
@@ -399,7 +406,7 @@ export class RateLimiter {
       // Most recently used last, so eviction takes the coldest.
       this.#memory.delete(identifier);
     } else {
-      memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, left: 0, reset: 0, taking: undefined };
+      memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, grant: 0, left: 0, reset: 0, taking: undefined };
     }
     this.#memory.set(identifier, memory);
     if (this.#memory.size > this.#cacheSize) this.#memory.delete(this.#memory.keys().next().value!);
