@@ -16,18 +16,24 @@ export interface LimiterRow {
   p50Ms: number;
   p99Ms: number;
   admitted: number;
+  /** The most a perfect limiter admits for these calls (the limit per identifier; a bucket's refill added). */
   exact: number;
+  elapsedMs: number;
+  /** Admitted because the store failed (fail open), included in `admitted`. */
+  failedOpen: number;
 }
 
-/** One limiter instance as the workload sees it: true when admitted. */
-type Instance = (identifier: string) => Promise<boolean>;
+/** One limiter instance as the workload sees it: admitted, denied, or admitted because the store failed. */
+type Instance = (identifier: string) => Promise<boolean | "failOpen">;
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 /** Runs `calls` (identifier per call) over the instances round-robin, `concurrency` at a time per instance. */
 async function drive(instances: Instance[], calls: string[], concurrency: number) {
+  const started = performance.now();
   const latencies: number[] = [];
   let admitted = 0;
+  let failedOpen = 0;
   const queues = instances.map(() => [] as string[]);
   calls.forEach((id, i) => queues[i % instances.length]!.push(id));
   await Promise.all(
@@ -35,14 +41,26 @@ async function drive(instances: Instance[], calls: string[], concurrency: number
       Array.from({ length: concurrency }, async () => {
         for (let id = queues[i]!.shift(); id !== undefined; id = queues[i]!.shift()) {
           const started = performance.now();
-          if (await instance(id)) admitted++;
+          const answer = await instance(id);
+          if (answer) admitted++;
+          if (answer === "failOpen") failedOpen++;
           latencies.push(performance.now() - started);
         }
       }),
     ),
   );
   latencies.sort((a, b) => a - b);
-  return { admitted, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+  return { admitted, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs: performance.now() - started, failedOpen };
+}
+
+/**
+ * Real time, shifted so the run starts at a window's start: a fixed or sliding window then never resets
+ * mid-run, and "exact" stays the limit (rate-limiter-flexible's window starts at its first call anyway).
+ */
+function alignedClock(windowMs: number): () => number {
+  const t0 = Date.now();
+  const start = (Math.floor(t0 / windowMs) + 1) * windowMs;
+  return () => start + (Date.now() - t0);
 }
 
 export async function rateLimitBench(servers: { name: string; endpoint: string }[], quick: boolean): Promise<LimiterRow[]> {
@@ -57,26 +75,29 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
       await new CounterClient({ endpoint: server.endpoint, env: {}, credentials, tableName: "BenchLimits", keyAttribute: "key" }).createTable();
       const sdk = new DynamoDB({ endpoint: proxy.endpoint, region: "us-east-1", credentials, maxAttempts: 3 });
       let run = 0;
-      const implementations: [string, (limit: number) => Instance][] = [];
+      const implementations: [string, (limit: number, now: () => number) => Instance][] = [];
       for (const algorithm of ["sliding-window", "fixed-window", "token-bucket"] as const) {
-        implementations.push([`dynacount ${algorithm}`, (limit) => dynacount(client, { limit, windowMs: 60_000, algorithm })]);
+        implementations.push([`dynacount ${algorithm}`, (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm, now })]);
       }
-      implementations.push(["dynacount fixed-window, lease 20", (limit) => dynacount(client, { limit, windowMs: 60_000, algorithm: "fixed-window", lease: 20 })]);
-      implementations.push(["dynacount token-bucket, lease 20", (limit) => dynacount(client, { limit, windowMs: 60_000, algorithm: "token-bucket", lease: 20 })]);
+      implementations.push(["dynacount fixed-window, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "fixed-window", lease: 20, now })]);
+      implementations.push(["dynacount token-bucket, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "token-bucket", lease: 20, now })]);
       implementations.push(["rate-limiter-flexible RateLimiterDynamo (SDK v3)", (limit) => flexible(sdk, limit)]);
 
       for (const [name, make] of implementations) {
         for (const workload of ["hot", "many"] as const) {
           const prefix = `${run++}-${Date.now().toString(36)}`;
           const w = workload === "hot" ? { limit: hot.limit, calls: Array.from({ length: hot.calls }, () => `${prefix}-hot`) } : { limit: many.limit, calls: Array.from({ length: many.calls }, (_, i) => `${prefix}-id${(i * 7919) % many.ids}`) };
-          const instances = Array.from({ length: 8 }, () => make(w.limit));
+          const now = alignedClock(60_000);
+          const instances = Array.from({ length: 8 }, () => make(w.limit, now));
           const before = [...proxy.seen.values()].reduce((a, b) => a + b, 0);
-          const { admitted, p50, p99 } = await drive(instances, w.calls, workload === "hot" ? 4 : 2);
+          const { admitted, p50, p99, elapsedMs, failedOpen } = await drive(instances, w.calls, workload === "hot" ? 4 : 2);
           const sent = [...proxy.seen.values()].reduce((a, b) => a + b, 0) - before;
           const perId = new Map<string, number>();
           for (const id of w.calls) perId.set(id, (perId.get(id) ?? 0) + 1);
-          const exact = [...perId.values()].reduce((a, n) => a + Math.min(n, w.limit), 0);
-          rows.push({ server: server.name, workload: workload === "hot" ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances` : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`, implementation: name, requestsPerCall: sent / w.calls.length, p50Ms: p50, p99Ms: p99, admitted, exact });
+          // A token bucket also refills during the run: the most a perfect one admits includes that.
+          const refill = name.includes("token-bucket") ? Math.floor((elapsedMs * w.limit) / 60_000) : 0;
+          const exact = [...perId.values()].reduce((a, n) => a + Math.min(n, w.limit + refill), 0);
+          rows.push({ server: server.name, workload: workload === "hot" ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances` : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`, implementation: name, requestsPerCall: sent / w.calls.length, p50Ms: p50, p99Ms: p99, admitted, exact, elapsedMs, failedOpen });
         }
       }
     } finally {
@@ -88,7 +109,10 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
 
 function dynacount(client: CounterClient, options: RateLimiterOptions): Instance {
   const limiter = new RateLimiter(client, options);
-  return async (id) => (await limiter.limit(id)).success;
+  return async (id) => {
+    const r = await limiter.limit(id);
+    return r.reason === "failOpen" ? "failOpen" : r.success;
+  };
 }
 
 function flexible(sdk: DynamoDB, points: number): Instance {

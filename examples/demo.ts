@@ -2,7 +2,7 @@
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../src/index.ts";
+import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter, rateLimitHeaders, ShardedCounter } from "../src/index.ts";
 import * as atomicCounter from "../src/compat.ts";
 
 const require = createRequire(import.meta.url);
@@ -72,6 +72,7 @@ try {
 
   console.log("\nrate limiting (10 requests per minute, sliding window)");
   const limiter = new RateLimiter(counted, { limit: 10, windowMs: 60_000 });
+  // A denied call changes nothing in DynamoDB; once an identifier has nothing left, it is answered from memory.
   const [decisions, limitRequests] = await spent(async () => {
     const out = [];
     for (let i = 0; i < 25; i++) out.push(await limiter.limit("ip:203.0.113.7"));
@@ -80,6 +81,15 @@ try {
   const allowed = decisions.filter((d) => d.success).length;
   line("25 calls from one IP", `${allowed} allowed, ${25 - allowed} blocked (${decisions.filter((d) => d.reason === "cacheBlock").length} answered from the local cache)`);
   line("last answer", { success: decisions[24]!.success, remaining: decisions[24]!.remaining, reset: new Date(decisions[24]!.reset).toISOString() });
+
+  console.log("\na hot API key: 4 instances sharing 500 requests a minute with lease: 20 (token bucket)");
+  const instances = Array.from({ length: 4 }, () => new RateLimiter(counted, { limit: 500, windowMs: 60_000, algorithm: "token-bucket", lease: 20 }));
+  const [hot, hotRequests] = await spent(() => Promise.all(Array.from({ length: 800 }, (_, i) => instances[i % 4]!.limit("key:hot"))));
+  const hotAllowed = hot.filter((d) => d.success).length;
+  line("800 calls on one key", `${hotAllowed} allowed (a bucket of 500, refilling 500 a minute), ${hot.filter((d) => d.reason === "lease").length} answered from a lease`);
+  line("requests per call", `${hotRequests} requests for 800 calls = ${(hotRequests / 800).toFixed(3)}`);
+  const denied = hot.find((d) => !d.success);
+  if (denied) line("headers of a denied call", rateLimitHeaders(denied, { windowMs: 60_000 }));
 
   console.log("\norder ids (IdAllocator, blocks of 100)");
   const [ids, idRequests] = await spent(async () => {
@@ -106,6 +116,7 @@ try {
   line("ids handed out", `${ids.length} unique ids for ${idRequests} requests`);
   line("page views counted", `${flushed.total} views of ${flushed.keys} pages for ${viewRequests} requests`);
   line("rate limiter", `${allowed} allowed, ${25 - allowed} blocked, ${limitRequests} requests for 25 calls`);
+  line("rate limiter with a lease", `${hotAllowed} of 800 calls allowed for ${hotRequests} requests`);
   console.log("\ndone.");
 } finally {
   server.close();

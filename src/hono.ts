@@ -1,5 +1,5 @@
 // Entry point `dynacount/hono`: the rate-limit middleware for Hono (imports only Hono's types).
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, Env, MiddlewareHandler } from "hono";
 import { validationError } from "./core/errors.js";
 import { checkNames } from "./core/options.js";
 import { rateLimitHeaders, type RateLimitHeadersOptions } from "./usecases/ratelimit/headers.js";
@@ -30,15 +30,12 @@ export interface RateLimitMiddlewareOptions {
   onDenied?: (c: Context, result: RateLimitResult) => Response | Promise<Response>;
 }
 
-/** The context variable holding the result, for handlers: `c.get("rateLimit")`. */
+/**
+ * The context variable holding the result. Declare it in the app's type to read it typed:
+ * `new Hono<{ Variables: RateLimitVariables }>()`, then `c.get("rateLimit")`.
+ */
 export type RateLimitVariables = { rateLimit: RateLimitResult };
 
-declare module "hono" {
-  // `c.get("rateLimit")` is typed in every app, as Hono's own middleware do for their variables.
-  interface ContextVariableMap {
-    rateLimit: RateLimitResult;
-  }
-}
 
 const NAMES = /* @__PURE__ */ new Set(["identifier", "cost", "headers", "policy", "onDenied"]);
 
@@ -60,14 +57,15 @@ const clientAddress = (c: Context): string =>
  * app.use("/api/*", rateLimit(new RateLimiter(client, { limit: 100, windowMs: 60_000 })));
  * ```
  */
-export function rateLimit(limiter: RateLimiter, options: RateLimitMiddlewareOptions = {}): MiddlewareHandler {
+// E is the app's environment, so the middleware fits any app (its Bindings included).
+export function rateLimit<E extends Env = any>(limiter: RateLimiter, options: RateLimitMiddlewareOptions = {}): MiddlewareHandler<E> {
   checkNames(options, NAMES, "rateLimit");
   const { identifier = clientAddress, cost = 1, headers: format = "latest", policy, onDenied } = options;
   if (typeof limiter?.limit !== "function") throw validationError("rateLimit(limiter): the first argument must be a RateLimiter");
   return async (c, next) => {
     const id = await identifier(c);
     const result = await limiter.limit(id, { cost: typeof cost === "function" ? await cost(c) : cost });
-    c.set("rateLimit", result);
+    (c as unknown as Context<{ Variables: RateLimitVariables }>).set("rateLimit", result);
     try {
       c.executionCtx.waitUntil(result.pending);
     } catch {

@@ -142,10 +142,57 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
       assert.ok(bytes <= budgets[name]!, `${name} grew to ${bytes} bytes`);
     }
   });
+
+  it("size of a Worker per use (what wrangler would bundle), against its budget", async () => {
+    const bytes: Record<string, number> = {};
+    for (const [use, code] of Object.entries(USES)) {
+      const out = await build({
+        stdin: { contents: code, resolveDir: root },
+        bundle: true,
+        minify: true,
+        format: "esm",
+        platform: "neutral",
+        conditions: ["workerd", "worker", "browser"],
+        mainFields: ["browser", "module", "main"],
+        external: ["hono", "hono/*"],
+        write: false,
+        logLevel: "silent",
+      });
+      bytes[use] = gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
+    }
+    bytes["dynacount/hono's own share"] = bytes["RateLimiter + rateLimitHeaders + dynacount/hono"]! - bytes["RateLimiter + rateLimitHeaders"]!;
+    for (const [use, size] of Object.entries(bytes)) {
+      console.log(`  size ${use.padEnd(48)} ${(size / 1024).toFixed(1)} KB gzip (budget ${(USE_BUDGETS[use]! / 1024).toFixed(1)} KB)`);
+      assert.ok(size <= USE_BUDGETS[use]!, `${use}: ${size} bytes`);
+    }
+  });
 });
 
 // Budgets. `dynacount/durable-object` meets its 12 KB (the ceiling is that budget). The full `dynacount`
-// entry is over the 15 KB it is allowed (17.5 KB since the shared flush engine, dead letters, close() and
-// the option-name checks landed): the ceiling below only stops further growth until the size issue cuts it.
+// entry is over the 15 KB it is allowed (17.5 KB after the shared flush engine, 19.8 KB after the rate
+// limiter's token bucket, leases, refunds and headers): the ceiling below only stops further growth until
+// the size issue cuts it; what a Worker bundles per use is held by the per-use budgets.
 const ISSUE_BUDGETS: Record<string, string> = { dynacount: "15 KB", "dynacount/durable-object": "12 KB" };
-const BUDGETS = { dynacount: 18 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 12.5 * 1024 };
+const BUDGETS = { dynacount: 20 * 1024, "dynacount/hono": 2 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 12.5 * 1024 };
+
+// A Worker per use: only what it imports is bundled (hono itself is the app's, so it is left out).
+const worker = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
+const USES: Record<string, string> = {
+  "RateLimiter + rateLimitHeaders": worker(
+    `import { CounterClient, RateLimiter, rateLimitHeaders } from "dynacount";`,
+    `const limiter = new RateLimiter(new CounterClient({ env }), { limit: 10, windowMs: 60000 });
+     const r = await limiter.limit("ip"); return new Response(null, { status: r.success ? 200 : 429, headers: rateLimitHeaders(r) });`,
+  ),
+  "RateLimiter + rateLimitHeaders + dynacount/hono": worker(
+    `import { CounterClient, RateLimiter, rateLimitHeaders } from "dynacount"; import { rateLimit } from "dynacount/hono";`,
+    `const limiter = new RateLimiter(new CounterClient({ env }), { limit: 10, windowMs: 60000 });
+     const r = await limiter.limit("ip"); return new Response(String(rateLimit(limiter)), { status: r.success ? 200 : 429, headers: rateLimitHeaders(r) });`,
+  ),
+};
+const USE_BUDGETS: Record<string, number> = {
+  // The client's share is ~11.7 KB (aws4fetch, zod/mini, transport); the limiter with three algorithms,
+  // leases and headers adds ~3.3 KB.
+  "RateLimiter + rateLimitHeaders": 15.5 * 1024,
+  "RateLimiter + rateLimitHeaders + dynacount/hono": 16.5 * 1024,
+  "dynacount/hono's own share": 1024,
+};

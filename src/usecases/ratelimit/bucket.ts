@@ -54,7 +54,7 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
       return { available: Math.max(0, Math.min(limit, available)), reset: ms(tat), freeAt };
     },
 
-    refund(now, units, seen) {
+    refund(now, units, seen): Plan | undefined {
       const at = scaled(now);
       const back = BigInt(units) * T;
       const tat = tatOf(seen);
