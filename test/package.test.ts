@@ -18,6 +18,26 @@ const specifier = (entry: string) => (entry === "." ? pkg.name : `${pkg.name}/${
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 const run = (command: string, args: string[], cwd = root) => execFileSync(command, args, { cwd, encoding: "utf8", timeout: 180_000, env: { ...process.env, NO_COLOR: "1" } });
 
+/**
+ * Bytes of `code` bundled as wrangler would for workerd (esbuild, minified, workerd/worker/browser conditions),
+ * gzip -9. hono is left out: it is the app's own dependency, and dynacount/hono imports only its types.
+ */
+async function bundledSize(code: string): Promise<number> {
+  const out = await build({
+    stdin: { contents: code, resolveDir: root },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["browser", "module", "main"],
+    external: ["hono", "hono/*"],
+    write: false,
+    logLevel: "silent",
+  });
+  return gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
+}
+
 describe("package", () => {
   it("package.json and jsr.json export the same entry points, and every target exists", () => {
     assert.deepEqual(entryPoints.sort(), Object.keys(jsr.exports).sort());
@@ -123,18 +143,7 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
   it("size of each entry point, minified + gzip with the workerd/browser conditions, dependencies included", async () => {
     const sizes: Record<string, number> = {};
     for (const entry of entryPoints) {
-      const out = await build({
-        stdin: { contents: `export * from ${JSON.stringify(specifier(entry))};`, resolveDir: root },
-        bundle: true,
-        minify: true,
-        format: "esm",
-        platform: "neutral",
-        conditions: ["workerd", "worker", "browser"],
-        mainFields: ["browser", "module", "main"],
-        write: false,
-        logLevel: "silent",
-      });
-      sizes[specifier(entry)] = gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
+      sizes[specifier(entry)] = await bundledSize(`export * from ${JSON.stringify(specifier(entry))};`);
     }
     const budgets: Record<string, number> = BUDGETS;
     for (const [name, bytes] of Object.entries(sizes)) {
@@ -146,19 +155,7 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
   it("size of a Worker per use (what wrangler would bundle), against its budget", async () => {
     const bytes: Record<string, number> = {};
     for (const [use, code] of Object.entries(USES)) {
-      const out = await build({
-        stdin: { contents: code, resolveDir: root },
-        bundle: true,
-        minify: true,
-        format: "esm",
-        platform: "neutral",
-        conditions: ["workerd", "worker", "browser"],
-        mainFields: ["browser", "module", "main"],
-        external: ["hono", "hono/*"],
-        write: false,
-        logLevel: "silent",
-      });
-      bytes[use] = gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
+      bytes[use] = await bundledSize(code);
     }
     bytes["dynacount/hono's own share"] = bytes["RateLimiter + rateLimitHeaders + dynacount/hono"]! - bytes["RateLimiter + rateLimitHeaders"]!;
     for (const [use, size] of Object.entries(bytes)) {

@@ -57,10 +57,11 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
       const index = indexAt(now, seen);
       const latest = num(seen, LATEST);
       const cur = windowAttribute(index);
+      // Both plans name the newest window, the current count and the TTL the same way.
+      const names: Record<string, string> = { "#l": LATEST, "#c": cur, "#t": ttlAttribute };
       if (latest !== undefined && latest < index - SPAN) {
         // Idle for long: every count on the item is stale. Start over, removing them by name.
         const stale = Object.keys(seen!).filter((name) => /^w-?\d+$/.test(name) && name !== cur);
-        const names: Record<string, string> = { "#l": LATEST, "#c": cur, "#t": ttlAttribute };
         stale.forEach((name, i) => (names[`#s${i}`] = name));
         return {
           update: `SET #c = :n, #l = :i, #t = :e` + (stale.length ? ` REMOVE ${stale.map((_, i) => `#s${i}`).join(", ")}` : ""),
@@ -78,7 +79,6 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
       const previous = !sliding ? 0 : known || weight === 0 ? seenPrevious : Math.max(seenPrevious, Math.ceil((Math.floor((limit - units) / 2) + 1) / weight) - 1);
       const max = limit - units - Math.floor(previous * weight);
       if (max < 0 && known) return undefined;
-      const names: Record<string, string> = { "#l": LATEST, "#c": cur, "#t": ttlAttribute };
       const removed: string[] = [];
       for (let back = sliding ? 2 : 1; back < (sliding ? 2 : 1) + SPAN; back++) {
         names[`#r${back}`] = windowAttribute(index - back);
