@@ -1,7 +1,12 @@
 // Entry point `dynacount/compat`: a drop-in for the npm package dynamodb-atomic-counter.
-import { CounterClient, type ClientOptions } from "./core/client.js";
-import { CounterError } from "./core/errors.js";
-import type { Credentials, RetryOptions } from "./core/transport.js";
+import { checkConfig, clientOptions, type CompatConfig } from "./compat/config.js";
+import { deferred, type CompatPromise } from "./compat/deferred.js";
+import { CounterClient } from "./core/client.js";
+import { CounterError, validationError } from "./core/errors.js";
+import { checkNames } from "./core/options.js";
+
+export type { CompatConfig, IgnoredConfig } from "./compat/config.js";
+export type { CompatPromise, DeferredState } from "./compat/deferred.js";
 
 /**
  * A drop-in for the npm package `dynamodb-atomic-counter`: the same `config.update`, `increment` and
@@ -14,31 +19,10 @@ import type { Credentials, RetryOptions } from "./core/transport.js";
  * const atomicCounter = require("dynacount/compat");
  * atomicCounter.config.update({ region: "us-east-1" });
  * atomicCounter.increment("users").done((value) => console.log("new user id", value));
+ * _.when(atomicCounter.increment("a"), atomicCounter.increment("b")).done((a, b) => console.log(a, b));
  * ```
  * @module
  */
-
-/** AWS SDK v2-style settings accepted by `config.update`. Each defaults to the environment, as dynacount's client does.
- *
- * @example
- * ```ts
- * config.update({ region: "eu-west-1", maxRetries: 5, httpOptions: { timeout: 2000 } });
- * ```
- */
-export interface CompatConfig {
-  region?: string;
-  endpoint?: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  sessionToken?: string;
-  credentials?: Credentials;
-  /** AWS SDK v2's retry count (retries after the first attempt). */
-  maxRetries?: number;
-  /** AWS SDK v2's HTTP options; `timeout` is the per-attempt timeout in ms. */
-  httpOptions?: { timeout?: number };
-  /** dynacount's own client options, for anything not above. */
-  client?: ClientOptions;
-}
 
 /** Options of {@link increment} and {@link getLastValue}, as in `dynamodb-atomic-counter`.
  *
@@ -64,36 +48,45 @@ export interface CompatOptions<T = unknown> {
   complete?: (this: T, valueOrError: number | CounterError) => void;
   /** `this` inside the callbacks. @default undefined */
   context?: T;
-}
-
-/** A promise that also has the old library's deferred methods. Each returns the same promise, for chaining.
- *
- * @example
- * ```ts
- * increment("users").done((v) => use(v)).fail((e) => log(e)).always(() => done());
- * ```
- */
-export interface CompatPromise<T = unknown> extends Promise<number> {
-  done(callback: (this: T, value: number) => void): CompatPromise<T>;
-  fail(callback: (this: T, error: CounterError) => void): CompatPromise<T>;
-  always(callback: (this: T, valueOrError: number | CounterError) => void): CompatPromise<T>;
+  /**
+   * DynamoDB request parameters, as the old package merged them into its request. Only those that keep the
+   * call's meaning are accepted: `ConsistentRead` (getLastValue; `false` reads eventually consistent) and
+   * `ReturnConsumedCapacity`/`ReturnItemCollectionMetrics` (ignored: the old package never surfaced them).
+   * Anything else (a `ConditionExpression`, another `Key`) is a Validation error rather than silently dropped.
+   * @default {}
+   */
+  dynamodb?: { ConsistentRead?: boolean; ReturnConsumedCapacity?: string; ReturnItemCollectionMetrics?: string };
 }
 
 let settings: CompatConfig = {};
 let client: CounterClient | undefined;
 
-/** Global configuration, like `AWS.config` was for the old library.
+/** Global configuration, like `AWS.config` was for the old library (it *was* `AWS.config`).
  *
  * @example
  * ```ts
- * config.update({ region: "us-east-1", endpoint: "http://127.0.0.1:8000" });
+ * config.update({ region: "us-east-1", endpoint: "http://127.0.0.1:8000", maxRetries: 2 });
  * ```
  */
-export const config: { update(options: CompatConfig): void; reset(): void } = {
-  /** Merges `options` into the configuration; the next call uses them. */
-  update(options: CompatConfig): void {
-    settings = { ...settings, ...options };
-    client = undefined;
+export const config: { update(options: CompatConfig, allowUnknownKeys?: boolean): void; reset(): void } = {
+  /**
+   * Merges `options` into the configuration; the next call uses them. Every `AWS.Config` field is accepted
+   * (see {@link CompatConfig} for the ones applied); any other name is a Validation error unless
+   * `allowUnknownKeys` (AWS.Config.update's own second argument) is true.
+   */
+  update(options: CompatConfig, allowUnknownKeys = false): void {
+    checkConfig(options, allowUnknownKeys);
+    const next = { ...settings, ...options };
+    let built: CounterClient | undefined;
+    try {
+      built = new CounterClient(clientOptions(next));
+    } catch (e) {
+      // A bad value is reported here; anything else (no credentials yet, say) may still be fixed by a later
+      // update or the environment, so it reaches the first call's `error`/`fail` instead.
+      if ((e as CounterError).code === "Validation") throw e;
+    }
+    settings = next;
+    client = built;
   },
   /** Back to the defaults (environment variables). */
   reset(): void {
@@ -102,44 +95,25 @@ export const config: { update(options: CompatConfig): void; reset(): void } = {
   },
 };
 
-function getClient(): CounterClient {
-  if (client) return client;
-  const { region, endpoint, accessKeyId, secretAccessKey, sessionToken, credentials, maxRetries, httpOptions } = settings;
-  const options: ClientOptions = { ...settings.client };
-  if (region !== undefined) options.region = region;
-  if (endpoint !== undefined) options.endpoint = endpoint;
-  if (credentials) options.credentials = credentials;
-  else if (accessKeyId !== undefined && secretAccessKey !== undefined) {
-    options.credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
-  }
-  if (maxRetries !== undefined) options.retry = { ...options.retry, attempts: maxRetries + 1 } as RetryOptions;
-  if (httpOptions?.timeout !== undefined) options.timeoutMs = httpOptions.timeout;
-  client = new CounterClient(options);
-  return client;
-}
+const OPTIONS = /* @__PURE__ */ new Set(["tableName", "keyAttribute", "countAttribute", "increment", "success", "error", "complete", "context", "dynamodb"]);
+// Request parameters that only add to DynamoDB's answer; any other one would change what the call does.
+const INCREMENT_PARAMS = /* @__PURE__ */ new Set(["ReturnConsumedCapacity", "ReturnItemCollectionMetrics"]);
+const GET_PARAMS = /* @__PURE__ */ new Set(["ConsistentRead", "ReturnConsumedCapacity"]);
 
-function settle<T>(work: () => Promise<number>, options: CompatOptions<T>): CompatPromise<T> {
-  const context = options.context as T;
-  const promise = Promise.resolve().then(work) as CompatPromise<T>;
-  // Callback-style callers never attach a rejection handler; that must not crash the process.
-  promise.catch(() => undefined);
+/** Checks the call's options, then runs `work`; callbacks and the returned promise see the outcome. */
+function settle<T>(options: CompatOptions<T>, params: ReadonlySet<string>, work: (client: CounterClient) => Promise<number>): CompatPromise<T> {
+  const run = async () => {
+    checkNames(options, OPTIONS, "counter");
+    for (const name of ["success", "error", "complete"] as const) {
+      if (options[name] != null && typeof options[name] !== "function") throw validationError(`Invalid counter option "${name}": must be a function`);
+    }
+    if (options.dynamodb != null) checkNames(options.dynamodb, params, "dynamodb");
+    client ??= new CounterClient(clientOptions(settings));
+    return work(client);
+  };
   const toError = (e: unknown) => (e instanceof CounterError ? e : new CounterError("Service", String(e), { cause: e }));
-  promise.done = (callback) => {
-    promise.then((value) => callback.call(context, value), () => undefined);
-    return promise;
-  };
-  promise.fail = (callback) => {
-    promise.then(undefined, (error: unknown) => callback.call(context, toError(error)));
-    return promise;
-  };
-  promise.always = (callback) => {
-    promise.then((value) => callback.call(context, value), (error: unknown) => callback.call(context, toError(error)));
-    return promise;
-  };
-  if (options.success) promise.done(options.success);
-  if (options.error) promise.fail(options.error);
-  if (options.complete) promise.always(options.complete);
-  return promise;
+  const promise = deferred<T, number>(run().catch((e: unknown) => Promise.reject(toError(e))), options.context as T);
+  return promise.done(options.success).fail(options.error).always(options.complete);
 }
 
 const tableOptions = (o: Pick<CompatOptions, "tableName" | "keyAttribute" | "countAttribute">) => {
@@ -159,7 +133,7 @@ const tableOptions = (o: Pick<CompatOptions, "tableName" | "keyAttribute" | "cou
  * ```
  */
 export function increment<T = unknown>(counterId: string, options: CompatOptions<T> = {}): CompatPromise<T> {
-  return settle(() => getClient().increment(counterId, { ...tableOptions(options), by: options.increment ?? 1 }), options);
+  return settle(options, INCREMENT_PARAMS, (c) => c.increment(counterId, { ...tableOptions(options), by: options.increment ?? 1 }));
 }
 
 /**
@@ -171,7 +145,11 @@ export function increment<T = unknown>(counterId: string, options: CompatOptions
  * ```
  */
 export function getLastValue<T = unknown>(counterId: string, options: CompatOptions<T> = {}): CompatPromise<T> {
-  return settle(() => getClient().get(counterId, tableOptions(options)), options);
+  return settle(options, GET_PARAMS, (c) => {
+    const consistent = options.dynamodb?.ConsistentRead ?? true;
+    if (typeof consistent !== "boolean") throw validationError(`Invalid dynamodb option "ConsistentRead": must be a boolean`);
+    return c.get(counterId, { ...tableOptions(options), consistent });
+  });
 }
 
 const compat: { config: typeof config; increment: typeof increment; getLastValue: typeof getLastValue } = { config, increment, getLastValue };

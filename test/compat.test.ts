@@ -1,11 +1,32 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { promisify } from "node:util";
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import * as atomicCounter from "../src/compat.ts";
+import { IGNORED_FIELDS } from "../src/compat/config.ts";
 import { CounterError } from "../src/index.ts";
-import { clientFor, credentials, servers, uniqueTable } from "./support/harness.ts";
+import { startFaultProxy } from "./support/fault-proxy.ts";
+import { clientFor, credentials, rejection, servers, uniqueTable } from "./support/harness.ts";
 import { root } from "./support/workers.ts";
+
+/** underscore.deferred, as the old package and its users mixed it into `_` (it ships no types). */
+interface JQueryPromise {
+  done(f: (this: unknown, ...values: unknown[]) => void): JQueryPromise;
+  fail(f: (this: unknown, ...errors: unknown[]) => void): JQueryPromise;
+  always(f: (this: unknown, ...args: unknown[]) => void): JQueryPromise;
+  state(): string;
+}
+const _ = createRequire(import.meta.url)("underscore.deferred") as {
+  when(...promises: unknown[]): JQueryPromise;
+  Deferred(): JQueryPromise & { resolve(...values: unknown[]): void; promise(): JQueryPromise };
+};
+
+/** Resolves with the arguments of the first `done`, or rejects with those of `fail`. */
+const settled = (p: JQueryPromise) =>
+  new Promise<unknown[]>((resolve, reject) => p.done((...values) => resolve(values)).fail((...errors) => reject(errors)));
+
+const connection = (endpoint: string) => ({ region: "us-east-1", endpoint, accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey });
 
 // The cases of dynamodb-atomic-counter's own examples, against real servers.
 for (const server of await servers()) {
@@ -13,7 +34,8 @@ for (const server of await servers()) {
     const tableName = uniqueTable("AtomicCounters");
     const myCounters = uniqueTable("MyCounters");
     before(async () => {
-      atomicCounter.config.update({ region: "us-east-1", endpoint: server.endpoint, accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey });
+      atomicCounter.config.reset();
+      atomicCounter.config.update(connection(server.endpoint));
       await clientFor(server.endpoint, { tableName }).createTable();
       await clientFor(server.endpoint, { tableName: myCounters, keyAttribute: "name" }).createTable();
     });
@@ -65,9 +87,158 @@ for (const server of await servers()) {
       assert.equal(self, context);
     });
 
-    it("10 concurrent increments are distinct", async () => {
-      const values = await Promise.all(Array.from({ length: 10 }, () => atomicCounter.increment("parallel", { tableName })));
-      assert.deepEqual([...values].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    it("10 concurrent increments through _.when give 10 distinct numbers, as the old example checked", async () => {
+      const promises = Array.from({ length: 10 }, () => atomicCounter.increment("parallel", { tableName }));
+      const values = await settled(_.when(promises));
+      assert.equal(values.length, 10);
+      assert.ok(values.every((v) => typeof v === "number"), `numbers, not promise objects: ${values.map((v) => typeof v).join()}`);
+      assert.deepEqual([...(values as number[])].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      // Also as separate arguments, and Promise.all still works on the same kind of promise.
+      const [a, b] = await settled(_.when(atomicCounter.increment("parallel", { tableName }), atomicCounter.increment("parallel", { tableName })));
+      assert.deepEqual([a, b].sort(), [11, 12]);
+      assert.deepEqual((await Promise.all([atomicCounter.increment("parallel", { tableName })])), [13]);
+    });
+
+    it("_.when fails with the first failure's error, and done is not called", async () => {
+      const doneCalls: unknown[] = [];
+      const when = _.when(
+        atomicCounter.increment("when-fail", { tableName }),
+        atomicCounter.increment("when-fail", { tableName: "NoSuchTable" }),
+        atomicCounter.increment("when-fail", { tableName }),
+      ).done((...v) => doneCalls.push(v));
+      const [error] = (await rejection(settled(when))) as unknown[];
+      assert.ok(error instanceof CounterError);
+      assert.equal(error.code, "TableNotFound");
+      assert.equal(when.state(), "rejected");
+      assert.deepEqual(doneCalls, []);
+    });
+
+    it("state() is pending before, then resolved or rejected, already so inside the callbacks", async () => {
+      const ok = atomicCounter.increment("state", { tableName });
+      const bad = atomicCounter.getLastValue("state", { tableName: "NoSuchTable" });
+      assert.equal(ok.state(), "pending");
+      assert.equal(bad.state(), "pending");
+      const inside: string[] = [];
+      ok.done(() => inside.push(ok.state()));
+      bad.fail(() => inside.push(bad.state()));
+      assert.equal(await ok, 1);
+      await rejection(bad);
+      assert.equal(ok.state(), "resolved");
+      assert.equal(bad.state(), "rejected");
+      assert.deepEqual(inside.sort(), ["rejected", "resolved"]);
+    });
+
+    it("jQuery chaining: then/pipe filters return new promises, with context as this; promise() keeps the interface", async () => {
+      const context = { prefix: "user-" };
+      const p = atomicCounter.increment("chain", { tableName, context });
+      const seen: string[] = [];
+      const label = p
+        .then(function (this: typeof context, v) {
+          return `${this.prefix}${v}`;
+        })
+        .done((s) => seen.push(`done ${s}`));
+      assert.notEqual(label, p); // a new promise, unlike done/fail/always
+      assert.equal(await label, "user-1");
+      assert.deepEqual(seen, ["done user-1"]);
+      // A filter may return another jQuery promise (underscore.deferred's); the chain waits for it.
+      const later = _.Deferred();
+      const piped = p.pipe(() => later.promise());
+      assert.equal(piped.state(), "pending");
+      later.resolve("from a Deferred");
+      assert.equal(await piped, "from a Deferred");
+      // A fail filter turns an error into a value; a throwing filter rejects the next promise with what it threw.
+      const failing = atomicCounter.getLastValue("chain", { tableName: "NoSuchTable", context });
+      assert.equal(await failing.then(null, function (this: typeof context, e) {
+        return `${this.prefix}${e.code}`;
+      }), "user-TableNotFound");
+      const thrown = new Error("mine");
+      assert.equal(await rejection(p.then(() => { throw thrown; })), thrown);
+      // promise(): the same interface (what _.when looks for), on itself or copied onto a target.
+      assert.equal(p.promise(), p);
+      const target = p.promise({ name: "request" });
+      assert.equal(target.name, "request");
+      assert.equal(await new Promise((resolve) => target.done(resolve)), 1);
+      assert.equal(target.state(), "resolved");
+      // progress is accepted and chainable (an increment reports none); arrays of callbacks as in jQuery.
+      const calls: number[] = [];
+      assert.equal(p.progress(() => calls.push(-1)), p);
+      await new Promise<void>((resolve) => p.done([(v) => calls.push(v), (v) => calls.push(v + 1)], () => resolve()));
+      assert.deepEqual(calls, [1, 2]);
+    });
+
+    it("getLastValue with dynamodb: { ConsistentRead: true } reads the last value; other request parameters are refused before any request", async () => {
+      await atomicCounter.increment("consistent", { tableName, increment: 7 });
+      const values: number[] = [];
+      await atomicCounter.getLastValue("consistent", { tableName, dynamodb: { ConsistentRead: true }, success: (v) => values.push(v) });
+      assert.deepEqual(values, [7]);
+      const reads: unknown[] = [];
+      const proxy = await startFaultProxy(server.endpoint, (info) => (reads.push(JSON.parse(info.body).ConsistentRead), "pass"));
+      after(() => proxy.close());
+      atomicCounter.config.update({ endpoint: proxy.endpoint });
+      try {
+        assert.equal(await atomicCounter.getLastValue("consistent", { tableName, dynamodb: { ConsistentRead: false } }), 7);
+        assert.equal(await atomicCounter.getLastValue("consistent", { tableName, dynamodb: { ConsistentRead: true } }), 7);
+        assert.equal(await atomicCounter.getLastValue("consistent", { tableName }), 7);
+        assert.deepEqual(reads, [false, true, true]); // strongly consistent unless asked otherwise
+        for (const [call, options] of [
+          [atomicCounter.increment, { tableName, dynamodb: { ConditionExpression: "attribute_exists(id)" } }],
+          [atomicCounter.increment, { tableName, dynamodb: { ConsistentRead: true } }],
+          [atomicCounter.getLastValue, { tableName, dynamodb: { ConsistentRead: "yes" } }],
+          [atomicCounter.increment, { tableName, incremnet: 5 }],
+          [atomicCounter.increment, { tableName, success: "not a function" }],
+        ] as const) {
+          const errors: unknown[] = [];
+          const error = await rejection(call("consistent", { ...(options as object), error: (e: unknown) => errors.push(e) }));
+          assert.ok(error instanceof CounterError && error.code === "Validation", String(error));
+          assert.deepEqual(errors, [error]);
+        }
+        assert.match(String(await rejection(atomicCounter.increment("x", { incremnet: 5 } as never))), /"incremnet".*did you mean "increment"/);
+        assert.equal(proxy.seen.get("GetItem"), 3);
+        assert.equal(proxy.seen.get("UpdateItem"), undefined);
+      } finally {
+        atomicCounter.config.update({ endpoint: server.endpoint });
+      }
+    });
+
+    it("config.update accepts every AWS.Config field: the applied ones take effect, the others are ignored, a typo is an error", async () => {
+      const proxy = await startFaultProxy(server.endpoint, () => "error500");
+      after(() => proxy.close());
+      // Every field AWS SDK v2's AWS.Config took, with values of the kind it took.
+      const ignored = Object.fromEntries(IGNORED_FIELDS.map((name) => [name, name === "logger" ? console : true]));
+      try {
+        atomicCounter.config.update({
+          ...ignored,
+          endpoint: proxy.endpoint,
+          maxRetries: 2,
+          retryDelayOptions: { base: 1, customBackoff: () => 1 },
+          httpOptions: { timeout: 1000, connectTimeout: 500, agent: undefined, xhrAsync: true },
+          sslEnabled: false,
+          dynamodb: { apiVersion: "2012-08-10" },
+        });
+        // maxRetries 2: three attempts of the (idempotent) read, then the error.
+        const error = await rejection(atomicCounter.getLastValue("x", { tableName }));
+        assert.equal((error as CounterError).code, "Service");
+        assert.equal(proxy.seen.get("GetItem"), 3);
+        // dynamodb-specific settings win over the global ones (as AWS SDK v2's service configuration did).
+        atomicCounter.config.update({ dynamodb: { maxRetries: 0 } });
+        await rejection(atomicCounter.getLastValue("x", { tableName }));
+        assert.equal(proxy.seen.get("GetItem"), 4);
+        // httpOptions.timeout is the per-attempt limit.
+        proxy.setFault(() => "hang");
+        atomicCounter.config.update({ httpOptions: { timeout: 200 }, dynamodb: {} , maxRetries: 0 });
+        assert.equal(((await rejection(atomicCounter.getLastValue("x", { tableName }))) as CounterError).code, "Timeout");
+      } finally {
+        atomicCounter.config.reset();
+        atomicCounter.config.update(connection(server.endpoint));
+      }
+      // Names AWS.Config never had, and bad values of applied fields: Validation, at update, nothing changed.
+      for (const bad of [{ regoin: "us-east-1" }, { httpOptions: { timeOut: 5 } }, { dynamodb: { sslEnable: true } }, { maxRetries: -1 }, { httpOptions: { timeout: "5s" } }]) {
+        assert.throws(() => atomicCounter.config.update(bad as never), (e: unknown) => e instanceof CounterError && e.code === "Validation", JSON.stringify(bad));
+      }
+      assert.throws(() => atomicCounter.config.update({ regoin: "x" } as never), /"regoin".*did you mean "region"/);
+      // AWS.Config.update's own second argument: unknown keys ignored.
+      atomicCounter.config.update({ someServiceWeDoNotKnow: { x: 1 } } as never, true);
+      assert.equal(await atomicCounter.increment("after-config", { tableName }), 1);
     });
 
     it("getLastValue of a missing counter is 0, and increment: 0 means 0", async () => {

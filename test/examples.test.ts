@@ -55,6 +55,7 @@ for (const server of await servers()) {
       assert.equal(out.last, 3);
       assert.equal(out.zero, 3);
       assert.equal(out.failed, "TableNotFound");
+      assert.deepEqual([...(out.clients as number[])].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     });
   });
 }

@@ -170,7 +170,7 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
 // limiter's token bucket, leases, refunds and headers): the ceiling below only stops further growth until
 // the size issue cuts it; what a Worker bundles per use is held by the per-use budgets.
 const ISSUE_BUDGETS: Record<string, string> = { dynacount: "15 KB", "dynacount/durable-object": "12 KB" };
-const BUDGETS = { dynacount: 20 * 1024, "dynacount/hono": 2 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 12.5 * 1024 };
+const BUDGETS = { dynacount: 20 * 1024, "dynacount/hono": 2 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 13 * 1024 };
 
 // A Worker per use: only what it imports is bundled (hono itself is the app's, so it is left out).
 const worker = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;

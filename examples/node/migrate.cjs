@@ -4,6 +4,7 @@
 // before: const atomicCounter = require("dynamodb-atomic-counter");   (AWS SDK v2, Node only)
 const atomicCounter = require("dynacount/compat");
 const { CounterClient } = require("dynacount");
+const _ = require("underscore.deferred"); // the old package's users mixed it into underscore: _.mixin(...)
 
 async function main() {
   const tableName = process.env.TABLE_NAME || "AtomicCounters";
@@ -25,8 +26,12 @@ async function main() {
   const failed = await new Promise((resolve) =>
     atomicCounter.getLastValue("users", { tableName: "NoSuchTable" }).fail((error) => resolve(error.code)), // the old package swallowed this
   );
-  console.log(`user ids ${report.ids.join(", ")}; last value ${last}; increment 0 → ${zero}; missing table → ${failed}`);
-  console.log(JSON.stringify({ runtime: `node ${process.version}`, ids: report.ids, last, zero, failed }));
+  // Ten at once, combined with _.when as the old README did: it hands the ten numbers to done.
+  const promises = [];
+  for (let i = 0; i < 10; i++) promises.push(atomicCounter.increment("clients", { tableName }));
+  const clients = await new Promise((resolve, reject) => _.when(promises).done((...ids) => resolve(ids)).fail(reject));
+  console.log(`user ids ${report.ids.join(", ")}; last value ${last}; increment 0 → ${zero}; missing table → ${failed}; 10 at once → ${clients.join(", ")}`);
+  console.log(JSON.stringify({ runtime: `node ${process.version}`, ids: report.ids, last, zero, failed, clients }));
 }
 
 main().catch((error) => {

@@ -1,10 +1,9 @@
 // CounterClient: increment, get, reserve and createTable over the transport.
-import * as z from "zod/mini";
 import { envReader, type EnvSource } from "./env.js";
 import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { callOptionNames, checkNames, fn, lazy, int, nonNegative, oneOf, parseOptions, text, timerMs, withTable, type Shape } from "./options.js";
+import { callOptionNames, checkNames, fn, lazy, int, nonNegative, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
 import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
@@ -103,15 +102,15 @@ export interface Reservation<V> {
 
 const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => withTable({
   region: text(1, 64, /^[a-z0-9-]+$/, "must be an AWS region name such as us-east-1"),
-  credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: z.string() },
-  endpoint: z.string(),
-  env: z.custom<EnvSource>((v) => typeof v === "function" || (typeof v === "object" && v !== null), "must be an object or a function"),
+  credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: typed("string") },
+  endpoint: typed("string"),
+  env: schema<EnvSource>((v) => (typeof v === "function" || (typeof v === "object" && v !== null) ? undefined : "must be an object or a function")),
   timeoutMs: timerMs(1),
   retry: {
     attempts: int(1, 100),
     baseDelayMs: nonNegative(),
     maxDelayMs: timerMs(),
-    atLeastOnce: z.boolean(),
+    atLeastOnce: typed("boolean"),
     throttle: { attempts: int(1, 100), baseDelayMs: nonNegative(), maxDelayMs: timerMs() },
   },
   fetch: fn(),

@@ -1,10 +1,9 @@
 // RateLimiter: runs one algorithm against DynamoDB, with a cache of blocked identifiers and optional leases.
-import * as z from "zod/mini";
 import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
 import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
-import { checkNames, fn, lazy, oneOf, parseOptions, positiveInt, text, withTable, type Shape } from "../../core/options.js";
+import { checkNames, fn, lazy, oneOf, parseOptions, positiveInt, text, typed, withTable, type Shape } from "../../core/options.js";
 import type { Algorithm, Item, Plan, Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { windowAlgorithm } from "./windows.js";
@@ -107,7 +106,7 @@ const shape = /* @__PURE__ */ lazy((): Shape => withTable({
   failureMode: oneOf(["open", "closed"] as const),
   key: fn(),
   ttlAttribute: text(1, 255),
-  cacheBlocked: z.boolean(),
+  cacheBlocked: typed("boolean"),
   cacheSize: positiveInt(),
   now: fn(),
 }));

@@ -1,0 +1,112 @@
+// AWS SDK v2 `AWS.Config` fields, as dynamodb-atomic-counter's `config.update` took them, mapped to client options.
+import type { ClientOptions } from "../core/client.js";
+import { validationError } from "../core/errors.js";
+import { checkNames } from "../core/options.js";
+import type { Credentials } from "../core/transport.js";
+
+/**
+ * The `AWS.Config` fields `config.update` takes. The old package's `config` *was* AWS SDK v2's global
+ * `AWS.config`, so any of its fields may appear in code being migrated: the ones below are applied, every
+ * other `AWS.Config` field (`logger`, `sslEnabled`, `apiVersion`, `paramValidation`, `correctClockSkew`, …)
+ * is accepted and ignored (the README lists them); a name `AWS.Config` never had is a Validation error.
+ *
+ * @example
+ * ```ts
+ * config.update({ region: "eu-west-1", maxRetries: 5, httpOptions: { timeout: 2000 }, logger: console });
+ * ```
+ */
+export interface CompatConfig extends IgnoredConfig {
+  /** AWS region. @default env AWS_REGION, then AWS_DEFAULT_REGION, then "us-east-1" */
+  region?: string;
+  /** DynamoDB endpoint URL (a string, or an `AWS.Endpoint` whose `href` is used). @default env AWS_ENDPOINT_URL_DYNAMODB, then https://dynamodb.<region>.amazonaws.com */
+  endpoint?: string | { href: string };
+  /** @default env AWS_ACCESS_KEY_ID */
+  accessKeyId?: string;
+  /** @default env AWS_SECRET_ACCESS_KEY */
+  secretAccessKey?: string;
+  /** @default env AWS_SESSION_TOKEN */
+  sessionToken?: string;
+  /** Static credentials (an `AWS.Credentials` object works: its current keys are used). @default from the fields above */
+  credentials?: Credentials;
+  /** Retries after the first attempt. @default 3 */
+  maxRetries?: number;
+  /** `timeout`: time limit of one attempt in ms. Its other fields are ignored. @default { timeout: 5000 } */
+  httpOptions?: { timeout?: number; connectTimeout?: number; agent?: unknown; proxy?: string; xhrAsync?: boolean; xhrWithCredentials?: boolean };
+  /** `base`: upper bound of the first retry's backoff in ms (`customBackoff` is ignored). @default { base: 25 } */
+  retryDelayOptions?: { base?: number; customBackoff?: unknown };
+  /** Settings for DynamoDB only (AWS SDK v2's service-specific configuration), over the ones above. @default {} */
+  dynamodb?: Omit<CompatConfig, "dynamodb" | "client">;
+  /** dynacount's own client options, for anything not above; they win over the AWS fields. @default {} */
+  client?: ClientOptions;
+}
+
+/** The `AWS.Config` fields `config.update` accepts and ignores (listed in {@link IGNORED_FIELDS}). */
+export type IgnoredConfig = { [K in (typeof IGNORED_FIELDS)[number]]?: unknown };
+
+const APPLIED = ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken", "credentials", "maxRetries", "httpOptions", "retryDelayOptions"];
+
+/** AWS SDK v2's other `AWS.Config` fields: none changes what a counter returns, so each is ignored. */
+export const IGNORED_FIELDS = [
+  "apiVersion", "apiVersions", "clientSideMonitoring", "computeChecksums", "convertResponseTypes", "correctClockSkew",
+  "credentialProvider", "customUserAgent", "dynamoDbCrc32", "endpointCacheSize", "endpointDiscoveryEnabled",
+  "hostPrefixEnabled", "logger", "maxRedirects", "paramValidation", "s3BucketEndpoint", "s3DisableBodySigning",
+  "s3ForcePathStyle", "s3UsEast1RegionalEndpoint", "s3UseArnRegion", "signatureCache", "signatureVersion",
+  "sslEnabled", "stsRegionalEndpoints", "systemClockOffset", "token", "useAccelerateEndpoint", "useDualstackEndpoint",
+  "useFipsEndpoint",
+] as const;
+
+const FIELDS = /* @__PURE__ */ new Set([...APPLIED, ...IGNORED_FIELDS]);
+const TOP = /* @__PURE__ */ new Set([...FIELDS, "dynamodb", "client"]);
+const HTTP = /* @__PURE__ */ new Set(["timeout", "connectTimeout", "agent", "proxy", "xhrAsync", "xhrWithCredentials"]);
+const DELAY = /* @__PURE__ */ new Set(["base", "customBackoff"]);
+
+/**
+ * Checks the field names of one `config.update` argument (unless `allowUnknownKeys`, AWS.Config.update's
+ * own second argument, says to ignore unknown ones); the values are checked by the client built from them.
+ */
+export function checkConfig(options: CompatConfig, allowUnknownKeys: boolean): void {
+  if (typeof options !== "object" || options === null) throw validationError("config.update takes an object");
+  const check = (object: unknown, names: ReadonlySet<string>, what: string) => {
+    if (object === undefined || object === null) return;
+    if (typeof object !== "object") throw validationError(`Invalid ${what}: must be an object`);
+    if (!allowUnknownKeys) checkNames(object, names, what);
+  };
+  check(options, TOP, "config");
+  check(options.dynamodb, FIELDS, "config.dynamodb");
+  for (const scope of [options, options.dynamodb ?? {}]) {
+    check(scope.httpOptions, HTTP, "config.httpOptions");
+    check(scope.retryDelayOptions, DELAY, "config.retryDelayOptions");
+  }
+}
+
+/** Client options from the merged configuration: DynamoDB-specific fields over global ones, `client` over both. */
+export function clientOptions(settings: CompatConfig): ClientOptions {
+  const s = { ...settings, ...settings.dynamodb };
+  const options: ClientOptions = {};
+  if (s.region != null) options.region = s.region;
+  if (s.endpoint != null) options.endpoint = typeof s.endpoint === "string" ? s.endpoint : s.endpoint.href;
+  const { accessKeyId, secretAccessKey, sessionToken } = s.credentials ?? s;
+  if (accessKeyId != null || secretAccessKey != null) {
+    // An AWS.Credentials object carries more than the keys (expiry, refresh functions): only the keys are used.
+    options.credentials = sessionToken ? { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey!, sessionToken } : { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
+  }
+  const retry: NonNullable<ClientOptions["retry"]> = {};
+  const maxRetries = int(s.maxRetries, "maxRetries", 0);
+  if (maxRetries !== undefined) retry.attempts = maxRetries + 1;
+  const base = int(s.retryDelayOptions?.base, "retryDelayOptions.base", 0);
+  if (base !== undefined) retry.baseDelayMs = base;
+  if (maxRetries !== undefined || base !== undefined) options.retry = retry;
+  const timeout = int(s.httpOptions?.timeout, "httpOptions.timeout", 1);
+  if (timeout !== undefined) options.timeoutMs = timeout;
+  const own = settings.client;
+  return { ...options, ...own, ...(own?.retry && { retry: { ...retry, ...own.retry } }) };
+}
+
+/** The AWS field's own name in the error: the client would report it as one of its options. */
+function int(value: unknown, name: string, min: number): number | undefined {
+  if (value == null) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw validationError(`Invalid config option "${name}": must be an integer of at least ${min}`);
+  }
+  return value;
+}
