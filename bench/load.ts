@@ -1,24 +1,30 @@
 // One client's load against one server, run as its own process on Node, Bun or Deno so the CPU time it
 // reports is the client's alone: `load.ts <lib> <endpoint> <table> <concurrency> <requests>`.
+// `load.ts cold <lib> <endpoint> <table>` instead times a cold start: import, construct, first increment.
 import process from "node:process";
-import { DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { AwsClient } from "aws4fetch";
-import { CounterClient } from "../dist/index.js";
 
-const [lib, endpoint, table, concurrencyArg, requestsArg] = process.argv.slice(2) as [string, string, string, string, string];
-const concurrency = Number(concurrencyArg);
-const requests = Number(requestsArg);
+const [first, ...rest] = process.argv.slice(2);
+const cold = first === "cold";
+const [lib, endpoint, table, concurrencyArg, requestsArg] = (cold ? rest : [first, ...rest]) as [string, string, string, string, string];
 const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" };
 const region = "us-east-1";
+const TIMEOUT_MS = 5000;
+const body = (key: string) =>
+  JSON.stringify({ TableName: table, Key: { id: { S: key } }, UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" });
+const headers = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" };
+const valueOf = (text: string) => Number((JSON.parse(text) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N);
 
 type Increment = (key: string) => Promise<number>;
 
-function makeClient(): Increment {
-  if (lib === "dynacount") {
-    const client = new CounterClient({ endpoint, region, credentials, env: {}, tableName: table });
+/** Each contender, imported only when used, so a cold start loads nothing of the others. */
+async function makeClient(): Promise<Increment> {
+  if (lib === "dynacount" || lib === "dynacount-fetch") {
+    const { CounterClient } = await import("../dist/index.js");
+    const client = new CounterClient({ endpoint, region, credentials, env: {}, tableName: table, ...(lib === "dynacount-fetch" && { transport: "fetch" as const }) });
     return (key) => client.increment(key);
   }
   if (lib === "sdk") {
+    const { DynamoDBClient, UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
     const client = new DynamoDBClient({ endpoint, region, credentials, maxAttempts: 1 });
     return async (key) => {
       const out = await client.send(
@@ -27,20 +33,50 @@ function makeClient(): Increment {
       return Number(out.Attributes?.lastValue?.N);
     };
   }
-  // The floor: a hand-written call on aws4fetch, the least anything built on it can do.
-  const aws = new AwsClient({ ...credentials, service: "dynamodb", region, retries: 0 });
-  return async (key) => {
-    const res = await aws.fetch(endpoint, {
-      method: "POST",
-      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" },
-      body: JSON.stringify({ TableName: table, Key: { id: { S: key } }, UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" }),
-    });
-    const out = (await res.json()) as { Attributes: { lastValue: { N: string } } };
-    return Number(out.Attributes.lastValue.N);
-  };
+  // The floors: the least a correct client on aws4fetch's signer can do per call (sign with a cached key, a
+  // timeout per request, read and parse the answer), sent with fetch(url, init) or, on Node, node:http.
+  const { AwsV4Signer } = await import("aws4fetch");
+  const cache = new Map<string, ArrayBuffer>();
+  const sign = (json: string) => new AwsV4Signer({ ...credentials, url: endpoint, method: "POST", headers, body: json, service: "dynamodb", region, cache }).sign();
+  if (lib === "floor-fetch") {
+    return async (key) => {
+      const json = body(key);
+      const signed = await sign(json);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+      try {
+        const res = await fetch(signed.url, { method: "POST", headers: signed.headers, body: json, signal: controller.signal });
+        return valueOf(await res.text());
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  }
+  if (lib === "floor-http") {
+    const http = await import("node:http");
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    return async (key) => {
+      const json = body(key);
+      const signed = await sign(json);
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = http.request(signed.url, { method: "POST", headers: Object.fromEntries(signed.headers), agent, timeout: TIMEOUT_MS }, (res) => {
+          let out = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (out += c));
+          res.on("end", () => resolve(out));
+          res.on("error", reject);
+        });
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", reject);
+        req.end(json);
+      });
+      return valueOf(text);
+    };
+  }
+  throw new Error(`unknown contender ${lib}`);
 }
 
-async function drive(increment: Increment, total: number): Promise<void> {
+async function drive(increment: Increment, total: number, concurrency: number): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -52,12 +88,23 @@ async function drive(increment: Increment, total: number): Promise<void> {
   );
 }
 
-const increment = makeClient();
-await drive(increment, Math.min(200, requests)); // warm-up: JIT, connections, signing-key cache
-const cpu = process.cpuUsage();
-const started = performance.now();
-await drive(increment, requests);
-const seconds = (performance.now() - started) / 1000;
-const used = process.cpuUsage(cpu);
-console.log(JSON.stringify({ lib, cpuUsPerRequest: (used.user + used.system) / requests, perSecond: requests / seconds }));
+if (cold) {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const increment = await makeClient();
+  await increment("cold");
+  const used = process.cpuUsage(cpu);
+  console.log(JSON.stringify({ lib, coldMs: performance.now() - started, coldCpuMs: (used.user + used.system) / 1000 }));
+} else {
+  const concurrency = Number(concurrencyArg);
+  const requests = Number(requestsArg);
+  const increment = await makeClient();
+  await drive(increment, Math.min(200, requests), concurrency); // warm-up: JIT, connections, signing-key cache
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await drive(increment, requests, concurrency);
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  console.log(JSON.stringify({ lib, cpuUsPerRequest: (used.user + used.system) / requests, perSecond: requests / seconds }));
+}
 process.exit(0);

@@ -14,9 +14,12 @@ import { rateLimitBench } from "./ratelimit.ts";
 import { bundleWorker, root, startMiniflare } from "../test/support/workers.ts";
 
 const quick = process.argv.includes("--quick");
+/** `--only=load,cold`: just those sections (bundles, workerd-cold, load, cold, workerd-cpu, buffers, memory, breakdown, ratelimit). */
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const want = (name: string) => !only || only.includes(name);
 const LIBS = ["dynacount", "sdk", "aws4fetch"] as const;
 type Lib = (typeof LIBS)[number];
-const LABEL: Record<Lib, string> = { dynacount: "dynacount", sdk: "AWS SDK v3", aws4fetch: "raw aws4fetch" };
+const LABEL: Record<Lib, string> = { dynacount: "dynacount", sdk: "AWS SDK v3", aws4fetch: "floor: aws4fetch signer + fetch" };
 const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" };
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
@@ -99,45 +102,97 @@ async function coldStart(endpoint: string, table: string) {
   results.coldStartMs = stats;
 }
 
-/** 3. Client CPU per increment and throughput, per runtime, server and concurrency. */
+/**
+ * 3. Client CPU per increment and throughput, per runtime, server and concurrency. The floors are the least a
+ * correct client on aws4fetch's signer does per call (cached signing key, a timeout per request, answer read
+ * and parsed): sent with `fetch(url, init)`, and on Node also with node:http and a keep-alive agent.
+ */
+const CONTENDERS = {
+  node: ["dynacount", "dynacount-fetch", "sdk", "floor-fetch", "floor-http"],
+  bun: ["dynacount", "sdk", "floor-fetch"],
+  deno: ["dynacount", "sdk", "floor-fetch"],
+} as const;
+const CONTENDER_LABEL: Record<string, string> = {
+  dynacount: "dynacount",
+  "dynacount-fetch": "dynacount (transport: fetch)",
+  sdk: "SDK v3",
+  "floor-fetch": "floor fetch",
+  "floor-http": "floor node:http",
+};
+
 async function clientLoad(servers: { name: string; endpoint: string }[], table: string) {
-  section("Client CPU per increment (µs, median of rounds) and throughput (req/s): dynacount / SDK v3 / raw aws4fetch");
-  const runtimes: [string, string, string[]][] = [
+  section("Client CPU per increment (µs, median of rounds; ratios of dynacount to each) and throughput (req/s)");
+  const runtimes: [keyof typeof CONTENDERS, string, string[]][] = [
     ["node", process.execPath, ["--import", "tsx", "bench/load.ts"]],
     ["bun", bin("bun"), ["bench/load.ts"]],
     ["deno", bin("deno"), ["run", "-A", "--no-lock", "bench/load.ts"]],
   ];
   const out: Record<string, unknown> = {};
   for (const [runtime, command, prefix] of runtimes) {
+    const libs = CONTENDERS[runtime];
     for (const server of quick ? servers.slice(0, 1) : servers) {
       for (const concurrency of quick ? [1] : [1, 32]) {
         const requests = quick ? 20 : concurrency === 1 ? 600 : 2000;
-        const cpu = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
-        const rate = { dynacount: [], sdk: [], aws4fetch: [] } as Record<Lib, number[]>;
+        const cpu: Record<string, number[]> = Object.fromEntries(libs.map((l) => [l, []]));
+        const rate: Record<string, number[]> = Object.fromEntries(libs.map((l) => [l, []]));
         for (let round = 0; round < (quick ? 1 : 5); round++) {
-          for (const lib of rotated(round)) {
+          for (const lib of [...libs.slice(round % libs.length), ...libs.slice(0, round % libs.length)]) {
             const r = lastJson<{ cpuUsPerRequest: number; perSecond: number }>(
               await runProcess(command, [...prefix, lib, server.endpoint, table, String(concurrency), String(requests)]),
             );
-            cpu[lib].push(r.cpuUsPerRequest);
-            rate[lib].push(r.perSecond);
+            cpu[lib]!.push(r.cpuUsPerRequest);
+            rate[lib]!.push(r.perSecond);
           }
         }
-        const c = Object.fromEntries(LIBS.map((l) => [l, stat(cpu[l])])) as Record<Lib, Stat>;
-        const t = Object.fromEntries(LIBS.map((l) => [l, stat(rate[l])])) as Record<Lib, Stat>;
+        const c = Object.fromEntries(libs.map((l) => [l, stat(cpu[l]!)])) as Record<string, Stat>;
+        const t = Object.fromEntries(libs.map((l) => [l, stat(rate[l]!)])) as Record<string, Stat>;
         const cell = `${runtime} · ${server.name} · c=${concurrency}`;
-        log(`  ${cell}: cpu ${LIBS.map((l) => fmt(c[l].median)).join(" / ")} µs`);
+        const ours = c.dynacount!.median;
+        log(`  ${cell}: cpu ${libs.map((l) => `${l} ${fmt(c[l]!.median)}`).join(" / ")} µs`);
         row(
           cell,
-          `CPU ${LIBS.map((l) => fmt(c[l].median)).join(" / ")} µs`,
-          `vs SDK ${ratio(c.dynacount.median, c.sdk.median)}, vs aws4fetch ${ratio(c.dynacount.median, c.aws4fetch.median)}`,
-          `req/s ${LIBS.map((l) => fmt(t[l].median)).join(" / ")}`,
+          `CPU ${libs.map((l) => `${CONTENDER_LABEL[l]} ${fmt(c[l]!.median)}`).join(" · ")} µs`,
+          libs.filter((l) => l !== "dynacount").map((l) => `${ratio(ours, c[l]!.median)} ${CONTENDER_LABEL[l]}`).join(", "),
+          `req/s ${libs.map((l) => fmt(t[l]!.median)).join(" / ")}`,
         );
         out[cell] = { cpuUsPerRequest: c, requestsPerSecond: t };
       }
     }
   }
   results.clientLoad = out;
+}
+
+/** 3b. Node cold start: a fresh process imports the package, constructs a client and does one increment. */
+async function nodeColdStart(endpoint: string, table: string) {
+  section("Node cold start: fresh process → import, construct, first increment answered (ms, in-process; CPU ms)");
+  const script = (lib: string) => `
+    const cpu = process.cpuUsage(); const started = performance.now();
+    const options = { endpoint: ${JSON.stringify(endpoint)}, region: "us-east-1", credentials: ${JSON.stringify(credentials)} };
+    if (${JSON.stringify(lib)} === "dynacount") {
+      const { CounterClient } = await import("dynacount");
+      await new CounterClient({ ...options, env: {}, tableName: ${JSON.stringify(table)} }).increment("cold");
+    } else {
+      const { DynamoDBClient, UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
+      await new DynamoDBClient(options).send(new UpdateItemCommand({ TableName: ${JSON.stringify(table)}, Key: { id: { S: "cold" } },
+        UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" }));
+    }
+    const used = process.cpuUsage(cpu);
+    console.log(JSON.stringify({ ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000 }));`;
+  const libs = ["dynacount", "sdk"] as const;
+  const ms: Record<string, number[]> = { dynacount: [], sdk: [] };
+  const cpu: Record<string, number[]> = { dynacount: [], sdk: [] };
+  for (let round = 0; round < (quick ? 1 : 12); round++) {
+    for (const lib of round % 2 ? [...libs].reverse() : libs) {
+      const r = lastJson<{ ms: number; cpuMs: number }>(await runProcess(process.execPath, ["--input-type=module", "-e", script(lib)]));
+      ms[lib]!.push(r.ms);
+      cpu[lib]!.push(r.cpuMs);
+    }
+  }
+  const m = { dynacount: stat(ms.dynacount!), sdk: stat(ms.sdk!) };
+  const c = { dynacount: stat(cpu.dynacount!), sdk: stat(cpu.sdk!) };
+  row("dynacount", range(m.dynacount, " ms", 1), `CPU ${range(c.dynacount, " ms", 1)}`, `vs SDK v3 ${ratio(m.dynacount.median, m.sdk.median)} (goal ≤ 0.50×)`);
+  row("AWS SDK v3", range(m.sdk, " ms", 1), `CPU ${range(c.sdk, " ms", 1)}`, "");
+  results.nodeColdStart = { ms: m, cpuMs: c };
 }
 
 /** CPU seconds used so far by the workerd processes this process started (Linux /proc). */
@@ -305,14 +360,15 @@ async function rateLimiting(servers: { name: string; endpoint: string }[]) {
 }
 
 function svg(): string {
-  const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<Lib, Stat> }>;
+  const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<string, Stat> }>;
+  const shown = ["dynacount", "sdk", "floor-fetch"] as const;
   const cells = Object.entries(load);
   const barH = 14;
   const rowH = barH * 3 + 14;
   const width = 760;
   const left = 190;
-  const max = Math.max(...cells.flatMap(([, v]) => LIBS.map((l) => v.cpuUsPerRequest[l].median)));
-  const colors: Record<Lib, string> = { dynacount: "#f6821f", sdk: "#7d8a99", aws4fetch: "#3b82f6" };
+  const max = Math.max(...cells.flatMap(([, v]) => shown.map((l) => v.cpuUsPerRequest[l]!.median)));
+  const colors: Record<(typeof shown)[number], string> = { dynacount: "#f6821f", sdk: "#7d8a99", "floor-fetch": "#3b82f6" };
   const height = 60 + cells.length * rowH + 30;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
@@ -320,12 +376,12 @@ function svg(): string {
     `<text x="10" y="20" font-size="14" font-weight="bold">Client CPU per increment (µs, median; shorter is better)</text>`,
     `<text x="10" y="38" fill="#555">${(results.machine as { summary: string }).summary}</text>`,
   ];
-  LIBS.forEach((lib, i) => parts.push(`<rect x="${left + i * 150}" y="46" width="10" height="10" fill="${colors[lib]}"/><text x="${left + i * 150 + 14}" y="55">${LABEL[lib]}</text>`));
+  shown.forEach((lib, i) => parts.push(`<rect x="${left + i * 150}" y="46" width="10" height="10" fill="${colors[lib]}"/><text x="${left + i * 150 + 14}" y="55">${CONTENDER_LABEL[lib]}</text>`));
   cells.forEach(([name, v], i) => {
     const y = 66 + i * rowH;
     parts.push(`<text x="10" y="${y + barH * 1.8}">${name}</text>`);
-    LIBS.forEach((lib, j) => {
-      const value = v.cpuUsPerRequest[lib].median;
+    shown.forEach((lib, j) => {
+      const value = v.cpuUsPerRequest[lib]!.median;
       const w = Math.max(1, ((width - left - 70) * value) / max);
       parts.push(`<rect x="${left}" y="${y + j * barH}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[lib]}"/><text x="${left + w + 4}" y="${y + j * barH + barH - 4}">${Math.round(value)}</text>`);
     });
@@ -357,19 +413,15 @@ try {
   const setup = new CounterClient({ endpoint: running.servers[0]!.endpoint, env: {}, credentials, tableName: "BenchLoad" });
   await setup.createTable();
   await new CounterClient({ endpoint: running.servers[1]!.endpoint, env: {}, credentials, tableName: "BenchLoad" }).createTable();
-  await bundles();
-  log("cold start…");
-  await coldStart(running.servers[0]!.endpoint, "BenchLoad");
-  log("client load…");
-  await clientLoad(running.servers, "BenchLoad");
-  log("workerd CPU…");
-  await workerdCpu(running.servers[0]!.endpoint, "BenchLoad");
-  log("buffers…");
-  await buffers(running.servers[0]!.endpoint);
-  await memory();
-  await breakdown();
-  log("rate limiting…");
-  await rateLimiting(running.servers);
+  if (want("bundles")) await bundles();
+  if (want("workerd-cold")) log("cold start…"), await coldStart(running.servers[0]!.endpoint, "BenchLoad");
+  if (want("load")) log("client load…"), await clientLoad(running.servers, "BenchLoad");
+  if (want("cold")) log("Node cold start…"), await nodeColdStart(running.servers[0]!.endpoint, "BenchLoad");
+  if (want("workerd-cpu")) log("workerd CPU…"), await workerdCpu(running.servers[0]!.endpoint, "BenchLoad");
+  if (want("buffers")) log("buffers…"), await buffers(running.servers[0]!.endpoint);
+  if (want("memory")) await memory();
+  if (want("breakdown")) await breakdown();
+  if (want("ratelimit")) log("rate limiting…"), await rateLimiting(running.servers);
 } finally {
   await running.stop();
 }
@@ -377,7 +429,7 @@ try {
 const widths = [0, 1, 2, 3].map((i) => Math.max(...table.filter((r) => r.length > 1).map((r) => r[i]?.length ?? 0)));
 console.log(`\ndynacount bench — ${(results.machine as { summary: string }).summary}${quick ? " — QUICK MODE, numbers mean nothing" : ""}`);
 for (const r of table) console.log(r.length === 1 ? `\n${r[0]}` : "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
-if (!quick) {
+if (!quick && !only) {
   writeFileSync(path.join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(root, "bench/results.svg"), svg());
   console.log("\nwrote bench/results.json and bench/results.svg");

@@ -13,6 +13,8 @@ interface Suite {
   name: string;
   command: string;
   args: string[];
+  /** Variables of its own. */
+  env?: Record<string, string>;
   /** Pulls pass/fail counts out of the runner's output. */
   counts(output: string): { passed: number; failed: number } | undefined;
 }
@@ -35,6 +37,14 @@ const suites: Suite[] = [
     name: "node",
     command: process.execPath,
     args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...testFiles],
+    counts: nodeCounts,
+  },
+  {
+    // The client suites again, with every client on fetch instead of Node's default node:http.
+    name: "node-fetch",
+    command: process.execPath,
+    args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "test/client.test.ts", "test/failures.test.ts"],
+    env: { DYNACOUNT_TEST_TRANSPORT: "fetch" },
     counts: nodeCounts,
   },
   {
@@ -68,7 +78,7 @@ const suites: Suite[] = [
 
 function run(suite: Suite, env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(suite.command, suite.args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(suite.command, suite.args, { cwd: root, env: { ...env, ...suite.env }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (d: Buffer) => {
       output += d;

@@ -31,9 +31,12 @@ export function uniqueTable(prefix = "t"): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${(tableCounter++).toString(36)}`;
 }
 
+/** The transport the suite runs on: test/run.ts runs the client suites again with `fetch` (the default on Node is node:http). */
+export const TRANSPORT = process.env.DYNACOUNT_TEST_TRANSPORT as ClientOptions["transport"];
+
 /** A client for `endpoint` with the test credentials and no env lookups. */
 export function clientFor<M extends NumberMode = "number">(endpoint: string, options: ClientOptions<M> = {}): CounterClient<M> {
-  return new CounterClient<M>({ endpoint, region: "us-east-1", credentials, env: {}, ...options });
+  return new CounterClient<M>({ endpoint, region: "us-east-1", credentials, env: {}, ...(TRANSPORT && { transport: TRANSPORT }), ...options });
 }
 
 /** A client on a fresh table that exists. */

@@ -1,0 +1,10 @@
+const t0 = performance.now();
+const { AwsV4Signer } = await import("aws4fetch");
+const t1 = performance.now();
+const s = await new AwsV4Signer({ accessKeyId: "a", secretAccessKey: "b", url: "http://127.0.0.1:18000/", method: "POST", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" }, body: "{}", service: "dynamodb", region: "us-east-1" }).sign();
+const t2 = performance.now();
+const http = process.getBuiltinModule("node:http");
+const t3 = performance.now();
+await new Promise((resolve) => { const r = http.request(s.url, { method: "POST", headers: Object.fromEntries(s.headers) }, (res) => { res.resume(); res.on("end", resolve); }); r.end("{}"); });
+const t4 = performance.now();
+console.log("import", (t1-t0).toFixed(1), "sign", (t2-t1).toFixed(1), "http", (t3-t2).toFixed(1), "request", (t4-t3).toFixed(1));
