@@ -7,6 +7,7 @@ export type { CounterKey, TableOptions, TableLayout } from "./core/keys.js";
 export type { Amount, CounterValue, NumberMode } from "./core/numbers.js";
 export type { Credentials, RetryOptions, SendOptions, ThrottleRetryOptions } from "./core/transport.js";
 export type { EnvSource } from "./core/env.js";
+export type { Fetch } from "./core/post.js";
 export { CounterBuffer } from "./buffer/memory.js";
 export type { BufferOptions, CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./buffer/memory.js";
 export { RateLimiter } from "./usecases/ratelimit/limiter.js";

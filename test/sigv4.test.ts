@@ -38,8 +38,8 @@ describe("SigV4 interop with @smithy/signature-v4", () => {
             credentials: sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken },
             retry: { attempts: 1 },
             // Capture what would go on the wire, then hand it to a real server so the call completes.
-            fetch: async (input) => {
-              captured = input as Request;
+            fetch: async (url, init) => {
+              captured = new Request(url, init);
               const body = await captured.clone().text();
               return fetch(server!.endpoint, { method: "POST", headers: captured.headers, body });
             },

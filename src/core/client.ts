@@ -4,7 +4,7 @@ import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, nonNegative, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
-import { fetchPost, nodePost } from "./post.js";
+import { fetchPost, nodePost, type Fetch } from "./post.js";
 import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
@@ -32,7 +32,7 @@ export interface ClientOptions<M extends NumberMode = "number"> extends TableOpt
    */
   retry?: RetryOptions;
   /** The `fetch` to send requests with; given, it is always used. @default globalThis.fetch (Node: see `transport`) */
-  fetch?: typeof fetch;
+  fetch?: Fetch;
   /**
    * `"auto"`: on Node (not Bun, Deno or workerd) and without a `fetch` option, requests go over Node's own
    * HTTP(S) client with a keep-alive agent, about half the CPU of Node's `fetch` per request; elsewhere over
@@ -226,7 +226,7 @@ export class CounterClient<M extends NumberMode = "number"> {
           maxDelayMs: o.retry?.throttle?.maxDelayMs ?? 2000,
         },
       },
-      post: (!o.fetch && o.transport !== "fetch" && nodePost()) || fetchPost(o.fetch as typeof fetch | undefined),
+      post: (!o.fetch && o.transport !== "fetch" && nodePost()) || fetchPost(o.fetch),
     });
   }
 
