@@ -102,7 +102,10 @@ export function clientOptions(settings: CompatConfig): ClientOptions {
   return { ...options, ...own, ...(own?.retry && { retry: { ...retry, ...own.retry } }) };
 }
 
-/** The AWS field's own name in the error: the client would report it as one of its options. */
+/**
+ * An applied numeric field, checked under its AWS name (the client would report `retry.attempts` or
+ * `timeoutMs`). Not parseOptions: AWS.Config took `null` as unset, which parseOptions rejects.
+ */
 function int(value: unknown, name: string, min: number): number | undefined {
   if (value == null) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
