@@ -105,10 +105,11 @@ async function coldStart(endpoint: string, table: string) {
 /**
  * 3. Client CPU per increment and throughput, per runtime, server and concurrency. The floors are the least a
  * correct client on aws4fetch's signer does per call (cached signing key, a timeout per request, answer read
- * and parsed): sent with `fetch(url, init)`, and on Node also with node:http and a keep-alive agent.
+ * and parsed): sent with `fetch(url, init)`, and on Node also with node:http and a keep-alive agent; and on
+ * Node the least of all: SigV4 by hand on node:crypto's synchronous hashes, over node:http.
  */
 const CONTENDERS = {
-  node: ["dynacount", "dynacount-fetch", "sdk", "floor-fetch", "floor-http"],
+  node: ["dynacount", "dynacount-fetch", "sdk", "floor-fetch", "floor-http", "floor-node"],
   bun: ["dynacount", "sdk", "floor-fetch"],
   deno: ["dynacount", "sdk", "floor-fetch"],
 } as const;
@@ -118,6 +119,7 @@ const CONTENDER_LABEL: Record<string, string> = {
   sdk: "SDK v3",
   "floor-fetch": "floor fetch",
   "floor-http": "floor node:http",
+  "floor-node": "floor node:http + node:crypto",
 };
 
 async function clientLoad(servers: { name: string; endpoint: string }[], table: string) {

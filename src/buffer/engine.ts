@@ -225,9 +225,11 @@ export const flushRetryDelay = (failures: number, maxRetryDelayMs: number): numb
 
 /**
  * A flush sequence number that exceeds every earlier one of the same writer, even across restarts:
- * microseconds since the epoch (below 2^53 until the year 2255), and always past `last`.
+ * microseconds since the epoch (below 2^53 until the year 2255), and always past `last`. The microseconds are
+ * random: two writers that wrongly share a writerId and flush in the same millisecond would otherwise take the
+ * same number, and the later write would pass for the earlier one's confirmation instead of a Conflict.
  */
-export const nextSeq = (last: number, nowMs: number): number => Math.max(last + 1, nowMs * 1000);
+export const nextSeq = (last: number, nowMs: number): number => Math.max(last + 1, nowMs * 1000 + Math.floor(Math.random() * 1000));
 
 const isZero = (a: Amount) => a === 0 || a === 0n;
 const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { id: at.id, sort: at.sort });

@@ -4,7 +4,9 @@ import { CounterError, validationError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, nonNegative, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
-import { fetchPost, nodePost, type Fetch } from "./post.js";
+import { AwsV4Signer } from "aws4fetch";
+import { nodeFastPath } from "./node.js";
+import { fetchPost, type Fetch } from "./post.js";
 import { sleep } from "./timers.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
@@ -35,8 +37,10 @@ export interface ClientOptions<M extends NumberMode = "number"> extends TableOpt
   fetch?: Fetch;
   /**
    * `"auto"`: on Node (not Bun, Deno or workerd) and without a `fetch` option, requests go over Node's own
-   * HTTP(S) client with a keep-alive agent, about half the CPU of Node's `fetch` per request; elsewhere over
-   * `fetch`. `"fetch"`: always `fetch`. Timeouts, aborts, retries and errors are the same either way.
+   * HTTP(S) client with a keep-alive agent and are signed with aws4fetch's signer hashing through
+   * `node:crypto`: about half the CPU of `fetch` and WebCrypto per request; elsewhere over `fetch`.
+   * `"fetch"`: always `fetch` and WebCrypto, as on every other runtime. Timeouts, aborts, retries, errors and
+   * signatures are the same either way.
    * @default "auto"
    */
   transport?: "auto" | "fetch";
@@ -226,7 +230,7 @@ export class CounterClient<M extends NumberMode = "number"> {
           maxDelayMs: o.retry?.throttle?.maxDelayMs ?? 2000,
         },
       },
-      post: (!o.fetch && o.transport !== "fetch" && nodePost()) || fetchPost(o.fetch),
+      ...((!o.fetch && o.transport !== "fetch" && nodeFastPath()) || { post: fetchPost(o.fetch), Signer: AwsV4Signer }),
     });
   }
 

@@ -1,8 +1,8 @@
 // Transport: signs, sends, times out and retries DynamoDB JSON API calls.
-import { AwsV4Signer } from "aws4fetch";
 import { CounterError, errorFromResponse } from "./errors.js";
 import { sleep } from "./timers.js";
-import type { Post } from "./post.js";
+import type { Signer } from "./node.js";
+import { TimedOut, type Post } from "./post.js";
 
 /** Retry policy for failed requests.
  *
@@ -70,6 +70,8 @@ export interface TransportConfig {
   retry: Required<Omit<RetryOptions, "throttle">> & { throttle: Required<ThrottleRetryOptions> };
   /** How one attempt is sent (fetch, or Node's own HTTP client). */
   post: Post;
+  /** aws4fetch's signer, or on Node the same with node:crypto's hashes. */
+  Signer: Signer;
 }
 
 /** Per-call facts the transport needs to classify failures.
@@ -123,6 +125,7 @@ export class Transport {
   readonly #timeoutMs: number;
   readonly #retry: TransportConfig["retry"];
   readonly #post: Post;
+  readonly #Signer: Signer;
 
   constructor(config: TransportConfig) {
     const { secretAccessKey, sessionToken } = config.credentials;
@@ -135,6 +138,7 @@ export class Transport {
     this.#timeoutMs = config.timeoutMs;
     this.#retry = config.retry;
     this.#post = config.post;
+    this.#Signer = config.Signer;
   }
 
   /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
@@ -169,13 +173,11 @@ export class Transport {
 
   async #attempt(operation: string, json: string, options: SendOptions): Promise<unknown> {
     const mayHaveApplied = !options.idempotent;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
     let status = 0;
     let text: string;
     let requestId: string | undefined;
     try {
-      const signed = await new AwsV4Signer({
+      const signed = await new this.#Signer({
         ...this.#credentials,
         url: this.#url,
         method: "POST",
@@ -185,9 +187,9 @@ export class Transport {
         region: this.#region,
         cache: this.#signingKeys,
       }).sign();
-      ({ status, requestId, text } = await this.#post(signed.url.href, signed.headers, json, controller.signal));
+      ({ status, requestId, text } = await this.#post(signed.url.href, signed.headers, json, this.#timeoutMs));
     } catch (error) {
-      if (controller.signal.aborted) {
+      if (error instanceof TimedOut) {
         throw new CounterError(
           "Timeout",
           `DynamoDB ${operation} got no complete answer within ${this.#timeoutMs} ms (timeoutMs)` +
@@ -203,8 +205,6 @@ export class Transport {
           (refused ? "; it was not sent" : mayHaveApplied ? "; it may or may not have been applied" : ""),
         { retryable: true, ambiguous: mayHaveApplied && !refused, cause: scrubbedCause(error, (s) => this.#scrub(s)) },
       );
-    } finally {
-      clearTimeout(timer);
     }
     if (status === 200) {
       try {
