@@ -21,6 +21,8 @@ export interface LimiterRow {
   elapsedMs: number;
   /** Admitted because the store failed (fail open), included in `admitted`. */
   failedOpen: number;
+  /** rate-limiter-flexible only: the highest count its store reported for one identifier (past the limit = denied calls counted). */
+  storedCount?: number;
 }
 
 /** One limiter instance as the workload sees it: admitted, denied, or admitted because the store failed. */
@@ -81,13 +83,15 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
       }
       implementations.push(["dynacount fixed-window, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "fixed-window", lease: 20, now })]);
       implementations.push(["dynacount token-bucket, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "token-bucket", lease: 20, now })]);
-      implementations.push(["rate-limiter-flexible RateLimiterDynamo (SDK v3)", (limit) => flexible(sdk, limit)]);
+      const stored = { max: 0 };
+      implementations.push(["rate-limiter-flexible RateLimiterDynamo (SDK v3)", (limit) => flexible(sdk, limit, stored)]);
 
       for (const [name, make] of implementations) {
         for (const workload of ["hot", "many"] as const) {
           const prefix = `${run++}-${Date.now().toString(36)}`;
           const w = workload === "hot" ? { limit: hot.limit, calls: Array.from({ length: hot.calls }, () => `${prefix}-hot`) } : { limit: many.limit, calls: Array.from({ length: many.calls }, (_, i) => `${prefix}-id${(i * 7919) % many.ids}`) };
           const now = alignedClock(60_000);
+          stored.max = 0;
           const instances = Array.from({ length: 8 }, () => make(w.limit, now));
           const before = [...proxy.seen.values()].reduce((a, b) => a + b, 0);
           const { admitted, p50, p99, elapsedMs, failedOpen } = await drive(instances, w.calls, workload === "hot" ? 4 : 2);
@@ -97,7 +101,7 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
           // A token bucket also refills during the run: the most a perfect one admits includes that.
           const refill = name.includes("token-bucket") ? Math.floor((elapsedMs * w.limit) / 60_000) : 0;
           const exact = [...perId.values()].reduce((a, n) => a + Math.min(n, w.limit + refill), 0);
-          rows.push({ server: server.name, workload: workload === "hot" ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances` : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`, implementation: name, requestsPerCall: sent / w.calls.length, p50Ms: p50, p99Ms: p99, admitted, exact, elapsedMs, failedOpen });
+          rows.push({ server: server.name, workload: workload === "hot" ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances` : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`, implementation: name, requestsPerCall: sent / w.calls.length, p50Ms: p50, p99Ms: p99, admitted, exact, elapsedMs, failedOpen, ...(name.startsWith("rate-limiter-flexible") && { storedCount: stored.max }) });
         }
       }
     } finally {
@@ -115,15 +119,18 @@ function dynacount(client: CounterClient, options: RateLimiterOptions): Instance
   };
 }
 
-function flexible(sdk: DynamoDB, points: number): Instance {
+/** rate-limiter-flexible's limiter; `stored.max` follows the highest count its store answers with. */
+function flexible(sdk: DynamoDB, points: number, stored: { max: number }): Instance {
   const limiter = new RateLimiterDynamo({ storeClient: sdk, tableName: "BenchLimits", tableCreated: true, ttlSet: true, points, duration: 60 });
   return async (id) => {
     try {
-      await limiter.consume(id, 1);
+      const res = await limiter.consume(id, 1);
+      stored.max = Math.max(stored.max, res.consumedPoints);
       return true;
     } catch (error) {
-      if (error instanceof RateLimiterRes) return false;
-      throw error;
+      if (!(error instanceof RateLimiterRes)) throw error;
+      stored.max = Math.max(stored.max, error.consumedPoints);
+      return false;
     }
   };
 }

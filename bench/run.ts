@@ -357,7 +357,7 @@ async function rateLimiting(servers: { name: string; endpoint: string }[]) {
   let workload = "";
   for (const r of rows) {
     if (`${r.server} ${r.workload}` !== workload) row(`${(workload = `${r.server} ${r.workload}`)}`);
-    row(`  ${r.implementation}`, `${r.requestsPerCall.toFixed(3)} req/call`, `p50 ${r.p50Ms.toFixed(2)} · p99 ${r.p99Ms.toFixed(1)} ms`, `${r.admitted} / ${r.exact}${r.failedOpen ? ` (${r.failedOpen} failed open)` : ""}`);
+    row(`  ${r.implementation}`, `${r.requestsPerCall.toFixed(3)} req/call`, `p50 ${r.p50Ms.toFixed(2)} · p99 ${r.p99Ms.toFixed(1)} ms`, `${r.admitted} / ${r.exact}${r.failedOpen ? ` (${r.failedOpen} failed open)` : ""}${r.storedCount !== undefined ? `; its stored count reached ${r.storedCount}` : ""}`);
   }
 }
 

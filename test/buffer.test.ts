@@ -321,8 +321,11 @@ for (const server of await servers()) {
       const reached = new Promise<void>((r) => (arrived = r));
       proxy.setFault(() => (arrived(), { hold }));
       older.add("k", 1);
+      const took = Date.now();
       const olderFlush = older.flush();
       await reached;
+      // Sequence numbers are time-based: `newer` takes a later one once the clock has moved past `older`'s.
+      while (Date.now() <= took) await new Promise((r) => setTimeout(r, 1));
       newer.add("k", 10);
       await newer.flush();
       release();

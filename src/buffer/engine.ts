@@ -226,8 +226,9 @@ export const flushRetryDelay = (failures: number, maxRetryDelayMs: number): numb
 /**
  * A flush sequence number that exceeds every earlier one of the same writer, even across restarts:
  * microseconds since the epoch (below 2^53 until the year 2255), and always past `last`. The microseconds are
- * random: two writers that wrongly share a writerId and flush in the same millisecond would otherwise take the
- * same number, and the later write would pass for the earlier one's confirmation instead of a Conflict.
+ * random: two writers that wrongly share a writerId and flush in the same millisecond would otherwise always
+ * take the same number, and the second write would pass for the first one's confirmation and be lost. Now that
+ * takes a 1-in-1000 tie; otherwise one of them is a Conflict or both apply in turn, each once.
  */
 export const nextSeq = (last: number, nowMs: number): number => Math.max(last + 1, nowMs * 1000 + Math.floor(Math.random() * 1000));
 
