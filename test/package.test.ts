@@ -165,7 +165,7 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
     // The same two calls with the AWS SDK v3, bundled the same way.
     const sdk = await bundledSize(readFileSync(path.join(root, "bench/workers/increment-sdk.ts"), "utf8"), "browser");
     for (const [use, size] of Object.entries(bytes)) {
-      const vsSdk = use.startsWith("CounterClient only") ? ` = ${(size / sdk).toFixed(2)}× AWS SDK v3's ${(sdk / 1024).toFixed(1)} KB (goal ≤ 0.20×)` : "";
+      const vsSdk = use.startsWith("CounterClient only") ? ` = ${(size / sdk).toFixed(3)}× AWS SDK v3's ${(sdk / 1024).toFixed(1)} KB (goal ≤ 0.20×)` : "";
       console.log(`  size ${use.padEnd(48)} ${(size / 1024).toFixed(1)} KB gzip (budget ${(USE_BUDGETS[use]! / 1024).toFixed(1)} KB)${vsSdk}`);
       assert.ok(size <= USE_BUDGETS[use]!, `${use}: ${size} bytes`);
     }
@@ -176,8 +176,8 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
 // entry is over the 15 KB it is allowed (17.5 KB after the shared flush engine, 19.8 KB after the rate
 // limiter's token bucket, leases, refunds and headers): the ceiling below only stops further growth until
 // the size issue cuts it; what a Worker bundles per use is held by the per-use budgets.
-const ISSUE_BUDGETS: Record<string, string> = { dynacount: "15 KB", "dynacount/durable-object": "12 KB", "dynacount/compat": "12.5 KB (not met: 13.3 KB)" };
-const BUDGETS = { dynacount: 20 * 1024, "dynacount/hono": 2 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 13.5 * 1024 };
+const ISSUE_BUDGETS: Record<string, string> = { dynacount: "15 KB", "dynacount/durable-object": "12 KB", "dynacount/compat": "12.5 KB (not met)" };
+const BUDGETS = { dynacount: 20 * 1024, "dynacount/hono": 2 * 1024, "dynacount/durable-object": 12 * 1024, "dynacount/compat": 13.25 * 1024 };
 
 // A Worker per use: only what it imports is bundled (hono itself is the app's, so it is left out).
 const worker = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
@@ -202,12 +202,12 @@ const USES: Record<string, string> = {
   ),
 };
 const USE_BUDGETS: Record<string, number> = {
-  // Goal: 0.20× the AWS SDK v3 Worker for the same two calls (printed beside it). Not met yet (0.21×): this
-  // ceiling only stops growth. ~0.5 KB of it is the Node transport, which a Worker never runs.
-  "CounterClient only (increment + get)": 12 * 1024,
-  // Goal 12 KB, not met: the client alone is ~11.8 KB of it. This ceiling only stops growth.
-  "DurableCounterBuffer (dynacount/durable-object)": 17 * 1024,
-  // The client's share is ~11.7 KB (aws4fetch, zod/mini, transport); the limiter with three algorithms,
+  // Goal: 0.20× the AWS SDK v3 Worker for the same two calls (printed beside it). Not met yet (0.204×): this
+  // ceiling only stops growth. The Node fast path is already left out (the web build, ~0.8 KB).
+  "CounterClient only (increment + get)": 11.75 * 1024,
+  // Goal 12 KB, not met: the client alone is ~11.5 KB of it. This ceiling only stops growth.
+  "DurableCounterBuffer (dynacount/durable-object)": 16.75 * 1024,
+  // The client's share is ~11.5 KB (aws4fetch, zod/mini, transport); the limiter with three algorithms,
   // leases and headers adds ~3.3 KB.
   "RateLimiter + rateLimitHeaders": 15.5 * 1024,
   "RateLimiter + rateLimitHeaders + dynacount/hono": 16.5 * 1024,

@@ -12,3 +12,14 @@ for (const server of serversFrom(Deno.env.get("DYNACOUNT_TEST_SERVERS"))) {
     }
   }
 }
+
+// The README's promise for Deno: variables outside --allow-env are read as unset (AWS_REGION here), never a
+// PermissionDenied/NotCapable crash; the defaults apply.
+Deno.test("deno: AWS_* outside --allow-env read as unset, so the defaults apply", () => {
+  for (const lib of [fromJsr, fromNpm]) {
+    const client = new lib.CounterClient({ credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" } });
+    if (client.region !== "us-east-1" || client.endpoint !== "https://dynamodb.us-east-1.amazonaws.com/") {
+      throw new Error(`expected the defaults, got ${client.region} ${client.endpoint}`);
+    }
+  }
+});
