@@ -28,7 +28,7 @@ interface NodeDigest {
 }
 interface NodeCrypto {
   createHash(algorithm: "sha256"): NodeDigest;
-  createHmac(algorithm: "sha256", key: string | ArrayBuffer): NodeDigest;
+  createHmac(algorithm: "sha256", key: string | Uint8Array | ArrayBuffer): NodeDigest;
 }
 interface NodeGlobals {
   process?: { versions?: { node?: string }; getBuiltinModule?: (id: string) => unknown };
@@ -103,9 +103,9 @@ function nodePost(load: (id: string) => unknown): Post {
  * public methods) are replaced, and each does exactly what aws4fetch's does. Signing keys go in the same
  * cache, as the same bytes.
  */
-export function nodeSigner(crypto: NodeCrypto): Signer {
+function nodeSigner(crypto: NodeCrypto): Signer {
   const sha256 = (text: string) => crypto.createHash("sha256").update(text).digest("hex");
-  const hmac = (key: string | ArrayBuffer, text: string) => crypto.createHmac("sha256", key).update(text);
+  const hmac = (key: string | Uint8Array | ArrayBuffer, text: string) => crypto.createHmac("sha256", key).update(text);
   return class NodeSigner extends AwsV4Signer {
     override async hexBodyHash(): Promise<string> {
       return typeof this.body === "string" && !this.headers.has("X-Amz-Content-Sha256") ? sha256(this.body) : super.hexBodyHash();
@@ -121,14 +121,13 @@ export function nodeSigner(crypto: NodeCrypto): Signer {
       let key = this.cache.get(cacheKey);
       if (!key) {
         const kDate = hmac(`AWS4${this.secretAccessKey}`, date).digest();
-        const kRegion = hmac(bytes(kDate), this.region).digest();
-        const kService = hmac(bytes(kRegion), this.service).digest();
-        this.cache.set(cacheKey, (key = bytes(hmac(bytes(kService), "aws4_request").digest())));
+        const kRegion = hmac(kDate, this.region).digest();
+        const kService = hmac(kRegion, this.service).digest();
+        // A copy as a plain ArrayBuffer, the type aws4fetch's cache holds (a Buffer may view a shared pool).
+        this.cache.set(cacheKey, (key = new Uint8Array(hmac(kService, "aws4_request").digest()).buffer));
       }
       return hmac(key, await this.stringToSign()).digest("hex");
     }
   };
 }
 
-/** A Node Buffer's bytes as a plain ArrayBuffer, the type aws4fetch's key cache holds. */
-const bytes = (view: Uint8Array): ArrayBuffer => new Uint8Array(view).buffer; // a copy: a Buffer may view a shared pool
