@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import type { Miniflare } from "miniflare";
 import { startFaultProxy, type FaultProxy } from "./support/fault-proxy.ts";
 import { freshTable, servers } from "./support/harness.ts";
@@ -24,6 +24,13 @@ function worker(o: Options): Miniflare {
     bindings: { ...awsBindings(o.endpoint), TABLE: o.table, MAX_KEYS: String(o.maxKeys ?? 100), FLUSH_MS: String(o.flushMs ?? 3_600_000) },
     ...(o.persist ? { durableObjectsPersist: o.persist } : {}),
   });
+}
+
+/** A folder for the objects' storage across miniflare instances, removed when the test `t` ends. */
+function persistDir(t: TestContext): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 async function call<T = Record<string, unknown>>(mf: Miniflare, route: string): Promise<T> {
@@ -94,35 +101,31 @@ for (const server of await servers()) {
       }
     });
 
-    it("pending adds survive disposing miniflare and are flushed exactly once by the next instance", async () => {
+    it("pending adds survive disposing miniflare and are flushed exactly once by the next instance", async (t) => {
       const client = await freshTable(server.endpoint);
-      const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+      const dir = persistDir(t);
+      const first = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
+      await call(first, "/add?key=p&by=3&n=10&keys=4");
+      await first.dispose(); // before any flush: the hour-long interval has not passed
+      assert.equal(await client.get("p0"), 0);
+      const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir, flushMs: 50 });
       try {
-        const first = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
-        await call(first, "/add?key=p&by=3&n=10&keys=4");
-        await first.dispose(); // before any flush: the hour-long interval has not passed
-        assert.equal(await client.get("p0"), 0);
-        const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir, flushMs: 50 });
-        try {
-          const state = await call<{ pending: number; alarm: number | null }>(second, "/state");
-          assert.equal(state.pending, 4, "the new instance found the stored deltas");
-          assert.ok(state.alarm !== null, "and the stored alarm");
-          await call(second, "/schedule?ms=0"); // due now: workerd fires it
-          await call(second, "/wait?flushes=1");
-          assert.deepEqual([await client.get("p0"), await client.get("p1"), await client.get("p2"), await client.get("p3")], [9, 9, 6, 6]);
-          await call(second, "/alarm?times=2"); // nothing left: no double count
-          assert.equal(await client.get("p0"), 9);
-        } finally {
-          await second.dispose();
-        }
+        const state = await call<{ pending: number; alarm: number | null }>(second, "/state");
+        assert.equal(state.pending, 4, "the new instance found the stored deltas");
+        assert.ok(state.alarm !== null, "and the stored alarm");
+        await call(second, "/schedule?ms=0"); // due now: workerd fires it
+        await call(second, "/wait?flushes=1");
+        assert.deepEqual([await client.get("p0"), await client.get("p1"), await client.get("p2"), await client.get("p3")], [9, 9, 6, 6]);
+        await call(second, "/alarm?times=2"); // nothing left: no double count
+        assert.equal(await client.get("p0"), 9);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        await second.dispose();
       }
     });
 
-    it("restarted in the middle of a flush (its writes landed, the answers never came back): the next instance counts nothing twice", async () => {
+    it("restarted in the middle of a flush (its writes landed, the answers never came back): the next instance counts nothing twice", async (t) => {
       const client = await freshTable(server.endpoint);
-      const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+      const dir = persistDir(t);
       let release!: () => void;
       const hold = new Promise<void>((r) => (release = r));
       let arrived!: () => void;
@@ -154,33 +157,28 @@ for (const server of await servers()) {
         }
       } finally {
         proxy.setFault(() => "pass");
-        rmSync(dir, { recursive: true, force: true });
       }
     });
 
-    it("a poison entry becomes a stored dead letter (kept across restarts) while every other key is written", async () => {
+    it("a poison entry becomes a stored dead letter (kept across restarts) while every other key is written", async (t) => {
       const client = await freshTable(server.endpoint);
-      const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+      const dir = persistDir(t);
+      const first = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
+      await call(first, "/add?key=bad&by=4&table=No_Such_Table_x");
+      await call(first, "/add?key=good&n=5&keys=5");
+      await call(first, "/alarm");
+      const state = await call<{ pending: number; dead: { key: string; table: string; amount: number; code: string }[]; keys: string[] }>(first, "/state");
+      assert.equal(state.pending, 0, "nothing waits behind the poison");
+      assert.deepEqual(state.dead, [{ key: "bad", table: "No_Such_Table_x", amount: 4, code: "TableNotFound" }]);
+      assert.equal(state.keys.filter((k) => k.startsWith("x:")).length, 1);
+      for (let i = 0; i < 5; i++) assert.equal(await client.get(`good${i}`), 1);
+      await first.dispose();
+      const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
       try {
-        const first = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
-        await call(first, "/add?key=bad&by=4&table=No_Such_Table_x");
-        await call(first, "/add?key=good&n=5&keys=5");
-        await call(first, "/alarm");
-        const state = await call<{ pending: number; dead: { key: string; table: string; amount: number; code: string }[]; keys: string[] }>(first, "/state");
-        assert.equal(state.pending, 0, "nothing waits behind the poison");
-        assert.deepEqual(state.dead, [{ key: "bad", table: "No_Such_Table_x", amount: 4, code: "TableNotFound" }]);
-        assert.equal(state.keys.filter((k) => k.startsWith("x:")).length, 1);
-        for (let i = 0; i < 5; i++) assert.equal(await client.get(`good${i}`), 1);
-        await first.dispose();
-        const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
-        try {
-          const restored = await call<{ dead: { key: string; code: string }[] }>(second, "/state");
-          assert.deepEqual(restored.dead.map((d) => [d.key, d.code]), [["bad", "TableNotFound"]]);
-        } finally {
-          await second.dispose();
-        }
+        const restored = await call<{ dead: { key: string; code: string }[] }>(second, "/state");
+        assert.deepEqual(restored.dead.map((d) => [d.key, d.code]), [["bad", "TableNotFound"]]);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        await second.dispose();
       }
     });
 
