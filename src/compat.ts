@@ -1,7 +1,7 @@
 // Entry point `dynacount/compat`: a drop-in for the npm package dynamodb-atomic-counter.
 import { checkConfig, clientOptions, type CompatConfig } from "./compat/config.js";
 import { deferred, type CompatPromise } from "./compat/deferred.js";
-import { CounterClient } from "./core/client.js";
+import { BaseClient } from "./core/base-client.js";
 import { CounterError, validationError } from "./core/errors.js";
 import { checkNames } from "./core/options.js";
 
@@ -59,7 +59,7 @@ export interface CompatOptions<T = unknown> {
 }
 
 let settings: CompatConfig = {};
-let client: CounterClient | undefined;
+let client: BaseClient | undefined;
 
 /** Global configuration, like `AWS.config` was for the old library (it *was* `AWS.config`).
  *
@@ -77,9 +77,9 @@ export const config: { update(options: CompatConfig, allowUnknownKeys?: boolean)
   update(options: CompatConfig, allowUnknownKeys = false): void {
     checkConfig(options, allowUnknownKeys);
     const next = { ...settings, ...options };
-    let built: CounterClient | undefined;
+    let built: BaseClient | undefined;
     try {
-      built = new CounterClient(clientOptions(next));
+      built = new BaseClient(clientOptions(next));
     } catch (e) {
       // A bad value is reported here; anything else (no credentials yet, say) may still be fixed by a later
       // update or the environment, so it reaches the first call's `error`/`fail` instead.
@@ -101,14 +101,14 @@ const INCREMENT_PARAMS = /* @__PURE__ */ new Set(["ReturnConsumedCapacity", "Ret
 const GET_PARAMS = /* @__PURE__ */ new Set(["ConsistentRead", "ReturnConsumedCapacity"]);
 
 /** Checks the call's options, then runs `work`; callbacks and the returned promise see the outcome. */
-function settle<T>(options: CompatOptions<T>, params: ReadonlySet<string>, work: (client: CounterClient) => Promise<number>): CompatPromise<T> {
+function settle<T>(options: CompatOptions<T>, params: ReadonlySet<string>, work: (client: BaseClient) => Promise<number>): CompatPromise<T> {
   const run = async () => {
     checkNames(options, OPTIONS, "counter");
     for (const name of ["success", "error", "complete"] as const) {
       if (options[name] != null && typeof options[name] !== "function") throw validationError(`Invalid counter option "${name}": must be a function`);
     }
     if (options.dynamodb != null) checkNames(options.dynamodb, params, "dynamodb");
-    client ??= new CounterClient(clientOptions(settings));
+    client ??= new BaseClient(clientOptions(settings));
     return work(client);
   };
   const toError = (e: unknown) => (e instanceof CounterError ? e : new CounterError("Service", String(e), { cause: e }));

@@ -81,6 +81,9 @@ describe("validation before any request", () => {
     await expectValidation(c.get("k", { countAttribute: "" }), /"countAttribute".*empty/);
     await expectValidation(c.get("k", { keyAttribute: "x".repeat(256) }), /"keyAttribute"/);
     await expectValidation(c.createTable({ ttlAttribute: "" }), /"ttlAttribute"/);
+    await expectValidation(c.createTable({ waitMs: -1 }), /"waitMs": must be an integer/);
+    await expectValidation(c.createTable({ waitMs: "60s" } as never), /"waitMs": must be a number/);
+    await expectValidation(c.createTable({ ttlAtribute: "x" } as never), /"ttlAtribute".*did you mean "ttlAttribute"/);
   });
 
   it("client options", () => {
@@ -89,6 +92,7 @@ describe("validation before any request", () => {
       [{ timeoutMs: 1.5 }, /"timeoutMs"/],
       [{ retry: { attempts: 0 } }, /"retry\.attempts"/],
       [{ retry: { baseDelayMs: -1 } }, /"retry\.baseDelayMs"/],
+      [{ retry: { throttle: { baseDelayMs: 2 ** 31 } } }, /"retry\.throttle\.baseDelayMs": must be an integer from 0 to 2147483647/],
       [{ numbers: "float" }, /"numbers"/],
       [{ fetch: "yes" }, /"fetch"/],
       [{ region: "US EAST" }, /"region"/],

@@ -290,7 +290,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     const letters: HeldLetter[] = [...dead].map(([key, stored]) => {
       const at = locate(stored);
       const e = stored.e ?? { code: "Service" as const, message: "dead letter", ambiguous: false };
-      const error = new CounterError(e.code, e.message, { ambiguous: e.ambiguous, ...(e.awsType ? { awsType: e.awsType } : {}) });
+      const error = new CounterError(e.code, e.message, { ambiguous: e.ambiguous, awsType: e.awsType });
       return {
         at,
         id: key.slice(DEAD.length),

@@ -1,5 +1,5 @@
 // AWS SDK v2 `AWS.Config` fields, as dynamodb-atomic-counter's `config.update` took them, mapped to client options.
-import type { ClientOptions } from "../core/client.js";
+import type { ClientOptions } from "../core/base-client.js";
 import { validationError } from "../core/errors.js";
 import { checkNames } from "../core/options.js";
 import type { Credentials } from "../core/transport.js";

@@ -35,7 +35,7 @@ export type CounterErrorCode =
   | "Conflict"
   | "BufferFull";
 
-/** Structured fields of a {@link CounterError}, besides its message.
+/** Structured fields of a {@link CounterError}, besides its message (one given as `undefined` is left out).
  *
  * @example
  * ```ts
@@ -48,15 +48,15 @@ export interface CounterErrorDetails {
   /** Whether the failed request may have been applied by DynamoDB. @default false */
   ambiguous?: boolean;
   /** HTTP status of DynamoDB's answer, when there was one. */
-  status?: number;
+  status?: number | undefined;
   /** DynamoDB's error type without its namespace, e.g. `"ResourceNotFoundException"`. */
-  awsType?: string;
+  awsType?: string | undefined;
   /** DynamoDB's request id (`x-amzn-RequestId`), for AWS support. */
-  requestId?: string;
+  requestId?: string | undefined;
   /** The underlying error. */
   cause?: unknown;
   /** The item as it was when a conditional write failed (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`). */
-  item?: Record<string, unknown>;
+  item?: Record<string, unknown> | undefined;
 }
 
 /**
@@ -106,16 +106,10 @@ export class CounterError extends Error {
 
   /** A plain object for logs: every structured field and the message, never credentials. */
   toJSON(): Record<string, unknown> {
-    return {
-      name: this.name,
-      code: this.code,
-      message: this.message,
-      retryable: this.retryable,
-      ambiguous: this.ambiguous,
-      status: this.status,
-      awsType: this.awsType,
-      requestId: this.requestId,
-    };
+    // The own fields set above (name, code, retryable, ambiguous, and status, awsType, requestId when known),
+    // without `item`: that is data, not diagnosis.
+    const { item, ...fields } = this;
+    return { ...fields, message: this.message };
   }
 }
 
@@ -161,10 +155,8 @@ export function errorFromResponse(
   const rawType = typeof body?.__type === "string" ? body.__type : "";
   const awsType = rawType.slice(rawType.lastIndexOf("#") + 1) || undefined;
   const serverMessage = String(body?.message ?? body?.Message ?? "").trim();
-  const details: CounterErrorDetails = { status };
-  if (awsType !== undefined) details.awsType = awsType;
-  if (context.requestId !== undefined) details.requestId = context.requestId;
-  if (typeof body?.Item === "object" && body.Item !== null) details.item = body.Item as Record<string, unknown>;
+  const item = typeof body?.Item === "object" && body.Item !== null ? (body.Item as Record<string, unknown>) : undefined;
+  const details: CounterErrorDetails = { status, awsType, requestId: context.requestId, item };
   const said = serverMessage ? `: ${serverMessage}` : "";
 
   if (awsType === "ResourceNotFoundException") {
@@ -194,16 +186,12 @@ export function errorFromResponse(
   if (awsType === "ValidationException" || awsType === "SerializationException") {
     return new CounterError("Validation", `DynamoDB rejected the request${said}`, details);
   }
-  if (status === 403) {
-    return new CounterError("AccessDenied", `DynamoDB answered 403 Forbidden${said}`, details);
-  }
-  if (status >= 500) {
-    return new CounterError(
-      "Service",
-      `DynamoDB failed with ${status}${awsType ? ` ${awsType}` : ""}${said}` +
-        (context.mayHaveApplied ? "; the request may or may not have been applied" : ""),
-      { ...details, retryable: true, ambiguous: context.mayHaveApplied },
-    );
-  }
-  return new CounterError("Service", `DynamoDB answered ${status}${awsType ? ` ${awsType}` : ""}${said}`, details);
+  // Anything else: a 5xx may have been applied (unless the call is idempotent) and is worth retrying.
+  const failed = status >= 500;
+  const applied = failed && context.mayHaveApplied;
+  return new CounterError(
+    status === 403 ? "AccessDenied" : "Service",
+    `DynamoDB answered ${status}${awsType ? ` ${awsType}` : ""}${said}${applied ? "; the request may or may not have been applied" : ""}`,
+    { ...details, retryable: failed, ambiguous: applied },
+  );
 }

@@ -1,6 +1,6 @@
 // Counter keys and table layouts: validation and DynamoDB Key objects.
 import { validationError } from "./errors.js";
-import { parseOptions, tableOptionsShape } from "./options.js";
+import { parseOptions, TABLE_OPTION_NAMES, tableOptionsShape } from "./options.js";
 
 /**
  * A counter's key: the partition key value, or `{ id, sort }` when the table has a sort key.
@@ -54,24 +54,11 @@ export const DEFAULT_LAYOUT: TableLayout = {
 
 /** `base` with `options` applied; validates the options. Returns `base` itself when nothing changes. */
 export function resolveLayout(base: TableLayout, options?: { [K in keyof TableOptions]?: TableOptions[K] | undefined }): TableLayout {
-  if (
-    options === undefined ||
-    (options.tableName === undefined &&
-      options.keyAttribute === undefined &&
-      options.sortKeyAttribute === undefined &&
-      options.countAttribute === undefined)
-  ) {
-    return base;
-  }
+  if (options === undefined || TABLE_OPTION_NAMES.every((name) => options[name] === undefined)) return base;
   // Only the layout's own fields: the object may carry other options, checked by their owner.
-  const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = options;
-  const parsed = parseOptions(tableOptionsShape, { tableName, keyAttribute, sortKeyAttribute, countAttribute }, "table");
-  return {
-    tableName: parsed.tableName ?? base.tableName,
-    keyAttribute: parsed.keyAttribute ?? base.keyAttribute,
-    sortKeyAttribute: parsed.sortKeyAttribute ?? base.sortKeyAttribute,
-    countAttribute: parsed.countAttribute ?? base.countAttribute,
-  };
+  const fields = (pick: (name: keyof TableOptions) => string | undefined) => Object.fromEntries(TABLE_OPTION_NAMES.map((name) => [name, pick(name)]));
+  parseOptions(tableOptionsShape, fields((name) => options[name]), "table");
+  return fields((name) => options[name] ?? base[name]) as unknown as TableLayout;
 }
 
 /** The per-call options that select `layout`. */
@@ -109,27 +96,20 @@ function checkKeyPart(value: unknown, field: string, maxBytes: number): string {
 
 /** Validated partition and sort values of `key` for `layout`. */
 export function keyParts(layout: TableLayout, key: CounterKey): { id: string; sort: string | undefined } {
-  if (typeof key === "string") {
-    checkKeyPart(key, "key", 2048);
-    if (layout.sortKeyAttribute !== undefined) {
-      throw validationError(
-        `key must be { id, sort } because table "${layout.tableName}" has the sort key "${layout.sortKeyAttribute}"`,
-      );
-    }
-    return { id: key, sort: undefined };
-  }
-  if (key === null || typeof key !== "object") throw validationError(`key must be a string or { id, sort }, got ${key === null ? "null" : typeof key}`);
-  const id = checkKeyPart(key.id, "key.id", 2048);
+  const whole = typeof key === "string";
+  if (!whole && (key === null || typeof key !== "object")) throw validationError(`key must be a string or { id, sort }, got ${key === null ? "null" : typeof key}`);
+  const { id, sort } = whole ? { id: key, sort: undefined } : key;
+  checkKeyPart(id, whole ? "key" : "key.id", 2048);
   if (layout.sortKeyAttribute === undefined) {
-    if (key.sort !== undefined) {
+    if (sort !== undefined) {
       throw validationError(`key.sort was given but no sortKeyAttribute is configured for table "${layout.tableName}"`);
     }
     return { id, sort: undefined };
   }
-  if (key.sort === undefined) {
-    throw validationError(`key.sort is required: table "${layout.tableName}" has the sort key "${layout.sortKeyAttribute}"`);
+  if (sort === undefined) {
+    throw validationError(`key.sort is required (a key must be { id, sort }): table "${layout.tableName}" has the sort key "${layout.sortKeyAttribute}"`);
   }
-  return { id, sort: checkKeyPart(key.sort, "key.sort", 1024) };
+  return { id, sort: checkKeyPart(sort, "key.sort", 1024) };
 }
 
 /** DynamoDB's `Key` object for validated parts. */

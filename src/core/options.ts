@@ -126,7 +126,6 @@ export const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   );
 export const positiveInt = () => int(1);
 export const nonNegativeInt = () => int(0);
-export const nonNegative = () => schema<number>((v) => kind(v, "number") ?? ((v as number) >= 0 ? undefined : "must not be negative"));
 export const fn = () => schema<(...args: never[]) => unknown>((v) => kind(v, "function"));
 /** One of a few string literals. */
 export const oneOf = <const T extends readonly string[]>(values: T) =>
@@ -140,7 +139,7 @@ export const text = (min: number, max: number, pattern?: RegExp, patternMessage 
   });
 };
 
-export const TABLE_OPTION_NAMES: readonly string[] = ["tableName", "keyAttribute", "sortKeyAttribute", "countAttribute"];
+export const TABLE_OPTION_NAMES = ["tableName", "keyAttribute", "sortKeyAttribute", "countAttribute"] as const;
 
 // DynamoDB's own limits: table names 3–255 of [A-Za-z0-9_.-]; key attribute names up to 255 bytes.
 export const tableOptionsShape = /* @__PURE__ */ lazy((): Shape => ({

@@ -93,7 +93,7 @@ export interface SendOptions {
 }
 
 // Refused, unresolved, or a TLS certificate that failed verification: the request was never written.
-const REFUSED = /ECONNREFUSED|ConnectionRefused|connection refused|ENOTFOUND|EAI_AGAIN|CERT|certificate|UNABLE_TO_VERIFY/i;
+const REFUSED = /ECONNREFUSED|connection ?refused|ENOTFOUND|EAI_AGAIN|CERT|UNABLE_TO_VERIFY/i;
 
 /** Whether a fetch failure certainly happened before the request reached a server. */
 function neverSent(error: unknown): boolean {
@@ -116,37 +116,25 @@ export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: n
  * live in private fields, and anything the server echoes back is scrubbed of them before it reaches an error.
  */
 export class Transport {
-  readonly #credentials: Credentials;
-  readonly #region: string;
+  readonly #c: TransportConfig;
   /** aws4fetch's cache of derived signing keys (one HMAC chain per day instead of per request). */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
   readonly #secrets: string[];
-  readonly #url: string;
-  readonly #timeoutMs: number;
-  readonly #retry: TransportConfig["retry"];
-  readonly #post: Post;
-  readonly #Signer: Signer;
 
   constructor(config: TransportConfig) {
-    const { secretAccessKey, sessionToken } = config.credentials;
     // aws4fetch's signer alone: its AwsClient's retry loop would resend a non-idempotent ADD on 5xx, and
     // the retries here decide what is safe to resend.
-    this.#credentials = config.credentials;
-    this.#region = config.region;
+    this.#c = config;
+    const { secretAccessKey, sessionToken } = config.credentials;
     this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4);
-    this.#url = config.endpoint;
-    this.#timeoutMs = config.timeoutMs;
-    this.#retry = config.retry;
-    this.#post = config.post;
-    this.#Signer = config.Signer;
   }
 
   /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
   async send<T = Record<string, unknown>>(operation: string, body: unknown, options: SendOptions): Promise<T> {
     const json = JSON.stringify(body);
-    const { attempts, baseDelayMs, maxDelayMs } = this.#retry;
-    const throttle = options.throttle ?? this.#retry.throttle;
-    const atLeastOnce = options.atLeastOnce ?? this.#retry.atLeastOnce;
+    const { attempts, baseDelayMs, maxDelayMs, ...retry } = this.#c.retry;
+    const throttle = options.throttle ?? retry.throttle;
+    const atLeastOnce = options.atLeastOnce ?? retry.atLeastOnce;
     let earlierAmbiguous = false;
     // Two budgets: throttling and other failures are counted apart, so a throttling burst does not use up
     // the attempts meant for network errors, nor the other way round.
@@ -177,22 +165,23 @@ export class Transport {
     let text: string;
     let requestId: string | undefined;
     try {
-      const signed = await new this.#Signer({
-        ...this.#credentials,
-        url: this.#url,
+      const { credentials, endpoint, region, timeoutMs, Signer, post } = this.#c;
+      const signed = await new Signer({
+        ...credentials,
+        url: endpoint,
         method: "POST",
         headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${operation}` },
         body: json,
         service: "dynamodb",
-        region: this.#region,
+        region,
         cache: this.#signingKeys,
       }).sign();
-      ({ status, requestId, text } = await this.#post(signed.url.href, signed.headers, json, this.#timeoutMs));
+      ({ status, requestId, text } = await post(signed.url.href, signed.headers, json, timeoutMs));
     } catch (error) {
       if (error instanceof TimedOut) {
         throw new CounterError(
           "Timeout",
-          `DynamoDB ${operation} got no complete answer within ${this.#timeoutMs} ms (timeoutMs)` +
+          `DynamoDB ${operation} got no complete answer within ${this.#c.timeoutMs} ms (timeoutMs)` +
             (mayHaveApplied ? "; it may or may not have been applied" : ""),
           { retryable: true, ambiguous: mayHaveApplied },
         );
@@ -213,7 +202,7 @@ export class Transport {
         throw new CounterError("Service", `DynamoDB ${operation} answered 200 with a body that is not JSON`, {
           status,
           ambiguous: mayHaveApplied,
-          ...(requestId ? { requestId } : {}),
+          requestId,
         });
       }
     }
@@ -237,14 +226,8 @@ export class Transport {
 /** The final error of a call an earlier attempt of which may have been applied: ambiguous, whatever it says. */
 function stillAmbiguous(error: unknown): unknown {
   if (!(error instanceof CounterError) || error.ambiguous) return error;
-  return new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, {
-    retryable: error.retryable,
-    ambiguous: true,
-    ...(error.status !== undefined ? { status: error.status } : {}),
-    ...(error.awsType !== undefined ? { awsType: error.awsType } : {}),
-    ...(error.requestId !== undefined ? { requestId: error.requestId } : {}),
-    cause: error,
-  });
+  // Its own fields (status, awsType, requestId, retryable) carry over; `ambiguous` and `cause` are new.
+  return new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, { ...error, ambiguous: true, cause: error });
 }
 
 /** A copy of a fetch error's useful fields (code, message) with secrets scrubbed, never the request itself. */
