@@ -301,7 +301,10 @@ export class FlushEngine {
   added(): Promise<void> | void {
     if (this.#closed || this.#meta.retryAt !== undefined) return;
     const now = this.#c.timers.now();
-    return this.#schedule(this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs, false);
+    const at = this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs;
+    // The common case, checked here so that an add costs no promise: a flush is already due by then.
+    if (this.#scheduledAt !== undefined && this.#scheduledAt <= at) return;
+    return this.#schedule(at, false);
   }
 
   /** The scheduled time came (timer or alarm): flush, reporting failures through onError only. */
