@@ -1,6 +1,6 @@
 // The client's request path: options, credentials, transport, increment and get (everything but table set-up).
 import { envReader, type EnvSource } from "./env.js";
-import { CounterError, validationError } from "./errors.js";
+import { CounterError } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
