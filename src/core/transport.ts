@@ -132,7 +132,8 @@ export class Transport {
   /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
   async send<T = Record<string, unknown>>(operation: string, body: unknown, options: SendOptions): Promise<T> {
     const json = JSON.stringify(body);
-    const { attempts, baseDelayMs, maxDelayMs, ...retry } = this.#c.retry;
+    const retry = this.#c.retry;
+    const { attempts, baseDelayMs, maxDelayMs } = retry;
     const throttle = options.throttle ?? retry.throttle;
     const atLeastOnce = options.atLeastOnce ?? retry.atLeastOnce;
     let earlierAmbiguous = false;
