@@ -65,7 +65,7 @@ function scripted(clock: FakeClock, decide: (s: Sent) => Answer | "ok" = () => "
   client.send = (async (_operation: string, raw: unknown) => {
     const body = raw as { Key: { id: { S: string } }; ExpressionAttributeValues: Record<string, { N: string }> };
     const seq = body.ExpressionAttributeValues[":s"]?.N;
-    const s: Sent = { key: body.Key.id.S, delta: body.ExpressionAttributeValues[":d"]!.N, at: clock.now(), ...(seq ? { seq: Number(seq) } : {}) };
+    const s: Sent = { key: body.Key.id.S, delta: body.ExpressionAttributeValues[":d0"]!.N, at: clock.now(), ...(seq ? { seq: Number(seq) } : {}) };
     sent.push(s);
     const answer = decide(s);
     if (answer === "ok") {

@@ -29,6 +29,13 @@ export interface Slot extends Location {
 const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string =>
   t.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
 
+/**
+ * An item's identity whatever its count attribute: slots of one item (one per count attribute) share it, and
+ * with it one exactly-once marker, so they are written together.
+ */
+export const itemIdOf = (at: Location): string =>
+  `${JSON.stringify([at.table.tableName, at.table.keyAttribute, at.table.sortKeyAttribute ?? null])}\n${at.itemKey}`;
+
 export const tableKeyOf = (t: TableLayout): string =>
   JSON.stringify([t.tableName, t.keyAttribute, t.sortKeyAttribute ?? null, t.countAttribute]);
 

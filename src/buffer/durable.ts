@@ -6,6 +6,7 @@ import { layoutOptions, type CounterKey, type TableOptions } from "../core/keys.
 import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
 import { lazy, parseOptions } from "../core/options.js";
 import type { Location, Slot } from "./coalescer.js";
+import { markerAttribute, readMarker } from "./writer.js";
 import {
   FlushEngine,
   flushOptionsShape,
@@ -138,15 +139,19 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
   readonly #ready: Promise<void>;
   /** Storage key suffix of each slot. */
   readonly #suffixes = new WeakMap<Slot, string>();
+  /** This object's exactly-once marker attribute. */
+  readonly #marker: string;
 
   constructor(state: DurableState, client: CounterClient<M>, options: DurableBufferOptions = {}) {
     const o = parseOptions(optionsShape, options, "durable buffer");
     this.#storage = state.storage;
     this.#client = client;
     const storage = state.storage;
+    const writerId = `do-${state.id.toString()}`;
+    this.#marker = markerAttribute(writerId);
     this.#engine = new FlushEngine({
       client: client as CounterClient<NumberMode>,
-      writerId: `do-${state.id.toString()}`,
+      writerId,
       ...flushSettings(o, 5000),
       scheduler: { set: (at) => storage.setAlarm(at), clear: () => undefined },
       store: this.#store(),
@@ -178,15 +183,21 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     await Promise.all([this.#storage.put({ [PENDING + suffix]: toStored(slot, slot.delta) }), this.#engine.added()]);
   }
 
-  /** DynamoDB's value of `key` plus what is still pending here. */
+  /**
+   * DynamoDB's value of `key` plus what is still pending here. A write that DynamoDB applied but this object
+   * has not seen confirmed (its answer was lost) is counted once: the item's marker tells whether it is in.
+   */
   async total(key: CounterKey, options?: TableOptions): Promise<CounterValue<M>> {
     await this.#ready;
     const at = this.#engine.slots.locate(key, 0, options);
     // Between flushes, so no write is half-confirmed.
     return this.#engine.exclusive(async () => {
-      const stored = await this.#client.get(key, options ?? {});
+      const item = await readMarker(this.#client, at, this.#marker, at.table.countAttribute);
+      const stored: Amount = wireToValue(item[at.table.countAttribute]?.N, "bigint", `counter "${at.table.countAttribute}"`);
       const slot = this.#engine.slots.find(at);
-      const sum = addAmounts(addAmounts(stored as Amount, slot?.delta ?? 0), slot?.sent?.delta ?? 0);
+      // Applied when the marker reached the write's seq (the marker is per item: any attribute's write tells).
+      const applied = slot?.sent !== undefined && Number(item[this.#marker]?.N ?? -1) >= slot.sent.seq;
+      const sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.sent?.delta ?? 0));
       return wireToValue(String(sum), this.#client.numbers, `total of "${at.id}"`);
     });
   }

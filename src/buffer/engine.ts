@@ -1,13 +1,12 @@
 // The flush engine both buffers share: sequence numbers, per-key retries, backoff, dead letters and close.
-import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
-import type { CounterKey } from "../core/keys.js";
-import { addAmounts, type Amount, type NumberMode } from "../core/numbers.js";
+import type { CounterKey, TableLayout } from "../core/keys.js";
+import { addAmounts, type Amount } from "../core/numbers.js";
 import { fn, positiveInt, timerMs, type Shape } from "../core/options.js";
 import { realTimers } from "../core/timers.js";
 import { backoffDelay } from "../core/transport.js";
-import { Coalescer, type Location, type Slot } from "./coalescer.js";
-import { writeSlots } from "./writer.js";
+import { Coalescer, itemIdOf, type Location, type Slot } from "./coalescer.js";
+import { writeSlots, type Sender } from "./writer.js";
 
 export { markerAttribute } from "./writer.js";
 
@@ -19,9 +18,9 @@ export { markerAttribute } from "./writer.js";
  * ```
  */
 export interface FlushResult {
-  /** Distinct items updated. */
+  /** Distinct items updated (an item with several count attributes counts once: it is one request). */
   keys: number;
-  /** `UpdateItem` requests sent (one per item and attempt of the batch). */
+  /** `UpdateItem` requests sent (one per item and attempt, whatever its count attributes). */
   requests: number;
   /** Sum of the amounts written. */
   total: Amount;
@@ -124,8 +123,13 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
+/** All the engine needs of a client: its request path and default table layout. */
+export interface EngineClient extends Sender {
+  readonly table: TableLayout;
+}
+
 export interface EngineConfig {
-  client: CounterClient<NumberMode>;
+  client: EngineClient;
   writerId: string | undefined;
   concurrency: number;
   maxKeys: number;
@@ -253,6 +257,9 @@ export class FlushEngine {
   readonly #warned = new Set<string>();
   #scheduledAt: number | undefined;
   #chain: Promise<unknown> = Promise.resolve();
+  /** The flush waiting behind the running one (not started yet), which later flush() calls join. */
+  #queued: Promise<FlushResult> | undefined;
+  #started = 0;
   #closed = false;
   /** While close() runs: what every flush wrote, failed ones included. */
   #closing: FlushResult | undefined;
@@ -299,7 +306,9 @@ export class FlushEngine {
 
   /** After an add: make sure a flush is scheduled; never pulls a backoff forward. */
   added(): Promise<void> | void {
-    if (this.#closed || this.#meta.retryAt !== undefined) return;
+    // A flush that has not started yet takes this add too: nothing more to schedule. Without this, every add
+    // at maxKeys during a flush queued one more flush behind it (thousands a second under load).
+    if (this.#closed || this.#meta.retryAt !== undefined || this.#queued !== undefined) return;
     const now = this.#c.timers.now();
     const at = this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs;
     // The common case, checked here so that an add costs no promise: a flush is already due by then.
@@ -313,9 +322,24 @@ export class FlushEngine {
     await this.flush().catch(() => undefined);
   }
 
-  /** Writes every slot (retries first-class with new adds) and resolves to what was written; flushes run one at a time. */
+  /**
+   * Writes every slot (retries first-class with new adds) and resolves to what was written. At most one flush
+   * runs and one waits: a call while one waits joins it (it has not started, so it takes every add made before
+   * the call), so a call waits for at most two flushes whatever the add rate.
+   */
   flush(): Promise<FlushResult> {
-    return this.exclusive(() => this.#flushNow());
+    if (this.#queued) return this.#queued;
+    const run = this.exclusive(() => {
+      this.#queued = undefined;
+      return this.#flushNow();
+    });
+    this.#queued = run;
+    return run;
+  }
+
+  /** How many flushes have started (the simulator checks that a flush() call waits for at most two). */
+  get flushesStarted(): number {
+    return this.#started;
   }
 
   /** Runs `fn` when no flush is running, and keeps flushes out until it settles. */
@@ -356,10 +380,11 @@ export class FlushEngine {
       const wait = Math.min(flushRetryDelay(Math.max(1, this.#meta.failures), this.#c.maxRetryDelayMs), deadline - timers.now());
       if (wait > 0) await new Promise<void>((resolve) => timers.setTimeout(resolve, wait));
     }
+    // A write still on the wire at the deadline is let finish (its own timeout bounds it), so that nothing runs
+    // in the background once close() has answered, and so that the answer is decided on what it did: a close()
+    // that rejected although everything was written would make a caller who replays on rejection count twice.
+    await run.catch(() => undefined);
     if (this.pending > 0) {
-      // A write already on the wire at the deadline is let finish (its own timeout bounds it), so that nothing
-      // runs in the background once close() has answered.
-      await run.catch(() => undefined);
       const last = lastError instanceof CounterError ? ` Last error: ${lastError.code}: ${lastError.message}` : "";
       throw new CounterError(
         "Timeout",
@@ -411,17 +436,22 @@ export class FlushEngine {
 
   async #flushNow(): Promise<FlushResult> {
     const { client, store, timers } = this.#c;
+    this.#started++;
     const result: FlushResult = { keys: 0, requests: 0, total: 0 };
     const errors: CounterError[] = [];
     const dead: HeldLetter[] = [];
+    const written = new Set<string>();
     let failedKeys = 0;
     let ambiguous = false;
     let round = [...this.slots.slots()];
-    // Keys retried in this flush may write their newer adds in a second round once the retry is confirmed.
-    const retried = new Set(round.filter((s) => s.sent !== undefined));
+    // Items retried in this flush may write their newer adds in a second round once the retry is confirmed.
+    const retried = new Set(round.filter((s) => s.sent !== undefined).map(itemIdOf));
     let seq: number | undefined;
     for (let r = 0; r < 2 && round.length > 0; r++) {
-      const fresh = round.filter((s) => s.sent === undefined);
+      // An item with a write in progress writes nothing new until that write is confirmed: its marker would
+      // take the newer seq first, and the retry would then look like a Conflict.
+      const busy = new Set(round.filter((s) => s.sent !== undefined).map(itemIdOf));
+      const fresh = round.filter((s) => s.sent === undefined && !busy.has(itemIdOf(s)));
       if (fresh.length > 0) {
         seq ??= this.#meta.seq = nextSeq(this.#meta.seq, timers.now());
         for (const s of fresh) {
@@ -431,7 +461,7 @@ export class FlushEngine {
         // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
         await store?.assign(fresh, this.#meta);
       }
-      const { results, requests } = await writeSlots(client, round, { writerId: this.#c.writerId, concurrency: this.#c.concurrency });
+      const { results, requests } = await writeSlots(client, round.filter((s) => s.sent !== undefined), { writerId: this.#c.writerId, concurrency: this.#c.concurrency });
       result.requests += requests;
       const done: Slot[] = [];
       const deadNow: HeldLetter[] = [];
@@ -447,7 +477,7 @@ export class FlushEngine {
         slot.sent = undefined;
         if (res.status === "done") {
           if (!isZero(sent.delta)) {
-            result.keys++;
+            written.add(itemIdOf(slot));
             result.total = addAmounts(result.total, sent.delta);
           }
           if (res.markers !== undefined && res.markers > this.#c.markerWarnAt) this.#crowded(result, slot, res.markers);
@@ -461,8 +491,11 @@ export class FlushEngine {
       this.#held.push(...deadNow);
       dead.push(...deadNow);
       await store?.settle(done, deadNow, this.#meta);
-      round = done.filter((s) => retried.has(s) && !isZero(s.delta));
+      // The second round: what waited behind a retried item whose write is now confirmed.
+      const confirmed = new Set(done.map(itemIdOf).filter((id) => retried.has(id)));
+      round = confirmed.size === 0 ? [] : [...this.slots.slots()].filter((s) => s.sent === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
     }
+    result.keys = written.size;
     if (this.#closing) {
       this.#closing.keys += result.keys;
       this.#closing.requests += result.requests;

@@ -48,7 +48,9 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
     read(now, units, item) {
       const at = scaled(now);
       const stored = tatOf(item);
-      const tat = stored !== undefined && stored > at ? stored : at;
+      // A TAT is never legitimately more than one capacity ahead of the clock: beyond that it is skew (or not a
+      // bucket's), and read as an empty bucket, so `reset` stays within one window.
+      const tat = stored === undefined || stored <= at ? at : stored > at + capacity ? at + capacity : stored;
       const available = Number((at + capacity - tat) / T);
       const freeAt = Math.max(now, ms(tat + BigInt(units) * T - capacity));
       return { available: Math.max(0, Math.min(limit, available)), reset: ms(tat), freeAt };

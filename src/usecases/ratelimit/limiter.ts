@@ -3,7 +3,7 @@ import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
 import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
-import { checkNames, fn, lazy, oneOf, parseOptions, positiveInt, text, typed, withTable, type Shape } from "../../core/options.js";
+import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, text, typed, withTable, type Shape } from "../../core/options.js";
 import type { Algorithm, Item, Plan, Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { windowAlgorithm } from "./windows.js";
@@ -40,7 +40,16 @@ export interface RateLimiterOptions extends TableOptions {
    * either way. @default "open"
    */
   failureMode?: "open" | "closed";
-  /** Item key of an identifier. @default (identifier) => `ratelimit:${identifier}` */
+  /**
+   * What the limit is for (`"login"`, `"api"`): the policy name in headers and part of the default item key,
+   * so limiters with different names, algorithms or windows on one identifier each keep their own count.
+   * Letters, digits and `_ . -`, at most 64. @default "default"
+   */
+  name?: string;
+  /**
+   * Item key of an identifier, used as it is (limiters sharing it share one count: give each its own).
+   * @default (identifier) => `ratelimit:${name}:${algorithm}:${windowMs}:${identifier}`
+   */
   key?: (identifier: string) => CounterKey;
   /** Attribute holding the item's expiry in epoch seconds, for DynamoDB TTL (`createTable({ ttlAttribute })`). @default "expiresAt" */
   ttlAttribute?: string;
@@ -98,9 +107,13 @@ export interface RateLimitResult {
   error?: CounterError;
 }
 
+/** Ten years: longer windows would take window arithmetic (index × windowMs) towards 2^53. */
+const MAX_WINDOW_MS = 315_360_000_000;
+
 const shape = /* @__PURE__ */ lazy((): Shape => withTable({
+  name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
   limit: positiveInt(),
-  windowMs: positiveInt(),
+  windowMs: int(1, MAX_WINDOW_MS),
   algorithm: oneOf(["sliding-window", "fixed-window", "token-bucket"] as const),
   lease: positiveInt(),
   failureMode: oneOf(["open", "closed"] as const),
@@ -157,6 +170,8 @@ export class RateLimiter {
   readonly windowMs: number;
   /** The algorithm in use. */
   readonly algorithm: "sliding-window" | "fixed-window" | "token-bucket";
+  /** What the limit is for: the policy name in headers, part of the default item key. */
+  readonly name: string;
   readonly #client: CounterClient<NumberMode>;
   readonly #table: TableLayout;
   readonly #limit: number;
@@ -183,7 +198,11 @@ export class RateLimiter {
       ? bucketAlgorithm(o.limit, o.windowMs, ttl)
       : windowAlgorithm(o.limit, o.windowMs, this.algorithm === "sliding-window", ttl);
     this.#failOpen = (o.failureMode ?? "open") === "open";
-    this.#key = (o.key as RateLimiterOptions["key"]) ?? ((identifier) => `ratelimit:${identifier}`);
+    this.name = o.name ?? "default";
+    // Per (name, algorithm, window): two limiters on one identifier (100 a second and 5 a day) must never
+    // read each other's counts as their own.
+    const prefix = `ratelimit:${this.name}:${this.algorithm}:${o.windowMs}:`;
+    this.#key = (o.key as RateLimiterOptions["key"]) ?? ((identifier) => prefix + identifier);
     this.#cacheBlocked = o.cacheBlocked ?? true;
     this.#cacheSize = o.cacheSize ?? 10_000;
     this.#now = (o.now as RateLimiterOptions["now"]) ?? Date.now;
@@ -325,7 +344,10 @@ export class RateLimiter {
         want = Math.max(cost, Math.min(want, reading.available));
       }
     }
-    return this.#failure(this.#busy("limit"), now);
+    // Contention is not an outage: admitting here (failureMode "open") would admit a call nobody counted.
+    const result = this.#result(false, 0, now + 1, "failClosed");
+    result.error = this.#busy("limit");
+    return result;
   }
 
   #denied(memory: Memory, reading: Reading, now: number): RateLimitResult {
@@ -365,7 +387,9 @@ export class RateLimiter {
         ReturnValues: "ALL_NEW",
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
-      { idempotent: false, tableName: this.#table.tableName, throttle: FAIL_FAST },
+      // Never resent after an ambiguous failure, whatever the client's retry.atLeastOnce: a take applied twice
+      // counts twice, a refund applied twice gives back twice (and admits over the limit).
+      { idempotent: false, atLeastOnce: false, tableName: this.#table.tableName, throttle: FAIL_FAST },
     );
     return out.Attributes;
   }

@@ -27,13 +27,18 @@ export function slidingFreeAt(now: number, index: number, windowMs: number, limi
   const [from, count, rest] = limit - units - current >= 0 ? [start, previous, limit - units - current] : [next, current, limit - units];
   const index2 = from === start ? index : index + 1;
   const fits = (t: number) => Math.floor(count * overlap(t, index2, windowMs)) <= rest;
-  if (fits(Math.max(now, from))) return Math.max(now, from);
-  // floor(count × w) ≤ rest ⟺ w < (rest + 1) / count; then settle the last millisecond by the same arithmetic
-  // as the reading, so rounding can never announce a time at which the call would still be denied.
-  let t = Math.max(now, from + Math.floor(windowMs * (1 - (rest + 1) / count)) + 1);
-  while (!fits(t)) t++;
-  while (t > Math.max(now, from) && fits(t - 1)) t--;
-  return t;
+  const lo = Math.max(now, from);
+  if (fits(lo)) return lo;
+  // The weight falls as time passes, so `fits` turns true once and stays true (at the latest when the weight is 0,
+  // one window after `from`): search for that millisecond, in at most ~40 steps, by the same arithmetic as the
+  // reading, so rounding can never announce a time at which the call would still be denied.
+  let [bad, good] = [lo, Math.max(lo, from + windowMs)];
+  while (good - bad > 1) {
+    const mid = bad + Math.floor((good - bad) / 2);
+    if (fits(mid)) good = mid;
+    else bad = mid;
+  }
+  return good;
 }
 
 /**
@@ -42,8 +47,15 @@ export function slidingFreeAt(now: number, index: number, windowMs: number, limi
  * approximation @upstash/ratelimit and Cloudflare use; it assumes the previous window's calls were spread evenly.
  */
 export function windowAlgorithm(limit: number, windowMs: number, sliding: boolean, ttlAttribute: string): Algorithm {
-  /** The window a call at `now` counts in: an instance whose clock lags the item's newest window joins that one. */
-  const indexAt = (now: number, item: Item | undefined) => Math.max(Math.floor(now / windowMs), num(item, LATEST) ?? -Infinity);
+  /**
+   * The window a call at `now` counts in: an instance whose clock lags the item's newest window joins that one,
+   * but never more than one window ahead of its own clock (an item's newer window is skew, or not this
+   * limiter's: its arithmetic must stay near the clock, far below 2^53).
+   */
+  const indexAt = (now: number, item: Item | undefined) => {
+    const own = Math.floor(now / windowMs);
+    return Math.max(own, Math.min(num(item, LATEST) ?? -Infinity, own + 1));
+  };
   const counts = (now: number, item: Item | undefined) => {
     const index = indexAt(now, item);
     const current = num(item, windowAttribute(index)) ?? 0;
