@@ -5,8 +5,8 @@ import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout
 import { amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
 import { AwsV4Signer } from "aws4fetch";
-import { nodeFastPath } from "./node.js";
-import { fetchPost, type Fetch } from "./post.js";
+import { nodeFastPath, type Signer } from "./node.js";
+import { fetchPost, type Fetch, type Post } from "./post.js";
 import { Transport, type Credentials, type RetryOptions, type SendOptions } from "./transport.js";
 
 /** Options of {@link CounterClient}. Every one is optional.
@@ -139,7 +139,11 @@ export class BaseClient<M extends NumberMode = "number"> {
   readonly table: TableLayout;
   readonly #transport: Transport;
 
-  constructor(options: ClientOptions<M> = {}) {
+  /**
+   * @param link How requests leave, in place of fetch or Node's HTTP client and the signer: the simulator's
+   *   network (test/sim), which needs every step on its virtual clock. Internal; not part of the API.
+   */
+  constructor(options: ClientOptions<M> = {}, link?: { post: Post; Signer: Signer }) {
     const o = parseOptions(clientOptionsShape, options, "client", ["credentials.accessKeyId", "credentials.secretAccessKey"], ["credentials"]);
     const env = envReader(o.env);
     const [regionSource, region] =
@@ -185,7 +189,7 @@ export class BaseClient<M extends NumberMode = "number"> {
           maxDelayMs: o.retry?.throttle?.maxDelayMs ?? 2000,
         },
       },
-      ...((!o.fetch && o.transport !== "fetch" && nodeFastPath()) || { post: fetchPost(o.fetch), Signer: AwsV4Signer }),
+      ...(link ?? ((!o.fetch && o.transport !== "fetch" && nodeFastPath()) || { post: fetchPost(o.fetch), Signer: AwsV4Signer })),
     });
   }
 

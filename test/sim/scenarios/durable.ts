@@ -1,0 +1,109 @@
+// A simulated Durable Object buffer under faults, evictions and restarts: exactly once, never stalled, total() exact.
+import { DurableCounterBuffer } from "../../../src/durable-object.ts";
+import { SimDurableObject } from "../durable-state.ts";
+import { check, drawFaults, setUp, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { EPOCH, type Rng } from "../world.ts";
+
+interface Config {
+  maxKeys: number;
+  flushIntervalMs: number;
+  maxRetryDelayMs: number;
+  concurrency: number;
+  client: { timeoutMs: number; attempts: number };
+  items: string[];
+  attributes: string[];
+}
+
+export const durableScenario: Scenario<Config> = {
+  name: "durable",
+  plan(rng: Rng): Plan<Config> {
+    const span = rng.pick([500, 3000, 10_000]);
+    const config: Config = {
+      maxKeys: rng.int(1, 6),
+      flushIntervalMs: rng.pick([5, 50, 500]),
+      maxRetryDelayMs: rng.pick([100, 1000]),
+      concurrency: rng.int(1, 4),
+      client: { timeoutMs: rng.pick([50, 300, 1000]), attempts: rng.int(1, 4) },
+      items: ["home", "pricing", "docs"].slice(0, rng.int(1, 3)),
+      attributes: ["lastValue", "views", "clicks"].slice(0, rng.int(1, 3)),
+    };
+    const steps = times(rng, rng.int(5, 50), span).map((at) => {
+      const r = rng.next();
+      if (r < 0.75) return { at, what: "add", args: [rng.pick(config.items), rng.pick(config.attributes), rng.pick([1, 1, 3])] };
+      if (r < 0.85) return { at, what: "total", args: [rng.pick(config.items), rng.pick(config.attributes)] };
+      if (r < 0.93) return { at, what: "evict", args: [] };
+      return { at, what: "flush", args: [] };
+    });
+    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
+  },
+
+  async run(sim, plan) {
+    const { world, model, network } = sim;
+    const { config } = plan;
+    let incarnations = 0;
+    const object = new SimDurableObject(world, "0123abcd", (state, alive) => {
+      const client = network.client(`do${incarnations++}`, { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 10, maxDelayMs: 100 } }, alive);
+      return new DurableCounterBuffer(state, client, {
+        maxKeys: config.maxKeys,
+        flushIntervalMs: config.flushIntervalMs,
+        maxRetryDelayMs: config.maxRetryDelayMs,
+        concurrency: config.concurrency,
+        onError: () => undefined,
+        onDeadLetter: (letter) => world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
+      });
+    });
+    const key = (item: string, attribute: string) => `${item}\u0000${attribute}`;
+    const acked = new Map<string, bigint>();
+    /** Adds whose RPC never answered because the object was evicted meanwhile: each may or may not count. */
+    const inFlight = new Map<string, bigint>();
+    const bump = (m: Map<string, bigint>, k: string, by: bigint) => m.set(k, (m.get(k) ?? 0n) + by);
+
+    for (const step of plan.steps) {
+      world.at(EPOCH + step.at, () => {
+        if (step.what === "add") {
+          const [item, attribute, by] = step.args as [string, string, number];
+          const k = key(item, attribute);
+          bump(inFlight, k, BigInt(by));
+          world.spawn(async () => {
+            await object.live.add(item, by, { countAttribute: attribute });
+            bump(inFlight, k, -BigInt(by));
+            bump(acked, k, BigInt(by));
+          });
+        } else if (step.what === "total") {
+          const [item, attribute] = step.args as [string, string];
+          const k = key(item, attribute);
+          const low = acked.get(k) ?? 0n;
+          world.spawn(async () => {
+            let total: number;
+            try {
+              total = await object.live.total(item, { countAttribute: attribute });
+            } catch {
+              return; // a failed read is an honest answer
+            }
+            const high = (acked.get(k) ?? 0n) + (inFlight.get(k) ?? 0n);
+            check(BigInt(total) >= low && BigInt(total) <= high, "total() exact", () => `${item}.${attribute}: total() ${total}, acknowledged ${low} when it began, at most ${high} possible`);
+          });
+        } else if (step.what === "evict") {
+          object.evict();
+        } else {
+          world.spawn(() => object.live.flush().catch(() => undefined));
+        }
+      });
+    }
+
+    const bound = 4 * (config.maxRetryDelayMs + config.flushIntervalMs + config.client.timeoutMs * config.client.attempts) + 2000;
+    await world.run(plan.faults.until + bound);
+    // The alarm alone must have written everything: no p: or b: records left in storage.
+    const left = [...object.data.keys()].filter((k) => k.startsWith("p:") || k.startsWith("b:"));
+    check(left.length === 0, "never stalled", () => `${left.length} entries still in storage ${bound} ms after faults stopped (alarm at ${object.alarmAt === null ? "none" : object.alarmAt - world.now + " ms from now"})`);
+    check(object.alarmErrors.length === 0, "alarm() never throws", () => String(object.alarmErrors[0]));
+    for (const item of config.items) {
+      for (const attribute of config.attributes) {
+        const k = key(item, attribute);
+        const want = acked.get(k) ?? 0n;
+        const got = stored(model, item, attribute);
+        check(got >= want && got <= want + (inFlight.get(k) ?? 0n), "exactly once in a Durable Object", () => `${item}.${attribute}: stored ${got}, acknowledged ${want}, unanswered adds ${inFlight.get(k) ?? 0n}`);
+      }
+    }
+  },
+};

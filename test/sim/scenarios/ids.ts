@@ -1,0 +1,83 @@
+// Simulated id allocators and sharded counters under faults: ids never repeat, every call bounded, shards sum right.
+import { CounterError, IdAllocator, ShardedCounter } from "../../../src/index.ts";
+import { check, drawFaults, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
+import { EPOCH, type Rng } from "../world.ts";
+
+interface Config {
+  allocators: Array<{ blockSize: number; prefetchBelow: number; timeoutMs: number }>;
+  shards: number;
+  client: { timeoutMs: number; attempts: number };
+}
+
+export const idsScenario: Scenario<Config> = {
+  name: "ids",
+  plan(rng: Rng): Plan<Config> {
+    const span = rng.pick([1000, 5000]);
+    const config: Config = {
+      allocators: Array.from({ length: rng.int(1, 3) }, () => {
+        const blockSize = rng.int(1, 8);
+        return { blockSize, prefetchBelow: rng.int(0, blockSize), timeoutMs: rng.pick([100, 2000]) };
+      }),
+      shards: rng.int(1, 4),
+      client: { timeoutMs: rng.pick([50, 300]), attempts: rng.int(1, 4) },
+    };
+    const steps = times(rng, rng.int(5, 60), span).map((at) =>
+      rng.chance(0.75) ? { at, what: "next", args: [rng.int(0, config.allocators.length - 1)] } : { at, what: "shardAdd", args: [rng.int(1, 3)] },
+    );
+    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
+  },
+
+  async run(sim, plan) {
+    const { world, model, network } = sim;
+    const { config } = plan;
+    const options = { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: 50 } };
+    const allocators = config.allocators.map((a, i) => ({ config: a, allocator: new IdAllocator(network.client(`ids${i}`, options), "order-ids", a) }));
+    const shards = new ShardedCounter(network.client("shards", options), "likes", { shards: config.shards });
+    const ids = new Map<number, number>(); // id → step that got it
+    let added = 0;
+    let maybeAdded = 0;
+    for (const [n, step] of plan.steps.entries()) {
+      world.at(EPOCH + step.at, () => {
+        const started = world.now;
+        if (step.what === "next") {
+          const { allocator, config: a } = allocators[step.args[0] as number]!;
+          world.spawn(async () => {
+            try {
+              const id = await allocator.next();
+              check(!ids.has(id), "ids never repeat", () => `id ${id} handed out by steps ${ids.get(id)} and ${n}`);
+              ids.set(id, n);
+            } catch (error) {
+              check(error instanceof CounterError && error.code === "Timeout", "next() fails only by its deadline", () => String(error));
+            }
+            // Its deadline, plus one attempt in flight when it passed.
+            const most = a.timeoutMs + config.client.timeoutMs * config.client.attempts + 500;
+            check(world.now - started <= most, "every call bounded", () => `next() took ${world.now - started} ms (timeoutMs ${a.timeoutMs})`);
+          });
+        } else {
+          const by = step.args[0] as number;
+          world.spawn(async () => {
+            try {
+              await shards.add(by);
+              added += by;
+            } catch (error) {
+              if (!(error instanceof CounterError)) throw error;
+              if (error.ambiguous) maybeAdded += by;
+            }
+          });
+        }
+      });
+    }
+    await world.run(plan.faults.until + 10_000);
+    let total = 0n;
+    for (let i = 0; i < config.shards; i++) total += stored(model, `likes#${i}`, "lastValue");
+    let extra = 0n;
+    for (const [k, v] of unconfirmedAdds(network)) if (k.startsWith("likes#")) extra += v;
+    check(total >= BigInt(added) && total <= BigInt(added + maybeAdded) + extra, "a sharded counter counts each acknowledged add once", () =>
+      `shards hold ${total}, acknowledged ${added}, ambiguous ${maybeAdded}, applied unconfirmed ${extra}`);
+    // total() agrees with the shards once the network is healthy.
+    let read: number | undefined;
+    world.spawn(async () => void (read = await shards.total()));
+    await world.run(world.now + 10_000);
+    check(read !== undefined && BigInt(read) === total, "total() reads every shard", () => `total() ${read}, shards ${total}`);
+  },
+};
