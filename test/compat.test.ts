@@ -4,7 +4,8 @@ import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import * as atomicCounter from "../src/compat.ts";
-import { IGNORED_FIELDS } from "../src/compat/config.ts";
+import { clientOptions, IGNORED_FIELDS } from "../src/compat/config.ts";
+import { MAX_TIMER_MS } from "../src/core/options.ts";
 import { CounterError } from "../src/index.ts";
 import { startFaultProxy } from "./support/fault-proxy.ts";
 import { clientFor, credentials, rejection, servers, uniqueTable } from "./support/harness.ts";
@@ -239,6 +240,26 @@ for (const server of await servers()) {
       // AWS.Config.update's own second argument: unknown keys ignored.
       atomicCounter.config.update({ someServiceWeDoNotKnow: { x: 1 } } as never, true);
       assert.equal(await atomicCounter.increment("after-config", { tableName }), 1);
+    });
+
+    it("httpOptions.timeout: 0 means no time limit, as in AWS SDK v2", async () => {
+      // What the client is given: the longest timer there is (a longer one would fire at once).
+      assert.equal(clientOptions({ httpOptions: { timeout: 0 } }).timeoutMs, MAX_TIMER_MS);
+      assert.equal(clientOptions({ httpOptions: { timeout: 2 ** 40 } }).timeoutMs, MAX_TIMER_MS);
+      assert.equal(clientOptions({ dynamodb: { httpOptions: { timeout: 0 } }, httpOptions: { timeout: 100 } }).timeoutMs, MAX_TIMER_MS);
+      assert.equal(clientOptions({ httpOptions: { timeout: 1500 } }).timeoutMs, 1500);
+      assert.throws(() => atomicCounter.config.update({ httpOptions: { timeout: -1 } }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
+      // And in use: an answer that takes 300 ms arrives.
+      const proxy = await startFaultProxy(server.endpoint, () => ({ delayMs: 300 }));
+      after(() => proxy.close());
+      try {
+        atomicCounter.config.update({ endpoint: proxy.endpoint, httpOptions: { timeout: 0 } });
+        assert.equal(await atomicCounter.increment("no-timeout", { tableName }), 1);
+        assert.equal(proxy.seen.get("UpdateItem"), 1);
+      } finally {
+        atomicCounter.config.reset();
+        atomicCounter.config.update(connection(server.endpoint));
+      }
     });
 
     it("getLastValue of a missing counter is 0, and increment: 0 means 0", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { CounterClient, CounterError } from "../src/index.ts";
+import { errorFromResponse } from "../src/core/errors.ts";
 import type { Fault } from "./support/fault-proxy.ts";
 import { freePort } from "./support/servers.ts";
 import { clientFor, credentials, rejection, servers, SECRET, SESSION_TOKEN, throughProxy } from "./support/harness.ts";
@@ -154,6 +155,17 @@ for (const server of await servers()) {
       assert.equal(await direct.get("long"), 0);
     });
 
+    for (const type of ["TransactionConflictException", "ReplicatedWriteConflictException"]) {
+      it(`${type} (a 400: not applied) is retried, and the increment is applied once`, async () => {
+        const { client, direct, proxy } = await proxied(server.endpoint);
+        proxy.setFault(firstN("UpdateItem", 2, { status: 400, type, message: "Transaction is ongoing for the item" }));
+        assert.equal(await client.increment("k", { by: 5 }), 5);
+        assert.equal(proxy.seen.get("UpdateItem"), 3);
+        assert.equal(proxy.forwarded.get("UpdateItem"), 1);
+        assert.equal(await direct.get("k"), 5);
+      });
+    }
+
     it("a forced 403 is AccessDenied", async () => {
       const { client, proxy } = await proxied(server.endpoint);
       proxy.setFault(() => "forbidden");
@@ -184,6 +196,22 @@ describe("failures without a server in the way", () => {
     assert.equal(error.ambiguous, false);
     assert.equal(calls, 3, "refused writes are safe to retry");
     assertNoSecrets(error);
+  });
+
+  it("DynamoDB's transient conflicts are retryable and not ambiguous; other 400s are final", () => {
+    const answer = (type: string, status = 400) =>
+      errorFromResponse(status, { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: "m" }, { requestId: "r", mayHaveApplied: true });
+    for (const type of ["TransactionConflictException", "ReplicatedWriteConflictException"]) {
+      const error = answer(type);
+      assert.deepEqual([error.code, error.retryable, error.ambiguous, error.status, error.awsType, error.requestId], ["Service", true, false, 400, type, "r"], type);
+      assert.match(error.message, new RegExp(`${type}: m; it was not applied`));
+    }
+    for (const type of ["ConditionalCheckFailedException", "TransactionCanceledException", "ItemCollectionSizeLimitExceededException"]) {
+      const error = answer(type);
+      assert.deepEqual([error.code, error.retryable, error.ambiguous], ["Service", false, false], type);
+    }
+    const failed = answer("InternalServerError", 500);
+    assert.deepEqual([failed.retryable, failed.ambiguous], [true, true], "a 5xx of a write may have been applied");
   });
 
   it("wrong credentials on DynamoDB Local (which checks the key id) are AccessDenied", async () => {
@@ -217,6 +245,62 @@ describe("failures without a server in the way", () => {
     assert.equal(error.code, "AccessDenied");
     assert.match(error.message, /\[redacted\]/);
     assertNoSecrets(error);
+  });
+
+  it("secrets echoed back escaped (\\/, \\u002b, \\u003d, all \\u) are scrubbed too, on both transports", async () => {
+    // Real AWS secrets and session tokens are base64: '/', '+' and '=' are where JSON's escapes may differ.
+    const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE=KEY";
+    const token = "IQoJb3JpZ2luX2VjEPz//////////wEaCXVzLWVhc3QtMSJHMEUC+IQD/token+with=padding==";
+    const slashes = (s: string) => s.replace(/\//g, "\\/");
+    const hex = (c: string, upper = false) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")[upper ? "toUpperCase" : "toLowerCase"]()}`;
+    const some = (s: string) => s.replace(/[+=]/g, (c) => hex(c)).replace(/\//g, "\\/");
+    const every = (s: string, upper = false) => s.replace(/[^]/g, (c) => hex(c, upper));
+    // JSON string contents (between the quotes) that each spell the token, then the secret, differently.
+    const spellings = [slashes, some, every, (s: string) => every(s, true), (s: string) => slashes(JSON.stringify(s).slice(1, -1))];
+    // A quoted header inside a message: escaped twice, so one level of escapes survives JSON.parse.
+    const twice = (s: string) => JSON.stringify(JSON.stringify({ "x-amz-security-token": slashes(s) })).slice(1, -1);
+    const bodies = [
+      ...spellings.map((spell) => `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"token ${spell(token)} key ${spell(secret)}"}`),
+      ...spellings.map((spell) => `{"__type":"com.amazon.coral.validate#${spell(token)}","message":"${spell(secret)}","Item":{"t":{"S":"${spell(token)}"}}}`),
+      `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"headers: ${twice(token)} ${twice(secret)}"}`,
+      // Not JSON (a proxy's page): the raw text is scrubbed, escaped spellings included.
+      `<html>token ${some(token)} or ${every(token)}; key ${slashes(secret)}</html>`,
+    ];
+    const http = await import("node:http");
+    const { inspect } = await import("node:util");
+    let next = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(400, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": `id-${token}` });
+      res.end(bodies[next]);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    after(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+    const endpoint = `http://127.0.0.1:${(server.address() as import("node:net").AddressInfo).port}`;
+    /** `text` with every JSON escape undone, however deeply nested. */
+    const unescaped = (text: string) => {
+      for (let before = ""; before !== text; ) {
+        before = text;
+        text = text.replace(/\\+u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\\+\//g, "/");
+      }
+      return text;
+    };
+    for (const transport of ["auto", "fetch"] as const) {
+      const client = clientFor(endpoint, { transport, retry: { attempts: 1 }, credentials: { accessKeyId: "AKIDTESTLOCAL", secretAccessKey: secret, sessionToken: token } });
+      for (next = 0; next < bodies.length; next++) {
+        const error = await rejection(client.increment("k"));
+        assert.ok(error instanceof CounterError, String(error));
+        const what = `${transport}, answer ${next}: ${error.message.slice(0, 300)}`;
+        assert.match(error.message, /\[redacted\]/, `the echo was scrubbed, not lost: ${what}`);
+        const texts = [error.message, error.stack ?? "", JSON.stringify(error), String(error.cause), inspect(error, { depth: 10 })];
+        for (const text of texts) {
+          for (const s of [secret, token]) {
+            assert.ok(!unescaped(text).includes(s), `leaked, raw or escaped: ${what}\n${text.slice(0, 500)}`);
+            for (const spell of spellings) assert.ok(!text.includes(spell(s)), `leaked escaped: ${what}`);
+          }
+        }
+      }
+    }
   });
 
   it("Config and Validation errors carry no secrets either", async () => {

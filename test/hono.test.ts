@@ -65,6 +65,89 @@ for (const server of await servers()) {
       assert.ok(denied.headers.get("Retry-After"));
       assert.throws(() => rateLimit(limiter, { identifer: () => "x" } as never), (e: unknown) => e instanceof CounterError && e.code === "Validation" && /identifier/.test(e.message));
     });
+
+    /** A fixed-window limiter of `limit` that records each identifier it is asked about (through its `key` option). */
+    async function recording(limit: number, key = (id: string) => `hono:${id}`) {
+      const { client } = await throughProxy(server.endpoint);
+      const seen: string[] = [];
+      const limiter = new RateLimiter(client, { limit, windowMs: WINDOW, algorithm: "fixed-window", key: (id) => (seen.push(id), key(id)) });
+      return { limiter, seen };
+    }
+
+    it("headers the client chose never make a 500: empty ones fall through, long ones are hashed", async () => {
+      const { limiter, seen } = await recording(100);
+      const app = new Hono();
+      app.use("*", rateLimit(limiter));
+      app.get("/", (c) => c.text("ok"));
+      const long = "1".repeat(3000);
+      const cases: [Record<string, string>, string | RegExp][] = [
+        [{ "x-forwarded-for": "" }, "unknown"],
+        [{ "cf-connecting-ip": "" }, "unknown"],
+        [{ "cf-connecting-ip": "  " }, "unknown"],
+        [{ "x-forwarded-for": ", 1.2.3.4" }, "1.2.3.4"],
+        [{ "x-forwarded-for": " , ,", "cf-connecting-ip": "" }, "unknown"],
+        [{ "x-forwarded-for": " ,\t, 198.51.100.7 ,10.0.0.1" }, "198.51.100.7"],
+        [{ "cf-connecting-ip": "", "x-forwarded-for": "203.0.113.5" }, "203.0.113.5"],
+        [{ "cf-connecting-ip": "192.0.2.44", "x-forwarded-for": "203.0.113.5" }, "192.0.2.44"],
+        [{ "x-forwarded-for": long }, /^sha256:[0-9a-f]{64}$/],
+        [{ "cf-connecting-ip": long }, /^sha256:[0-9a-f]{64}$/],
+        [{ "x-forwarded-for": `${",".repeat(3000)}9.9.9.9` }, "9.9.9.9"],
+        [{ "x-forwarded-for": "\x01\x7f\x1b[31m" }, "\x01\x7f\x1b[31m"],
+        [{ "cf-connecting-ip": "é\xff\xa0ü" }, "é\xff\xa0ü"],
+        [{ "cf-connecting-ip": "é".repeat(300) }, /^sha256:[0-9a-f]{64}$/],
+        [{}, "unknown"],
+      ];
+      for (const [headers, expected] of cases) {
+        seen.length = 0;
+        const res = await app.request("/", { headers });
+        assert.equal(res.status, 200, `${JSON.stringify(headers).slice(0, 80)}: ${await res.text()}`);
+        assert.equal(seen.length, 1);
+        if (typeof expected === "string") assert.equal(seen[0], expected, JSON.stringify(headers).slice(0, 80));
+        else assert.match(seen[0]!, expected, JSON.stringify(headers).slice(0, 80));
+      }
+    });
+
+    it("two different long headers are limited separately, each the same every time", async () => {
+      const app = new Hono();
+      app.use("*", rateLimit((await recording(1)).limiter));
+      app.get("/", (c) => c.text("ok"));
+      const call = async (xff: string) => (await app.request("/", { headers: { "x-forwarded-for": xff } })).status;
+      const [longA, longB] = ["1".repeat(3000), `${"1".repeat(2999)}2`];
+      assert.deepEqual([await call(longA), await call(longB), await call(longA), await call(longB)], [200, 200, 429, 429]);
+      // The same with a user identifier over the whole header (entries that differ only past the first).
+      const whole = new Hono();
+      whole.use("*", rateLimit((await recording(1)).limiter, { identifier: (c) => c.req.header("x-forwarded-for") ?? "" }));
+      whole.get("/", (c) => c.text("ok"));
+      const callWhole = async (xff: string) => (await whole.request("/", { headers: { "x-forwarded-for": xff } })).status;
+      const [a, b] = ["a", "b"].map((last) => `${"203.0.113.1, ".repeat(300)}${last}`);
+      assert.deepEqual([await callWhole(a!), await callWhole(b!), await callWhole(a!), await callWhole(b!)], [200, 200, 429, 429]);
+    });
+
+    it("an identifier function's odd results never make a 500 either", async () => {
+      const returns: unknown[] = ["", undefined, null, "x".repeat(3000), "lone \ud800 surrogate", 42, " "];
+      const expected = ["unknown", "unknown", "unknown", /^sha256:[0-9a-f]{64}$/, /^sha256:[0-9a-f]{64}$/, "42", " "];
+      const { limiter, seen } = await recording(100);
+      let next = 0;
+      const app = new Hono();
+      app.use("*", rateLimit(limiter, { identifier: () => returns[next] as string }));
+      app.get("/", (c) => c.text("ok"));
+      for (next = 0; next < returns.length; next++) {
+        seen.length = 0;
+        const res = await app.request("/");
+        assert.equal(res.status, 200, `${String(returns[next]).slice(0, 40)}: ${await res.text()}`);
+        const want = expected[next]!;
+        if (typeof want === "string") assert.equal(seen[0], want);
+        else assert.match(seen[0]!, want);
+      }
+      // A limiter whose key the identifier makes too long for DynamoDB (2048 bytes): its hash is used instead.
+      const tooLong = await recording(100, (id) => `hono:${id.repeat(10)}`);
+      const keyed = new Hono();
+      keyed.use("*", rateLimit(tooLong.limiter));
+      keyed.get("/", (c) => c.text("ok"));
+      const res = await keyed.request("/", { headers: { "cf-connecting-ip": "1".repeat(250) } });
+      assert.equal(res.status, 200, await res.text());
+      assert.deepEqual([tooLong.seen[0], tooLong.seen.at(-1)?.slice(0, 7)], ["1".repeat(250), "sha256:"]);
+    });
   });
 }
 

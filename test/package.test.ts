@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import { build } from "esbuild";
@@ -128,20 +129,36 @@ const code: string = new CounterError("Validation", "m").code;
 const app = new Hono().use("/api/*", rateLimit(new RateLimiter(client, { limit: 1, windowMs: 1000 }), { identifier: (c) => c.req.header("x-key") ?? "anon" }));
 void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, DurableCounterBuffer, increment, config];
 `;
+      // The same code as an ES module (usage.ts, in a "type": "module" project) and as CommonJS (usage.cts, whose
+      // imports node16 resolves through the `require` condition): each must find its own declaration files.
       writeFileSync(path.join(project, "usage.ts"), usage);
-      writeFileSync(path.join(project, "usage.cts"), usage.replace(/^import (.*) from (".*");$/gm, "import $1 from $2;"));
+      writeFileSync(path.join(project, "usage.cts"), usage);
+      const declarations = (listed: string, ext: string) =>
+        entryPoints.map((entry) => `node_modules/dynacount/dist/${entry === "." ? "index" : entry.slice(2)}.${ext}`).filter((file) => !listed.includes(file));
       for (const [moduleResolution, module] of [["bundler", "esnext"], ["node16", "node16"]] as const) {
         const files = moduleResolution === "node16" ? ["usage.ts", "usage.cts"] : ["usage.ts"];
         const compilerOptions = { noEmit: true, strict: true, skipLibCheck: false, lib: ["es2022", "dom"], types: [], module, moduleResolution, target: "es2022" };
         writeFileSync(path.join(project, `tsconfig.${moduleResolution}.json`), JSON.stringify({ compilerOptions, files }));
-        run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", `tsconfig.${moduleResolution}.json`], project);
+        const listed = run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", `tsconfig.${moduleResolution}.json`, "--listFiles"], project);
+        assert.deepEqual(declarations(listed, "d.ts"), [], `${moduleResolution}: the ESM declarations of every entry point are used`);
+        if (moduleResolution === "node16") assert.deepEqual(declarations(listed, "d.cts"), [], "node16: usage.cts uses the CJS declarations");
+        else assert.doesNotMatch(listed, /\.d\.cts/, "bundler: no CJS declarations for an ES module");
       }
     });
   });
 
-  it("deno publish --dry-run passes for jsr.json (no slow types)", () => {
-    const out = run(bin("deno"), ["publish", "--dry-run", "--allow-dirty"]);
-    void out;
+  it("deno publish --dry-run passes for jsr.json (no slow types, no warnings) and publishes the source and docs only", () => {
+    // deno reports on stderr, which run() does not return.
+    const out = spawnSync(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], { cwd: root, encoding: "utf8", timeout: 180_000, env: { ...process.env, NO_COLOR: "1" } });
+    assert.equal(out.status, 0, out.stderr);
+    assert.match(out.stderr, /Checking for slow types/);
+    assert.doesNotMatch(out.stderr, /warning/i);
+    assert.match(out.stderr, /Success Dry run complete/);
+    const published = [...out.stderr.matchAll(/^\s+(file:\/\/\S+) \(/gm)].map((m) => path.relative(root, fileURLToPath(m[1]!))).sort();
+    const sources = (dir: string): string[] =>
+      readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? sources(`${dir}/${d.name}`) : d.name.endsWith(".ts") ? [`${dir}/${d.name}`] : []));
+    assert.deepEqual(published, ["LICENSE", "README.md", "jsr.json", ...sources("src")].sort());
+    for (const target of Object.values(jsr.exports)) assert.ok(published.includes(path.normalize(target)), target);
   });
 
   it("size of each entry point, minified + gzip with the workerd/browser conditions, dependencies included", async () => {

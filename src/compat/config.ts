@@ -1,7 +1,7 @@
 // AWS SDK v2 `AWS.Config` fields, as dynamodb-atomic-counter's `config.update` took them, mapped to client options.
 import type { ClientOptions } from "../core/base-client.js";
 import { validationError } from "../core/errors.js";
-import { checkNames } from "../core/options.js";
+import { checkNames, MAX_TIMER_MS } from "../core/options.js";
 import type { Credentials } from "../core/transport.js";
 
 /**
@@ -30,7 +30,11 @@ export interface CompatConfig extends IgnoredConfig {
   credentials?: Credentials;
   /** Retries after the first attempt. @default 3 */
   maxRetries?: number;
-  /** `timeout`: time limit of one attempt in ms. Its other fields are ignored. @default { timeout: 5000 } */
+  /**
+   * `timeout`: time limit of one attempt in ms; `0` means none, as in AWS SDK v2 (the longest a timer can wait,
+   * 2^31 − 1 ms, about 24.8 days, which is also the most a larger value gets). Its other fields are ignored.
+   * @default { timeout: 5000 }
+   */
   httpOptions?: { timeout?: number; connectTimeout?: number; agent?: unknown; proxy?: string; xhrAsync?: boolean; xhrWithCredentials?: boolean };
   /** `base`: upper bound of the first retry's backoff in ms (`customBackoff` is ignored). @default { base: 25 } */
   retryDelayOptions?: { base?: number; customBackoff?: unknown };
@@ -96,8 +100,9 @@ export function clientOptions(settings: CompatConfig): ClientOptions {
   const base = int(s.retryDelayOptions?.base, "retryDelayOptions.base", 0);
   if (base !== undefined) retry.baseDelayMs = base;
   if (maxRetries !== undefined || base !== undefined) options.retry = retry;
-  const timeout = int(s.httpOptions?.timeout, "httpOptions.timeout", 1);
-  if (timeout !== undefined) options.timeoutMs = timeout;
+  // AWS SDK v2's 0 is "no timeout"; timers cannot wait longer than MAX_TIMER_MS (a longer one fires at once).
+  const timeout = int(s.httpOptions?.timeout, "httpOptions.timeout", 0);
+  if (timeout !== undefined) options.timeoutMs = Math.min(timeout || MAX_TIMER_MS, MAX_TIMER_MS);
   const own = settings.client;
   return { ...options, ...own, ...(own?.retry && { retry: { ...retry, ...own.retry } }) };
 }

@@ -98,10 +98,9 @@ export class CounterError extends Error {
     this.code = code;
     this.retryable = details.retryable ?? false;
     this.ambiguous = details.ambiguous ?? false;
-    if (details.status !== undefined) this.status = details.status;
-    if (details.awsType !== undefined) this.awsType = details.awsType;
-    if (details.requestId !== undefined) this.requestId = details.requestId;
-    if (details.item !== undefined) this.item = details.item;
+    // Declared fields are own properties already (undefined until set), so one assignment sets all four.
+    const { status, awsType, requestId, item } = details;
+    Object.assign(this, { status, awsType, requestId, item });
   }
 
   /** A plain object for logs: every structured field and the message, never credentials. */
@@ -144,8 +143,8 @@ const ACCESS = new Set([
 ]);
 
 /**
- * Turns DynamoDB's error answer into a CounterError. `applied` says whether a failure of this kind could
- * have been applied: never for a 4xx, possibly for a 5xx of a non-idempotent call.
+ * Turns DynamoDB's error answer into a CounterError. `mayHaveApplied` says whether the call could have been
+ * applied by a failure of this kind: never by a 4xx, possibly by a 5xx of a non-idempotent call.
  */
 export function errorFromResponse(
   status: number,
@@ -186,12 +185,16 @@ export function errorFromResponse(
   if (awsType === "ValidationException" || awsType === "SerializationException") {
     return new CounterError("Validation", `DynamoDB rejected the request${said}`, details);
   }
-  // Anything else: a 5xx may have been applied (unless the call is idempotent) and is worth retrying.
+  // Anything else: a 5xx may have been applied (unless the call is idempotent) and is worth retrying. So is a
+  // 400 conflict: the item was in a transaction, or being written in another Region of a multi-Region strongly
+  // consistent global table; this request was rejected, certainly not applied, and the conflict is brief.
   const failed = status >= 500;
+  const conflict = /^(?:Transaction|ReplicatedWrite)ConflictException$/.test(awsType ?? "");
   const applied = failed && context.mayHaveApplied;
   return new CounterError(
     status === 403 ? "AccessDenied" : "Service",
-    `DynamoDB answered ${status}${awsType ? ` ${awsType}` : ""}${said}${applied ? "; the request may or may not have been applied" : ""}`,
-    { ...details, retryable: failed, ambiguous: applied },
+    `DynamoDB answered ${status}${awsType ? ` ${awsType}` : ""}${said}` +
+      (applied ? "; the request may or may not have been applied" : conflict ? "; it was not applied" : ""),
+    { ...details, retryable: failed || conflict, ambiguous: applied },
   );
 }

@@ -1,5 +1,6 @@
 // Transport: signs, sends, times out and retries DynamoDB JSON API calls.
 import { CounterError, errorFromResponse } from "./errors.js";
+import { neverSent } from "./not-sent.js";
 import { sleep } from "./timers.js";
 import type { Signer } from "./node.js";
 import { TimedOut, type Post } from "./post.js";
@@ -92,20 +93,6 @@ export interface SendOptions {
   throttle?: Required<ThrottleRetryOptions> | undefined;
 }
 
-// Refused, unresolved, or a TLS certificate that failed verification: the request was never written.
-const REFUSED = /ECONNREFUSED|connection ?refused|ENOTFOUND|EAI_AGAIN|CERT|UNABLE_TO_VERIFY/i;
-
-/** Whether a fetch failure certainly happened before the request reached a server. */
-function neverSent(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
-    const { code, message } = e as { code?: unknown; message?: unknown };
-    if ((typeof code === "string" && REFUSED.test(code)) || (typeof message === "string" && REFUSED.test(message))) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
-
 /** Full-jitter exponential backoff: a random delay in [0, min(max, base·2^(attempt-1))). */
 export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
   return Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
@@ -119,14 +106,15 @@ export class Transport {
   readonly #c: TransportConfig;
   /** aws4fetch's cache of derived signing keys (one HMAC chain per day instead of per request). */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
-  readonly #secrets: string[];
+  /** The secret key and session token, each as a pattern of every spelling JSON allows ({@link spellings}). */
+  readonly #secrets: RegExp[];
 
   constructor(config: TransportConfig) {
     // aws4fetch's signer alone: its AwsClient's retry loop would resend a non-idempotent ADD on 5xx, and
     // the retries here decide what is safe to resend.
     this.#c = config;
     const { secretAccessKey, sessionToken } = config.credentials;
-    this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4);
+    this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4).map(spellings);
   }
 
   /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
@@ -178,6 +166,8 @@ export class Transport {
         cache: this.#signingKeys,
       }).sign();
       ({ status, requestId, text } = await post(signed.url.href, signed.headers, json, timeoutMs));
+      // A header is the server's text too.
+      requestId &&= this.#scrub(requestId);
     } catch (error) {
       if (error instanceof TimedOut) {
         throw new CounterError(
@@ -187,7 +177,7 @@ export class Transport {
           { retryable: true, ambiguous: mayHaveApplied },
         );
       }
-      const refused = neverSent(error);
+      const refused = neverSent(error, this.#c.endpoint);
       const detail = this.#scrub(error instanceof Error ? error.message : String(error));
       throw new CounterError(
         "Network",
@@ -209,7 +199,9 @@ export class Transport {
     }
     let parsed: { __type?: unknown; message?: unknown; Message?: unknown; Item?: unknown } | undefined;
     try {
-      parsed = JSON.parse(this.#scrub(text)) as typeof parsed;
+      // Scrubbed before parsing (escaped spellings included) and every string again after: what JSON.parse
+      // unescapes must not be the secret either, wherever it lands (message, awsType, the item).
+      parsed = JSON.parse(this.#scrub(text), (_, value: unknown) => (typeof value === "string" ? this.#scrub(value) : value)) as typeof parsed;
     } catch {
       parsed = { message: this.#scrub(text).slice(0, 200) };
     }
@@ -218,10 +210,25 @@ export class Transport {
 
   /** `text` with every credential secret replaced, for anything that may reach a message or log. */
   #scrub(text: string): string {
-    let out = text;
-    for (const secret of this.#secrets) out = out.split(secret).join("[redacted]");
-    return out;
+    for (const secret of this.#secrets) text = text.replace(secret, "[redacted]");
+    return text;
   }
+}
+
+/**
+ * `secret` as a pattern of each spelling a JSON (or JavaScript) string may give it: every character as itself,
+ * backslash-escaped (`\/`) or as `\uXXXX` in either case, once or more (a quoted text quoted again). A server
+ * that echoes the session token escaped (`\/`, `\u002b`, `\u003d`: legal JSON) must not slip it past a scrub
+ * of the raw text, nor a message that quotes an escaped header. Case-insensitive throughout, which can only
+ * redact more.
+ */
+function spellings(secret: string): RegExp {
+  const each = (c: string) => {
+    const hex = c.charCodeAt(0).toString(16).padStart(4, "0");
+    // In the pattern: backslashes (any number: a text escaped twice) and the character itself, or `\uXXXX`.
+    return `(?:\\\\*\\u${hex}|\\\\+u${hex})`;
+  };
+  return new RegExp(secret.split("").map(each).join(""), "gi");
 }
 
 /** The final error of a call an earlier attempt of which may have been applied: ambiguous, whatever it says. */

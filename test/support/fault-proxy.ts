@@ -12,6 +12,7 @@ export type Fault =
   | "reset" // connection destroyed before forwarding
   | "hang" // accepted, never answered
   | "forbidden" // 403 with a non-JSON body
+  | { status: number; type: string; message?: string } // DynamoDB's error JSON with this status and __type, not forwarded
   | { delayMs: number } // forwarded after a delay
   | { hold: Promise<unknown> } // forwarded once the promise settles (a request overtaken by another)
   | { rewrite: (request: string) => { request: string; response?: (answer: string) => string } }; // both ends rewritten
@@ -86,7 +87,8 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "?";
     bump(seen, operation);
     const fault = decide({ n: ++n, operation, body: body.toString(), headers: req.headers });
-    const kind = typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "hold" in fault ? "hold" : "rewrite";
+    const kind =
+      typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "hold" in fault ? "hold" : "status" in fault ? "answer" : "rewrite";
     if (kind !== "pass") bump(injected, kind);
     const json = (status: number, type: string, message: string) => {
       res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": `proxy-${n}` });
@@ -98,6 +100,10 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
           return json(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.");
         case "error500":
           return json(500, "InternalServerError", "Internal server error");
+        case "answer": {
+          const { status, type, message = type } = fault as Extract<Fault, { status: number }>;
+          return json(status, type, message);
+        }
         case "forbidden":
           res.writeHead(403, { "content-type": "text/html" });
           return res.end("<html>403 Forbidden</html>");
