@@ -20,13 +20,20 @@ interface Config {
   limiters: LimiterConfig[];
   identifiers: string[];
   timeoutMs: number;
+  /** Each instance's clock error in ms (instance i of limiter l: skews[l][i]); all zero in most plans. */
+  skews: number[][];
 }
 
 /** One admitted call, or one refund, as the simulator saw it. */
 interface Event {
   limiter: number;
   identifier: string;
+  /** On the instance's clock: when the call began and when it answered (it took effect in between). */
   at: number;
+  done: number;
+  /** The same on the true clock (instances' clocks disagree by their skews). */
+  trueAt: number;
+  trueDone: number;
   units: number;
   kind: "admitted" | "refunded" | "maybeRefunded" | "maybeTaken" | "denied";
   reason?: string | undefined;
@@ -55,7 +62,9 @@ export const ratelimitScenario: Scenario<Config> = {
       if (seen.has(`${l.name} ${l.algorithm} ${l.windowMs}`)) l.name = `l${i}`;
       seen.add(`${l.name} ${l.algorithm} ${l.windowMs}`);
     }
-    const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]) };
+    const skewed = rng.chance(0.25);
+    const skews = limiters.map((l) => Array.from({ length: l.instances }, () => (skewed ? rng.int(-500, 500) : 0)));
+    const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]), skews };
     const steps = times(rng, rng.int(5, 60), span).map((at) => {
       const l = rng.int(0, limiters.length - 1);
       const instance = rng.int(0, limiters[l]!.instances - 1);
@@ -76,17 +85,18 @@ export const ratelimitScenario: Scenario<Config> = {
       Array.from({ length: l.instances }, (_, i) =>
         new RateLimiter(
           network.client(`limiter${li}.${i}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: l.atLeastOnce } }),
-          { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease },
+          { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease, now: () => Date.now() + config.skews[li]![i]! },
         ),
       ),
     );
     const events: Event[] = [];
-    const saneReset = (l: LimiterConfig, at: number, result: { reset: number }, what: string) =>
+    const saneReset = (l: LimiterConfig, skew: number, at: number, result: { reset: number }, what: string) =>
       check(
         // Measured from the answer: a reading is taken after its request came back.
-        Number.isFinite(result.reset) && result.reset >= at - 1 && result.reset <= world.now + 2 * l.windowMs + 1,
-        "reset within two windows of now",
-        () => `${what} answered reset ${result.reset - world.now} ms from now (window ${l.windowMs} ms)`,
+        Number.isFinite(result.reset) && result.reset >= at - 1 && result.reset <= world.now + skew + 3 * l.windowMs + 1,
+        // A lagging instance joins the item's newer window; a sliding one may then free up a window after that.
+        "reset within three windows of now",
+        () => `${what} answered reset ${result.reset - world.now - skew} ms from now (window ${l.windowMs} ms)`,
       );
 
     for (const step of plan.steps) {
@@ -94,34 +104,36 @@ export const ratelimitScenario: Scenario<Config> = {
         const [li, ii, identifier, cost] = step.args as [number, number, string, number];
         const l = config.limiters[li]!;
         const limiter = instances[li]![ii]!;
-        const at = world.now;
+        // The instance's own clock: what its windows and results are reckoned in.
+        const skew = config.skews[li]![ii]!;
+        const at = world.now + skew;
         if (step.what === "limit") {
           world.spawn(async () => {
             const result: RateLimitResult = await limiter.limit(identifier, { cost });
-            saneReset(l, at, result, "limit()");
+            saneReset(l, skew, at, result, "limit()");
             if (result.reason === "failOpen" || result.reason === "failClosed") {
               check(!(result.success && result.error?.code === "Conflict"), "contention never admits an uncounted call", () => "admitted after losing every condition race");
               // An ambiguous failure may have taken its units.
-              if (result.error?.ambiguous) events.push({ limiter: li, identifier, at, units: cost, kind: "maybeTaken" });
+              if (result.error?.ambiguous) events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeTaken" });
               return;
             }
             const window = result.success && l.algorithm !== "token-bucket" ? Math.round(result.reset / l.windowMs) - 1 : undefined;
-            events.push({ limiter: li, identifier, at, units: cost, kind: result.success ? "admitted" : "denied", reason: result.reason, ...(window === undefined ? {} : { window }) });
+            events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: result.success ? "admitted" : "denied", reason: result.reason, ...(window === undefined ? {} : { window }) });
           });
         } else if (step.what === "refund") {
           world.spawn(async () => {
             try {
               await limiter.refund(identifier, cost);
-              events.push({ limiter: li, identifier, at, units: cost, kind: "refunded" });
+              events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "refunded" });
             } catch (error) {
               if (!(error instanceof CounterError)) throw error;
-              events.push({ limiter: li, identifier, at, units: cost, kind: "maybeRefunded" });
+              events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeRefunded" });
             }
           });
         } else {
           world.spawn(async () => {
             try {
-              saneReset(l, at, await limiter.remaining(identifier), "remaining()");
+              saneReset(l, skew, at, await limiter.remaining(identifier), "remaining()");
             } catch (error) {
               if (!(error instanceof CounterError)) throw error;
             }
@@ -130,12 +142,14 @@ export const ratelimitScenario: Scenario<Config> = {
       });
     }
     await world.run(plan.faults.until + 5000);
+    if (process.env.SIM_DEBUG) for (const e of events) console.log(JSON.stringify({ ...e, at: e.at % 100_000, done: e.done % 100_000 }));
 
     for (const [li, l] of config.limiters.entries()) {
       for (const identifier of config.identifiers) {
         const mine = events.filter((e) => e.limiter === li && e.identifier === identifier);
-        if (l.algorithm === "token-bucket") checkBucket(l, mine);
-        else checkWindows(l, mine, config.limiters.length);
+        const spread = Math.max(...config.skews[li]!) - Math.min(...config.skews[li]!);
+        if (l.algorithm === "token-bucket") checkBucket(l, mine, spread);
+        else checkWindows(l, mine, config.limiters.length, spread);
       }
     }
   },
@@ -145,51 +159,61 @@ const sum = (events: Event[], kind: Event["kind"] | Array<Event["kind"]>) =>
   events.filter((e) => (Array.isArray(kind) ? kind.includes(e.kind) : e.kind === kind)).reduce((a, e) => a + e.units, 0);
 
 /** Fixed window: units admitted per window ≤ limit (+ what refunds gave back). Sliding: its documented weighting. */
-function checkWindows(l: LimiterConfig, events: Event[], limiters: number): void {
+function checkWindows(l: LimiterConfig, events: Event[], limiters: number, spread: number): void {
   const w = l.windowMs;
   const byWindow = new Map<number, Event[]>();
   for (const e of events) {
     const k = e.window ?? Math.floor(e.at / w);
     byWindow.set(k, [...(byWindow.get(k) ?? []), e]);
   }
-  const used = (k: number) => sum(byWindow.get(k) ?? [], ["admitted", "maybeTaken"]);
+  // Units that may be counted in window k: admitted there, or failed ambiguously in it or the window before (a
+  // call that began in k − 1 joins k when it finds k on the item).
+  const used = (k: number) => sum(byWindow.get(k) ?? [], ["admitted", "maybeTaken"]) + sum(byWindow.get(k - 1) ?? [], "maybeTaken");
   for (const [k, inWindow] of byWindow) {
     const previous = byWindow.get(k - 1) ?? [];
-    const giveBack = sum(inWindow, ["refunded", "maybeRefunded"]) + (l.algorithm === "sliding-window" ? sum(previous, ["refunded", "maybeRefunded"]) : 0);
+    // A refund goes to the window its instance reckons in, or the newer one it finds on the item: from its start
+    // time, window k or the one before (and, sliding, the one before that, which weighs on k).
+    const given = (j: number) => sum(events.filter((e) => Math.floor(e.at / w) === j), ["refunded", "maybeRefunded"]);
+    const giveBack = given(k) + given(k - 1) + (l.algorithm === "sliding-window" ? given(k - 2) : 0);
     let admitted = 0;
-    for (const e of [...inWindow].sort((x, y) => x.at - y.at)) {
+    for (const e of [...inWindow].sort((x, y) => x.done - y.done)) {
       if (e.kind !== "admitted") continue;
       admitted += e.units;
-      const weighted = l.algorithm === "sliding-window" ? Math.floor(sum(previous, "admitted") * overlap(e.at, k, w)) : 0;
+      // The previous window weighs less as time passes: at the answer it weighs at most what it did when the
+      // call took effect (a lease taken earlier, or a call that waited for one, took effect before).
+      const weighted = l.algorithm === "sliding-window" ? Math.floor(sum(previous, "admitted") * overlap(e.done, k, w)) : 0;
       check(admitted + weighted <= l.limit + giveBack, "never over a limit", () =>
         `${l.algorithm} limit ${l.limit}/${w} ms, lease ${l.lease}: ${admitted} admitted in window ${k} (+${weighted} weighted from the previous) with ${giveBack} given back`);
     }
     // Fixed window, one-unit leases, nothing given back: a denial while its window (or the next, which a call
     // may join) had room even counting every ambiguous failure as taken is a lost count: another limiter's, or
     // a retried take.
-    if (l.algorithm === "fixed-window" && l.lease === 1 && giveBack === 0 && sum(byWindow.get(k + 1) ?? [], ["refunded", "maybeRefunded"]) === 0) {
+    if (l.algorithm === "fixed-window" && l.lease === 1 && spread === 0 && giveBack === 0 && given(k + 1) === 0) {
       for (const e of inWindow) {
         if (e.kind !== "denied" || e.reason === "cacheBlock") continue;
         check(used(k) + e.units > l.limit || used(k + 1) + e.units > l.limit, "a limiter alone on its count admits up to its limit", () =>
-          `fixed window ${l.limit}/${w} ms denied ${e.units} units with ${used(k)} used in window ${k} (${limiters} limiters on this identifier)`);
+          `fixed window ${l.limit}/${w} ms denied ${e.units} units at ${e.at % w} ms into window ${k} with ${used(k)} used (${limiters} limiters on this identifier); ` +
+          `window: ${inWindow.map((x) => `${x.kind}${x.reason ? `/${x.reason}` : ""} ${x.units} @${x.at % w}–${x.done - x.at}ms`).join(", ")}`);
       }
     }
   }
 }
 
 /** Token bucket: in any span [a, b] at most limit + (b − a)·limit/windowMs units (+ leases and refunds). */
-function checkBucket(l: LimiterConfig, events: Event[]): void {
-  const admitted = events.filter((e) => e.kind === "admitted").sort((x, y) => x.at - y.at);
+function checkBucket(l: LimiterConfig, events: Event[], spread: number): void {
+  const admitted = events.filter((e) => e.kind === "admitted");
   const leaseSlack = l.lease > 1 ? l.lease : 0;
-  for (let i = 0; i < admitted.length; i++) {
-    let units = 0;
-    for (let j = i; j < admitted.length; j++) {
-      units += admitted[j]!.units;
-      const a = admitted[i]!.at;
-      const b = admitted[j]!.at;
-      const giveBack = sum(events.filter((e) => e.at <= b), ["refunded", "maybeRefunded"]);
-      const most = l.limit + Math.floor(((b - a) * l.limit) / l.windowMs) + leaseSlack + giveBack;
-      check(units <= most, "never over a limit", () => `token bucket ${l.limit}/${l.windowMs} ms, lease ${l.lease}: ${units} units admitted within ${b - a} ms (at most ${most})`);
+  // Every call took effect between its start and its answer: those that began at or after `from` and answered by
+  // `to` all took effect within [from, to], which refills (to − from)·limit/windowMs units.
+  for (const first of admitted) {
+    for (const last of admitted) {
+      const [from, to] = [first.trueAt, last.trueDone];
+      if (to < from) continue;
+      const units = sum(admitted.filter((e) => e.trueAt >= from && e.trueDone <= to), "admitted");
+      const giveBack = sum(events.filter((e) => e.trueAt <= to), ["refunded", "maybeRefunded"]);
+      // Clocks that disagree by `spread` ms can each see up to that much more refill.
+      const most = l.limit + Math.floor(((to - from + spread) * l.limit) / l.windowMs) + leaseSlack + giveBack;
+      check(units <= most, "never over a limit", () => `token bucket ${l.limit}/${l.windowMs} ms, lease ${l.lease}: ${units} units admitted within ${to - from} ms (at most ${most})`);
     }
   }
 }
