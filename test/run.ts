@@ -34,6 +34,14 @@ const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
 const suites: Suite[] = [
   {
+    // The deterministic simulator: no servers (an in-memory stand-in, proven by test/differential.test.ts), its
+    // own suite so that its worker threads do not compete with the server suites for the two cores.
+    name: "sim",
+    command: process.execPath,
+    args: ["--import", "tsx", "--test", "--test-reporter=spec", "test/sim/sim.test.ts"],
+    counts: nodeCounts,
+  },
+  {
     name: "node",
     command: process.execPath,
     args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", ...testFiles],

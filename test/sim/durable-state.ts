@@ -10,7 +10,8 @@ export interface Incarnation {
 /**
  * One Durable Object: its storage outlives every incarnation; an eviction (or crash) makes the old incarnation's
  * storage calls and network answers never settle, and the next call builds a new one from storage. The alarm
- * fires on the live incarnation at its time, one handler at a time; a handler that sets a new alarm keeps it.
+ * fires on the live incarnation at its time, one handler at a time; a handler that sets a new alarm keeps it, and
+ * one cut short by an eviction runs again.
  */
 export class SimDurableObject<T extends Incarnation> {
   readonly data = new Map<string, unknown>();
@@ -35,6 +36,9 @@ export class SimDurableObject<T extends Incarnation> {
 
   /** Drops the live incarnation: its in-flight storage calls and answers never complete. */
   evict(): void {
+    // An alarm whose handler did not finish is run again by the platform (after 2 s, then backing off), unless
+    // the handler had already set a new one.
+    if (this.#alarmRunning && this.alarmAt === null) this.#setAlarm(this.world.now + 2000);
     this.#generation++;
     this.#live = undefined;
     this.#alarmRunning = false;

@@ -26,7 +26,16 @@ export interface FaultPlan {
   until: number;
   /** Intervals of virtual time during which the server refuses connections. */
   down: Array<[number, number]>;
+  /** Whose network errors: Node's carry a `code`; Deno's only a message, which holds the URL. */
+  runtime: "node" | "deno";
+  /** Error answers echo the session token, escaped as JSON allows (`\/`, `\u002b`, `\u003d`). */
+  echoSecrets: boolean;
 }
+
+/** The simulated credentials: secrets holding `/`, `+` and `=`, which JSON may escape. */
+export const SIM_CREDENTIALS = { accessKeyId: "SIMKEY", secretAccessKey: "sim/secret+key=", sessionToken: "sim/token+xyz==" };
+/** The endpoint: its path holds words a classifier of free text would take for "never sent". */
+export const SIM_ENDPOINT = "http://sim.invalid/cert-refused-ENOTFOUND/";
 
 /** One request as the network saw it (the shrunk trace prints them). */
 export interface Delivery {
@@ -94,9 +103,18 @@ export class Network {
         };
         // The client's own timeout, on the virtual clock, as fetchPost and nodePost do.
         const timer = world.setTimeout(() => answer(() => reject(new TimedOut())), timeoutMs);
-        const error = (code: string, message: string) => Object.assign(new Error(message), { code });
+        // Node's errors carry a code; Deno's only a message, with the URL in it (Deno 2's wording).
+        const deno = this.faults.runtime === "deno";
+        const refused = () =>
+          deno
+            ? new TypeError(`error sending request for url (${_url}): client error (Connect): tcp connect error: Connection refused (os error 111)`)
+            : Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8000"), { code: "ECONNREFUSED" });
+        const reset = () =>
+          deno
+            ? new TypeError(`error sending request from 127.0.0.1:40000 for url (${_url}): client error (SendRequest): connection closed before message completed`)
+            : Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
         if (fault === "down") {
-          world.setTimeout(() => answer(() => reject(error("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:8000"))), 1);
+          world.setTimeout(() => answer(() => reject(refused())), 1);
           return;
         }
         const reach = this.#rng.int(1, 20);
@@ -107,10 +125,17 @@ export class Network {
           entry.status = out.status;
           return out;
         };
-        const http = (status: number, payload: unknown) => ({ status, requestId: undefined, text: JSON.stringify(payload) });
+        const echo = this.faults.echoSecrets;
+        const http = (status: number, payload: Record<string, unknown>) => {
+          if (status === 200 || !echo) return { status, requestId: undefined, text: JSON.stringify(payload) };
+          // A server quoting the request's token back, escaped: legal JSON a scrub of the raw text would miss.
+          const escaped = SIM_CREDENTIALS.sessionToken.replace(/\//g, "\\/").replace(/\+/g, "\\u002b").replace(/=/g, "\\u003d");
+          const text = JSON.stringify({ ...payload, message: `${String(payload.message)} (token TOKEN, key KEY)` });
+          return { status, requestId: undefined, text: text.replace("TOKEN", escaped).replace("KEY", escaped.replace("token", "secret").replace("xyz\\u003d\\u003d", "key\\u003d")) };
+        };
         switch (fault) {
           case "reset":
-            world.setTimeout(() => answer(() => reject(error("ECONNRESET", "socket hang up"))), reach);
+            world.setTimeout(() => answer(() => reject(reset())), reach);
             return;
           case "5xx":
             world.setTimeout(() => answer(() => resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" }))), reach + back);
@@ -123,7 +148,7 @@ export class Network {
         world.setTimeout(() => {
           const out = apply();
           if (fault === "lost") {
-            world.setTimeout(() => answer(() => reject(error("ECONNRESET", "read ECONNRESET"))), back);
+            world.setTimeout(() => answer(() => reject(reset())), back);
           } else if (fault === "5xx-applied") {
             world.setTimeout(() => answer(() => resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" }))), back);
           } else if (fault !== "hang") {
@@ -142,7 +167,7 @@ export class Network {
   /** A client whose requests go through this network. */
   client(name: string, options: ClientOptions = {}, alive?: () => boolean): CounterClient {
     return new CounterClient(
-      { endpoint: "http://sim.invalid", region: "us-east-1", credentials: { accessKeyId: "SIMKEY", secretAccessKey: "sim/secret+key=" }, env: {}, ...options },
+      { endpoint: SIM_ENDPOINT, region: "us-east-1", credentials: SIM_CREDENTIALS, env: {}, ...options },
       this.link(name, alive),
     );
   }

@@ -1,6 +1,7 @@
 // What every simulated scenario provides, and the set-up they share: a world, a stand-in DynamoDB, a faulty network.
 import { DynamoModel, type Flavor } from "./dynamo-model.ts";
-import { Network, type FaultPlan } from "./network.ts";
+import { inspect } from "node:util";
+import { Network, SIM_CREDENTIALS, type FaultPlan } from "./network.ts";
 import { EPOCH, SimFailure, type Rng, type World } from "./world.ts";
 
 /** One scheduled action of a run: JSON, so a failing run prints it and a shrunk run replays it. */
@@ -58,7 +59,7 @@ export function drawFaults(rng: Rng, until: number): FaultPlan {
     const a = EPOCH + rng.int(0, until - EPOCH);
     down.push([a, a + rng.int(10, 3000)]);
   }
-  return { rate: calm ? 0 : rng.pick([0.05, 0.2, 0.5]), kinds, until, down: calm ? [] : down };
+  return { rate: calm ? 0 : rng.pick([0.05, 0.2, 0.5]), kinds, until, down: calm ? [] : down, runtime: rng.chance(0.5) ? "node" : "deno", echoSecrets: rng.chance(0.5) };
 }
 
 /** Random times for `n` steps in [0, span), sorted. */
@@ -96,4 +97,13 @@ export function unconfirmedAdds(network: Network): Map<string, bigint> {
     }
   }
   return extra;
+}
+
+/** Throws a SimFailure when an error (message, stack, cause, JSON, inspection) shows a credential secret. */
+export function checkNoSecrets(error: unknown): void {
+  if (error === undefined) return;
+  const shown = [inspect(error, { depth: 10 }), JSON.stringify(error), String(error), (error as Error).stack ?? ""].join("\n");
+  for (const secret of [SIM_CREDENTIALS.secretAccessKey, SIM_CREDENTIALS.sessionToken]) {
+    check(!shown.includes(secret), "no secrets in output", () => `an error shows a credential: ${(error as Error).message}`);
+  }
 }

@@ -1,6 +1,6 @@
 // Simulated CounterBuffers (one or two, exactly-once or at-least-once) under faults: nothing lost, nothing double, nothing stalled.
 import { CounterBuffer, CounterError, type FlushResult } from "../../../src/index.ts";
-import { check, drawFaults, setUp, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, setUp, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {
@@ -60,7 +60,10 @@ export const bufferScenario: Scenario<Config> = {
         maxRetryDelayMs: b.maxRetryDelayMs,
         concurrency: b.concurrency,
         onFlush: () => void state.completed++,
-        onError: () => void state.completed++,
+        onError: (error) => {
+          checkNoSecrets(error);
+          state.completed++;
+        },
         onDeadLetter: (letter) => world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
       });
       return state;
@@ -87,8 +90,8 @@ export const bufferScenario: Scenario<Config> = {
             let result: FlushResult | undefined;
             try {
               result = await b.buffer.flush();
-            } catch {
-              // a failed flush is retried by the buffer itself
+            } catch (error) {
+              checkNoSecrets(error); // a failed flush is retried by the buffer itself
             }
             check(b.completed - started <= 2, "flush() waits for at most two flushes", () => `it waited for ${b.completed - started}`);
             if (result === undefined) return;

@@ -1,7 +1,7 @@
 // A simulated Durable Object buffer under faults, evictions and restarts: exactly once, never stalled, total() exact.
 import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
-import { check, drawFaults, setUp, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, setUp, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {
@@ -48,7 +48,7 @@ export const durableScenario: Scenario<Config> = {
         flushIntervalMs: config.flushIntervalMs,
         maxRetryDelayMs: config.maxRetryDelayMs,
         concurrency: config.concurrency,
-        onError: () => undefined,
+        onError: checkNoSecrets,
         onDeadLetter: (letter) => world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
       });
     });
@@ -77,7 +77,8 @@ export const durableScenario: Scenario<Config> = {
             let total: number;
             try {
               total = await object.live.total(item, { countAttribute: attribute });
-            } catch {
+            } catch (error) {
+              checkNoSecrets(error);
               return; // a failed read is an honest answer
             }
             const high = (acked.get(k) ?? 0n) + (inFlight.get(k) ?? 0n);

@@ -1,7 +1,7 @@
 // Simulated rate limiters (several per identifier, every algorithm, leases, refunds, instances) under faults: never over a limit.
 import { CounterError, RateLimiter, type RateLimitResult } from "../../../src/index.ts";
 import { overlap } from "../../../src/usecases/ratelimit/windows.ts";
-import { check, drawFaults, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 type Algorithm = "sliding-window" | "fixed-window" | "token-bucket";
@@ -110,6 +110,7 @@ export const ratelimitScenario: Scenario<Config> = {
         if (step.what === "limit") {
           world.spawn(async () => {
             const result: RateLimitResult = await limiter.limit(identifier, { cost });
+            checkNoSecrets(result.error);
             saneReset(l, skew, at, result, "limit()");
             if (result.reason === "failOpen" || result.reason === "failClosed") {
               check(!(result.success && result.error?.code === "Conflict"), "contention never admits an uncounted call", () => "admitted after losing every condition race");
@@ -127,6 +128,7 @@ export const ratelimitScenario: Scenario<Config> = {
               events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "refunded" });
             } catch (error) {
               if (!(error instanceof CounterError)) throw error;
+              checkNoSecrets(error);
               events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeRefunded" });
             }
           });

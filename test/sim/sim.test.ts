@@ -1,8 +1,8 @@
 // The deterministic simulator in the suite: thousands of seeds, every invariant after every run; a failure prints its replay command.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { replayCommand, runSeeds } from "./sim/pool.ts";
-import { SCENARIOS } from "./sim/runner.ts";
+import { replayCommand, runSeeds } from "./pool.ts";
+import { SCENARIOS } from "./runner.ts";
 
 const SEEDS = Number(process.env.SIM_SEEDS ?? 2000);
 
