@@ -11,7 +11,7 @@ export type { Fetch } from "./core/post.js";
 export { CounterBuffer } from "./buffer/memory.js";
 export type { BufferOptions, CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./buffer/memory.js";
 export { RateLimiter } from "./usecases/ratelimit/limiter.js";
-export type { LimitOptions, RateLimiterOptions, RateLimitResult } from "./usecases/ratelimit/limiter.js";
+export type { LimitOptions, RateLimiterOptions, RateLimitResult, RefundOptions } from "./usecases/ratelimit/limiter.js";
 export { rateLimitHeaders } from "./usecases/ratelimit/headers.js";
 export type { RateLimitHeadersOptions } from "./usecases/ratelimit/headers.js";
 export { IdAllocator } from "./usecases/ids.js";

@@ -25,6 +25,14 @@ export interface Slot extends Location {
   sent?: { seq: number; delta: Amount } | undefined;
 }
 
+/**
+ * What a slot takes in memory, estimated: its strings (UTF-16) and ~200 bytes of objects and map entries.
+ * Keys are often caller input (a path, a user name): the bound in bytes is what keeps a flood of long ones from
+ * taking a Worker's or a Durable Object's 128 MB while DynamoDB is failing.
+ */
+export const slotBytes = (at: Pick<Location, "id" | "sort" | "itemKey">): number =>
+  200 + 2 * (at.id.length + (at.sort?.length ?? 0) + (at.itemKey === at.id ? 0 : at.itemKey.length));
+
 /** An item's coalescing key within its table: the partition key, or both keys, unambiguously joined. */
 const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string =>
   t.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
@@ -52,7 +60,12 @@ export class Coalescer {
   // Layouts by their values (not by the options object, which a caller may mutate and reuse).
   readonly #layouts = new Map<string, { table: TableLayout; tableKey: string }>();
   #size = 0;
+  #bytes = 0;
   maxSize = Infinity;
+  /** Most bytes of memory (estimated) the slots and `heldBytes` may take. */
+  maxBytes = Infinity;
+  /** Bytes held elsewhere that count against `maxBytes` (the engine's dead letters). */
+  heldBytes = 0;
 
   constructor(base: TableLayout) {
     this.#base = { table: base, tableKey: tableKeyOf(base) };
@@ -93,14 +106,17 @@ export class Coalescer {
     let items = this.#tables.get(at.tableKey);
     let slot = items?.get(at.itemKey);
     if (slot === undefined) {
-      if (!restoring && this.#size >= this.maxSize) {
+      const bytes = slotBytes(at);
+      if (!restoring && (this.#size >= this.maxSize || this.#bytes + this.heldBytes + bytes > this.maxBytes)) {
+        const [what, option] = this.#size >= this.maxSize ? [`${this.#size} distinct keys`, "maxPendingKeys"] : [`~${this.#bytes + this.heldBytes} bytes of keys`, "maxPendingBytes"];
         throw new CounterError(
           "BufferFull",
-          `The buffer holds ${this.#size} distinct keys (maxPendingKeys) and cannot take a new one; DynamoDB is ` +
+          `The buffer holds ${what} (${option}) and cannot take a new one; DynamoDB is ` +
             `probably failing (see onError). Adds to keys already waiting are still accepted.`,
           { retryable: true },
         );
       }
+      this.#bytes += bytes;
       const sum = addChecked(0, delta, "by");
       if (items === undefined) this.#tables.set(at.tableKey, (items = new Map()));
       slot = { table: at.table, tableKey: at.tableKey, id: at.id, sort: at.sort, itemKey: at.itemKey, delta: sum };
@@ -127,6 +143,7 @@ export class Coalescer {
     const items = this.#tables.get(slot.tableKey);
     if (items?.delete(slot.itemKey)) {
       this.#size--;
+      this.#bytes -= slotBytes(slot);
       if (items.size === 0) this.#tables.delete(slot.tableKey);
     }
   }
@@ -137,7 +154,8 @@ export class Coalescer {
     if (tableName === undefined && keyAttribute === undefined && sortKeyAttribute === undefined && countAttribute === undefined) return this.#base;
     // A non-string value is never looked up (its text could match a valid name's): resolveLayout rejects it.
     for (const v of [tableName, keyAttribute, sortKeyAttribute, countAttribute]) if (v !== undefined && typeof v !== "string") resolveLayout(this.#base.table, options);
-    const id = `${tableName}\u0000${keyAttribute}\u0000${sortKeyAttribute}\u0000${countAttribute}`;
+    // JSON keeps every value apart: an option left out (null) from one named "undefined", names holding NUL.
+    const id = JSON.stringify([tableName ?? null, keyAttribute ?? null, sortKeyAttribute ?? null, countAttribute ?? null]);
     let resolved = this.#layouts.get(id);
     if (resolved === undefined) {
       const table = resolveLayout(this.#base.table, options);

@@ -1,6 +1,6 @@
 // The Durable Object buffer: the flush engine over the object's storage and alarm.
 import type { CounterClient } from "../core/client.js";
-import { CounterError, type CounterErrorCode } from "../core/errors.js";
+import { CounterError, shown, type CounterErrorCode } from "../core/errors.js";
 import { chunks } from "../core/chunks.js";
 import { layoutOptions, type CounterKey, type TableOptions } from "../core/keys.js";
 import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
@@ -193,12 +193,12 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     // Between flushes, so no write is half-confirmed.
     return this.#engine.exclusive(async () => {
       const item = await readMarker(this.#client, at, this.#marker, at.table.countAttribute);
-      const stored: Amount = wireToValue(item[at.table.countAttribute]?.N, "bigint", `counter "${at.table.countAttribute}"`);
+      const stored: Amount = wireToValue(item[at.table.countAttribute]?.N, "bigint", `counter ${shown(at.table.countAttribute)}`);
       const slot = this.#engine.slots.find(at);
       // Applied when the marker reached the write's seq (the marker is per item: any attribute's write tells).
       const applied = slot?.sent !== undefined && Number(item[this.#marker]?.N ?? -1) >= slot.sent.seq;
       const sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.sent?.delta ?? 0));
-      return wireToValue(String(sum), this.#client.numbers, `total of "${at.id}"`);
+      return wireToValue(String(sum), this.#client.numbers, `total of ${shown(at.id)}`);
     });
   }
 
@@ -257,7 +257,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
             if (!this.#suffixes.has(s)) this.#suffixes.set(s, this.#suffixes.get(letters[i]!.at as Slot)!);
             return [PENDING + suffix(s), toStored(s, s.delta)];
           }),
-          letters.map((h) => DEAD + h.id),
+          letters.flatMap((h) => [h.id, ...(h.merged ?? [])].map((id) => DEAD + id)),
         ),
     };
   }

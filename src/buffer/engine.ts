@@ -1,11 +1,11 @@
 // The flush engine both buffers share: sequence numbers, per-key retries, backoff, dead letters and close.
-import { CounterError } from "../core/errors.js";
+import { CounterError, printable, shown } from "../core/errors.js";
 import type { CounterKey, TableLayout } from "../core/keys.js";
 import { addAmounts, type Amount } from "../core/numbers.js";
 import { fn, positiveInt, timerMs, type Shape } from "../core/options.js";
 import { realTimers } from "../core/timers.js";
 import { backoffDelay } from "../core/transport.js";
-import { Coalescer, itemIdOf, type Location, type Slot } from "./coalescer.js";
+import { Coalescer, itemIdOf, slotBytes, type Location, type Slot } from "./coalescer.js";
 import { writeSlots, type Sender } from "./writer.js";
 
 export { markerAttribute } from "./writer.js";
@@ -80,12 +80,14 @@ export interface FlushErrorInfo {
   retryInMs: number;
 }
 
-/** A held dead letter with where it goes, for storage and `retryDeadLetters`. */
+/** A held dead letter with where it goes, for storage and `retryDeadLetters`: at most one per key. */
 export interface HeldLetter {
   letter: DeadLetter;
   at: Location;
   /** Unique per letter (storage key suffix). */
   id: string;
+  /** Ids of letters for the same key merged into this one (storage written before letters were merged). */
+  merged?: string[];
 }
 
 /** What a buffer persists besides its slots. */
@@ -136,6 +138,7 @@ export interface EngineConfig {
   intervalMs: number;
   maxRetryDelayMs: number;
   maxPendingKeys: number;
+  maxPendingBytes: number;
   markerWarnAt: number;
   onError: (error: CounterError, info: FlushErrorInfo) => void;
   onFlush: ((result: FlushResult) => void) | undefined;
@@ -172,6 +175,12 @@ export interface FlushOptions {
    * is lost silently); adds to keys already waiting are always accepted. @default 100000
    */
   maxPendingKeys?: number;
+  /**
+   * Most memory (estimated: keys' text and bookkeeping) that pending keys and held dead letters may take. A new
+   * key beyond it makes `add` throw `BufferFull`, as `maxPendingKeys` does: keys are often caller input, and
+   * during an outage a flood of long ones must not take a Worker's 128 MB. @default 33554432 (32 MiB)
+   */
+  maxPendingBytes?: number;
   /** Warn (in `FlushResult.crowded`, or console.warn without `onFlush`) when an item carries more markers than this. @default 10 */
   markerWarnAt?: number;
 }
@@ -186,6 +195,7 @@ export const flushOptionsShape = (): Shape => ({
   concurrency: positiveInt(),
   maxRetryDelayMs: timerMs(50),
   maxPendingKeys: positiveInt(),
+  maxPendingBytes: positiveInt(),
   markerWarnAt: positiveInt(),
 });
 
@@ -196,6 +206,7 @@ export const flushSettings = (o: FlushOptions, intervalMs: number) => ({
   intervalMs: o.flushIntervalMs ?? intervalMs,
   maxRetryDelayMs: o.maxRetryDelayMs ?? 30_000,
   maxPendingKeys: o.maxPendingKeys ?? 100_000,
+  maxPendingBytes: o.maxPendingBytes ?? 32 * 1024 * 1024,
   markerWarnAt: o.markerWarnAt ?? 10,
   onError: o.onError ?? warnFlushFailure,
   onFlush: o.onFlush,
@@ -214,13 +225,13 @@ export function notify<A extends unknown[]>(observer: ((...args: A) => void) | u
 
 /** What a failed flush logs when no onError is given. */
 export const warnFlushFailure = (error: CounterError, info: { keys: number; retryInMs: number }): void =>
-  console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${error.message}); retrying in ${Math.round(info.retryInMs)} ms`);
+  console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${printable(error.message)}); retrying in ${Math.round(info.retryInMs)} ms`);
 
 /** What a dead letter logs when no onDeadLetter is given. */
 export const warnDeadLetter = (letter: DeadLetter): void =>
   console.warn(
-    `dynacount: ${String(letter.amount)} for "${typeof letter.key === "string" ? letter.key : letter.key.id}" in table "${letter.tableName}" ` +
-      `cannot be written (${letter.error.code}: ${letter.error.message}); it is held in the buffer's deadLetters`,
+    `dynacount: ${String(letter.amount)} for ${shown(typeof letter.key === "string" ? letter.key : letter.key.id)} in table "${letter.tableName}" ` +
+      `cannot be written (${letter.error.code}: ${printable(letter.error.message)}); it is held in the buffer's deadLetters`,
   );
 
 /** How long a buffer waits before retrying a failed flush: full-jitter backoff from 200 ms, at least 50 ms. */
@@ -253,7 +264,10 @@ export class FlushEngine {
   readonly slots: Coalescer;
   readonly #c: EngineConfig;
   #meta: EngineMeta = { seq: 0, failures: 0 };
-  readonly #held: HeldLetter[] = [];
+  /** Dead letters by key (table and item coalescing keys): one per key, amounts summed. */
+  readonly #held = new Map<string, HeldLetter>();
+  /** Keys and codes already warned about by the default onDeadLetter (bounded). */
+  readonly #warnedDead = new Set<string>();
   readonly #warned = new Set<string>();
   #scheduledAt: number | undefined;
   #chain: Promise<unknown> = Promise.resolve();
@@ -268,6 +282,7 @@ export class FlushEngine {
     this.#c = config;
     this.slots = new Coalescer(config.client.table);
     this.slots.maxSize = config.maxPendingKeys;
+    this.slots.maxBytes = config.maxPendingBytes;
   }
 
   /** Distinct keys waiting (a write in progress included; dead letters not). */
@@ -284,7 +299,7 @@ export class FlushEngine {
 
   /** Held dead letters, oldest first. */
   get deadLetters(): readonly DeadLetter[] {
-    return this.#held.map((h) => h.letter);
+    return [...this.#held.values()].map((h) => h.letter);
   }
 
   get closed(): boolean {
@@ -294,7 +309,7 @@ export class FlushEngine {
   /** Restores what storage held (Durable Object restart). */
   restore(meta: EngineMeta | undefined, letters: readonly HeldLetter[], scheduledAt: number | undefined): void {
     if (meta) this.#meta = { ...meta };
-    this.#held.push(...letters);
+    for (const h of letters) this.#hold(h, true);
     this.#scheduledAt = scheduledAt;
   }
 
@@ -393,13 +408,14 @@ export class FlushEngine {
         { retryable: true, cause: lastError },
       );
     }
-    if (this.#held.length > 0) {
-      const first = this.#held[0]!.letter.error;
+    if (this.#held.size > 0) {
+      const held = [...this.#held.values()];
+      const first = held[0]!.letter.error;
       throw new CounterError(
         first.code,
-        `close(): everything else is written, but ${this.#held.length} dead letters are held (see deadLetters; ` +
+        `close(): everything else is written, but ${held.length} dead letters are held (see deadLetters; ` +
           `retryDeadLetters() puts them back). First: ${first.message}`,
-        { cause: first, ambiguous: this.#held.some((h) => h.letter.error.ambiguous) },
+        { cause: first, ambiguous: held.some((h) => h.letter.error.ambiguous) },
       );
     }
     return total;
@@ -408,7 +424,7 @@ export class FlushEngine {
   /** Puts every dead letter back as a pending add (after fixing what failed) and schedules a flush. */
   async retryDeadLetters(): Promise<number> {
     return this.exclusive(async () => {
-      const letters = this.#held.splice(0);
+      const letters = this.#release();
       const slots = letters.map((h) => this.slots.merge(h.at, h.letter.amount, true));
       await this.#c.store?.release(letters, slots);
       if (letters.length > 0) await this.added();
@@ -419,7 +435,7 @@ export class FlushEngine {
   /** Removes and returns every dead letter: the caller takes them over. */
   async takeDeadLetters(): Promise<DeadLetter[]> {
     return this.exclusive(async () => {
-      const letters = this.#held.splice(0);
+      const letters = this.#release();
       await this.#c.store?.release(letters, undefined);
       return letters.map((h) => h.letter);
     });
@@ -484,11 +500,11 @@ export class FlushEngine {
           done.push(slot);
         } else {
           const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: sent.delta, error: res.error };
-          deadNow.push({ letter, at: slot, id: crypto.randomUUID() }); // unique across restarts too
+          // One letter per key: a key failing again adds to its letter (a fresh id only for the first).
+          deadNow.push(this.#hold({ letter, at: slot, id: crypto.randomUUID() }));
         }
         if (isZero(slot.delta)) this.slots.delete(slot);
       }
-      this.#held.push(...deadNow);
       dead.push(...deadNow);
       await store?.settle(done, deadNow, this.#meta);
       // The second round: what waited behind a retried item whose write is now confirmed.
@@ -503,7 +519,13 @@ export class FlushEngine {
     }
     if (dead.length > 0) {
       result.deadLetters = dead.length;
-      for (const h of dead) notify(this.#c.onDeadLetter, h.letter);
+      for (const h of dead) {
+        // Once per key and failure code: a key that keeps failing the same way is one report, not one a flush.
+        const seen = `${h.at.tableKey}\n${h.at.itemKey}\n${h.letter.error.code}`;
+        if (this.#warnedDead.has(seen)) continue;
+        if (this.#warnedDead.size < 10_000) this.#warnedDead.add(seen);
+        notify(this.#c.onDeadLetter, h.letter);
+      }
     }
     if (errors.length > 0) {
       this.#meta.failures++;
@@ -525,6 +547,30 @@ export class FlushEngine {
     return result;
   }
 
+  /** Holds `h`, or adds it to the letter already held for its key; returns the letter held. Counts its memory. */
+  #hold(h: HeldLetter, restoring = false): HeldLetter {
+    const id = `${h.at.tableKey}\n${h.at.itemKey}`;
+    const held = this.#held.get(id);
+    if (held === undefined) {
+      this.#held.set(id, h);
+      this.slots.heldBytes += slotBytes(h.at);
+      return h;
+    }
+    held.letter.amount = addAmounts(held.letter.amount, h.letter.amount);
+    held.letter.error = h.letter.error; // the latest reason
+    // Storage written before letters were merged may hold several records for one key: all go when it does.
+    if (restoring) (held.merged ??= []).push(h.id, ...(h.merged ?? []));
+    return held;
+  }
+
+  /** Takes every held letter out. */
+  #release(): HeldLetter[] {
+    const letters = [...this.#held.values()];
+    this.#held.clear();
+    this.slots.heldBytes = 0;
+    return letters;
+  }
+
   #crowded(result: FlushResult, slot: Slot, markers: number): void {
     const item: CrowdedItem = { key: keyOf(slot), tableName: slot.table.tableName, markers };
     (result.crowded ??= []).push(item);
@@ -532,7 +578,7 @@ export class FlushEngine {
     if (this.#c.onFlush === undefined && !this.#warned.has(id) && this.#warned.size < 1000) {
       this.#warned.add(id);
       console.warn(
-        `dynacount: item "${slot.id}" in table "${slot.table.tableName}" carries ${markers} exactly-once markers (one per writerId ` +
+        `dynacount: item ${shown(slot.id)} in table "${slot.table.tableName}" carries ${markers} exactly-once markers (one per writerId ` +
           `that ever flushed it); past ~1 KB every update costs 2 write units. Route each key to one writer (e.g. one Durable Object per key).`,
       );
     }

@@ -1,6 +1,6 @@
 // The batch writer: one UpdateItem per item (every count attribute of it at once), exactly-once with a writer's marker.
 import type { CounterClient } from "../core/client.js";
-import { CounterError } from "../core/errors.js";
+import { CounterError, shown } from "../core/errors.js";
 import { keyAttributes } from "../core/keys.js";
 import type { NumberMode } from "../core/numbers.js";
 import { itemIdOf, type Slot } from "./coalescer.js";
@@ -147,7 +147,7 @@ async function checkedMarker(client: Sender, slot: Slot, marker: string, failure
       status: "dead",
       error: new CounterError(
         "Conflict",
-        `The exactly-once marker "${marker}" on item ${JSON.stringify(slot.id)} of table "${slot.table.tableName}" is newer (${stored}) than ` +
+        `The exactly-once marker "${marker}" on item ${shown(slot.id)} of table "${slot.table.tableName}" is newer (${stored}) than ` +
           `this buffer's write (${seq}): another live buffer uses the same writerId, or this host's clock went back. ` +
           `The delta may or may not be counted; it is held as a dead letter. Give every live buffer its own writerId.`,
         { ambiguous: true, awsType: failure.awsType ?? "ConditionalCheckFailedException", cause: failure },

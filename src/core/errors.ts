@@ -125,6 +125,17 @@ export function isCounterError(error: unknown, code?: CounterErrorCode): error i
 
 export const validationError = (message: string): CounterError => new CounterError("Validation", message);
 
+/**
+ * `text` with every control character (C0, DEL, C1, and the line and paragraph separators) written as a
+ * `\uXXXX` escape: caller text (a key, an identifier, an attribute name) and server text never make a message
+ * or a log line span lines, so no one can forge a second line through them.
+ */
+export const printable = (text: string): string =>
+  text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+/** Caller text for a message: quoted, printable ({@link printable}), and at most `max` characters of it. */
+export const shown = (text: string, max = 200): string => `"${printable(text.length > max ? `${text.slice(0, max)}…` : text)}"`;
+
 const THROTTLING = new Set([
   "ProvisionedThroughputExceededException",
   "ThrottlingException",
@@ -153,7 +164,8 @@ export function errorFromResponse(
 ): CounterError {
   const rawType = typeof body?.__type === "string" ? body.__type : "";
   const awsType = rawType.slice(rawType.lastIndexOf("#") + 1) || undefined;
-  const serverMessage = String(body?.message ?? body?.Message ?? "").trim();
+  // Server text may quote the request (attribute names, values): printable, like caller text.
+  const serverMessage = printable(String(body?.message ?? body?.Message ?? "").trim());
   const item = typeof body?.Item === "object" && body.Item !== null ? (body.Item as Record<string, unknown>) : undefined;
   const details: CounterErrorDetails = { status, awsType, requestId: context.requestId, item };
   const said = serverMessage ? `: ${serverMessage}` : "";

@@ -1,5 +1,5 @@
 // Counter keys and table layouts: validation and DynamoDB Key objects.
-import { validationError } from "./errors.js";
+import { shown, validationError } from "./errors.js";
 import { parseOptions, TABLE_OPTION_NAMES, tableOptionsShape } from "./options.js";
 
 /**
@@ -107,7 +107,7 @@ export function keyParts(layout: TableLayout, key: CounterKey): { id: string; so
     return { id, sort: undefined };
   }
   if (sort === undefined) {
-    throw validationError(`key.sort is required (a key must be { id, sort }): table "${layout.tableName}" has the sort key "${layout.sortKeyAttribute}"`);
+    throw validationError(`key.sort is required (a key must be { id, sort }): table "${layout.tableName}" has the sort key ${shown(layout.sortKeyAttribute)}`);
   }
   return { id, sort: checkKeyPart(sort, "key.sort", 1024) };
 }

@@ -1,6 +1,6 @@
 // Option validation with zod/mini, field by field, with unknown names rejected.
 import * as z from "zod/mini";
-import { validationError } from "./errors.js";
+import { shown, validationError } from "./errors.js";
 
 // zod/mini checks options when an object is constructed, never per request. Each field has its own
 // primitive schema and `parseOptions` walks the fields itself: zod's object schema would add ~1.6 KB gzip
@@ -59,7 +59,7 @@ export function parseOptions<T extends object>(
   }
 
   function fail(field: string, problem: string): never {
-    throw validationError(field ? `Invalid ${what} option "${field}": ${problem}` : `Invalid ${what} options: ${problem}`);
+    throw validationError(field ? `Invalid ${what} option ${shown(field)}: ${problem}` : `Invalid ${what} options: ${problem}`);
   }
 }
 
@@ -70,7 +70,7 @@ export function parseOptions<T extends object>(
 export function checkNames(options: object, known: ReadonlySet<string>, what: string): void {
   for (const field in options) {
     if (!known.has(field) && (options as Record<string, unknown>)[field] !== undefined) {
-      throw validationError(`Invalid ${what} option "${field}": ${unknownName(field, [...known])}`);
+      throw validationError(`Invalid ${what} option ${shown(field)}: ${unknownName(field, [...known])}`);
     }
   }
 }

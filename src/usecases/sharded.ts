@@ -23,6 +23,9 @@ export interface ShardedCounterOptions extends TableOptions {
 const shape = /* @__PURE__ */ lazy((): Shape => withTable({ shards: int(1, 1000) }));
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
+
+/** The attribute of the meta item (`<key>#shards`) that holds the most shards any writer used. */
+const SHARDS_ATTRIBUTE = "dynacount:shards";
 interface KeysAndAttributes {
   Keys: Record<string, unknown>[];
   ConsistentRead?: boolean;
@@ -48,34 +51,88 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   /** DynamoDB `Key`s of the shards, validated once: the suffix must still fit DynamoDB's key limits. */
   readonly #keys: Record<string, { S: string }>[];
   readonly #tableOptions: TableOptions;
+  readonly #shardKey: (i: number) => CounterKey;
+  /** The item that records the most shards any writer used (`dynacount:shards`). */
+  readonly #meta: Record<string, { S: string }>;
+  #recorded = false;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: ShardedCounterOptions = {}) {
     const o = parseOptions(shape, options, "sharded counter");
     this.#client = client;
     this.#table = resolveLayout(client.table, o);
     const { id, sort } = keyParts(this.#table, key);
-    this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort }));
+    this.#shardKey = (i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort });
+    this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => this.#shardKey(i));
     this.#keys = this.#shards.map((shard) => toKey(this.#table, shard));
+    this.#meta = toKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
     this.#tableOptions = layoutOptions(this.#table);
   }
 
-  /** Adds `by` (default 1) to one shard chosen at random. */
+  /**
+   * Adds `by` (default 1) to one shard chosen at random. The first add of an instance also records its shard
+   * count on the counter (once, beside the write), so that `total()` of an instance configured with fewer shards
+   * still reads every shard that holds counts.
+   */
   async add(by: Amount = 1): Promise<void> {
     const shard = this.#shards[Math.floor(Math.random() * this.#shards.length)]!;
-    await this.#client.increment(shard, { ...this.#tableOptions, by });
+    // In parallel, and awaited (a Worker may cancel what a request leaves running); #record never throws.
+    await Promise.all([this.#recorded ? undefined : this.#record(), this.#client.increment(shard, { ...this.#tableOptions, by })]);
   }
 
-  /** The sum of all shards, read with strongly consistent `BatchGetItem`s (100 keys each), retrying `UnprocessedKeys`. */
-  async total(): Promise<CounterValue<M>> {
+  /** Records this instance's shard count on the counter's meta item, if larger than what is there. */
+  async #record(): Promise<void> {
+    this.#recorded = true;
     const t = this.#table;
+    try {
+      await this.#client.send("UpdateItem", {
+        TableName: t.tableName,
+        Key: this.#meta,
+        UpdateExpression: "SET #n = :n",
+        ConditionExpression: "attribute_not_exists(#n) OR #n < :n",
+        ExpressionAttributeNames: { "#n": SHARDS_ATTRIBUTE },
+        ExpressionAttributeValues: { ":n": { N: String(this.#shards.length) } },
+      }, { idempotent: true, tableName: t.tableName });
+    } catch (error) {
+      // A larger count is already recorded: done. Anything else: the next add tries again (the add itself
+      // never fails for this: its increment may have been applied, and a caller retrying would count twice).
+      if (!(error instanceof CounterError && error.awsType === "ConditionalCheckFailedException")) this.#recorded = false;
+    }
+  }
+
+  /**
+   * The sum of all shards, read with strongly consistent `BatchGetItem`s (100 keys each), retrying
+   * `UnprocessedKeys`. When a writer recorded more shards than this instance has (the count was lowered), the
+   * others are read too: shrinking `shards` never loses counts.
+   */
+  async total(): Promise<CounterValue<M>> {
     let sum: Amount = 0;
+    let recorded = 0;
+    for (const item of await this.#read([this.#meta, ...this.#keys])) {
+      const n = item[this.#table.countAttribute]?.N;
+      if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));
+      recorded = Math.max(recorded, Number(item[SHARDS_ATTRIBUTE]?.N ?? 0));
+    }
+    if (recorded > this.#keys.length) {
+      const more = Array.from({ length: Math.min(recorded, 1000) - this.#keys.length }, (_, i) => toKey(this.#table, this.#shardKey(this.#keys.length + i)));
+      for (const item of await this.#read(more)) {
+        const n = item[this.#table.countAttribute]?.N;
+        if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));
+      }
+    }
+    return wireToValue(String(sum), this.#client.numbers, "sharded total");
+  }
+
+  /** Every item of `all` that exists, read strongly consistent. */
+  async #read(all: Record<string, unknown>[]): Promise<Item[]> {
+    const t = this.#table;
+    const found: Item[] = [];
     await Promise.all(
-      chunks(this.#keys, 100).map(async (keys) => {
+      chunks(all, 100).map(async (keys) => {
         let request: KeysAndAttributes | undefined = {
           Keys: keys,
           ConsistentRead: true,
-          ProjectionExpression: "#c",
-          ExpressionAttributeNames: { "#c": t.countAttribute },
+          ProjectionExpression: "#c, #n",
+          ExpressionAttributeNames: { "#c": t.countAttribute, "#n": SHARDS_ATTRIBUTE },
         };
         for (let attempt = 1; request !== undefined; attempt++) {
           if (attempt > 10) throw new CounterError("Throttled", `BatchGetItem left keys unprocessed after ${attempt - 1} attempts`, { retryable: true });
@@ -85,15 +142,12 @@ export class ShardedCounter<M extends NumberMode = "number"> {
             { RequestItems: { [t.tableName]: request } },
             { idempotent: true, tableName: t.tableName },
           );
-          for (const item of out.Responses?.[t.tableName] ?? []) {
-            const n = item[t.countAttribute]?.N;
-            if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));
-          }
+          found.push(...(out.Responses?.[t.tableName] ?? []));
           const left: KeysAndAttributes | undefined = out.UnprocessedKeys?.[t.tableName];
           request = left !== undefined && left.Keys.length > 0 ? left : undefined;
         }
       }),
     );
-    return wireToValue(String(sum), this.#client.numbers, "sharded total");
+    return found;
   }
 }

@@ -1,28 +1,4 @@
 // An in-memory DynamoDB that applies the JSON API requests dynacount sends and answers exactly as dynalite or DynamoDB Local does.
-//
-// Scope: the requests of src/ (CreateTable, DescribeTable, DescribeTimeToLive, UpdateTimeToLive, GetItem, BatchGetItem,
-// UpdateItem, DeleteItem, TransactWriteItems with Update/ConditionCheck), S and N attribute values, integer numbers,
-// top-level attribute paths. A request outside that scope throws an Error naming what is not modelled (never a guess).
-// Left out of answers because the servers fill them with clocks or random ids: CreationDateTime, TableId and
-// BillingModeSummary.LastUpdateToPayPerRequestDateTime of table descriptions (and the x-amzn-RequestId header).
-// The order of BatchGetItem's Responses is unspecified (dynalite shuffles at random, DynamoDB Local orders by hash):
-// the model answers in the order of the request's Keys.
-// Differences between the servers, as measured against dynalite 4.0.0 and DynamoDB Local 1.25.1 (see
-// test/differential.test.ts, which proves every answer here against both):
-//  - error bodies: dynalite says `message`, DynamoDB Local `Message`; texts differ (missing table, keys, numbers…);
-//  - numbers: dynalite stores every number canonical ("007" → "7", "-0" → "0") and rejects "+5"; DynamoDB Local stores
-//    and returns a number as it was sent ("007", "-0", "+5") until arithmetic (ADD to an existing number, SET a = a + :c)
-//    canonicalises it; ADD to a missing attribute stores the operand as sent;
-//  - arithmetic: dynalite never checks results (ADD past 38 digits or 1e126 is stored); DynamoDB Local rejects them;
-//  - ReturnValuesOnConditionCheckFailure ALL_OLD: DynamoDB Local puts `Item` in ConditionalCheckFailedException; dynalite ignores it;
-//  - UPDATED_NEW / UPDATED_OLD with nothing to return: dynalite `{"Attributes":{}}` (UPDATED_OLD on a new item: `{}`), DynamoDB Local `{}`;
-//  - DeleteItem of a missing item: DynamoDB Local answers `{"ConsumedCapacity":{"TableName":…,"CapacityUnits":1}}` unasked;
-//  - comparisons whose both operands are missing: dynalite `=`, `<=`, `>=` true and `<>` false; DynamoDB Local the reverse;
-//  - a missing table is checked first by DynamoDB Local, after the expressions by dynalite;
-//  - unused ExpressionAttributeNames/Values are listed in request order by dynalite, in Java HashMap order by DynamoDB Local;
-//  - dynalite has no UpdateTimeToLive nor TransactWriteItems (UnknownOperationException without a message), and its
-//    DescribeTimeToLive always says DISABLED; its tables answer CreateTable with CREATING, DescribeTable with ACTIVE;
-//  - DescribeTable: dynalite's ItemCount and TableSizeBytes stay 0; DynamoDB Local's are live (DynamoDB's item size formula).
 
 export type Flavor = "dynalite" | "ddblocal";
 
@@ -34,6 +10,10 @@ export interface ModelAnswer {
 export interface ModelOptions {
   /** Asked for each key of a BatchGetItem; `true` leaves the key in `UnprocessedKeys` (as a busy server would). */
   unprocessed?: (tableName: string, key: Record<string, unknown>) => boolean;
+  /** dynalite's table ARNs name the AWS_REGION (else AWS_DEFAULT_REGION) of its process. @default "us-east-1" */
+  region?: string;
+  /** dynalite's table ARNs name the AWS_ACCOUNT_ID of its process, digits only. @default "000000000000" */
+  accountId?: string;
 }
 
 type Value = { S: string } | { N: string };
@@ -595,16 +575,83 @@ interface TransactAction {
   returnOld: boolean;
 }
 
+/**
+ * An in-memory DynamoDB of one flavor: `handle(operation, body)` applies a JSON API request atomically and
+ * synchronously and returns the status and parsed body the real server would (test/differential.test.ts compares
+ * the two on random traces; measured against dynalite 4.0.0 and DynamoDB Local 1.25.1).
+ *
+ * Scope: the requests of src/: CreateTable (PAY_PER_REQUEST, S keys), DescribeTable, DescribeTimeToLive,
+ * UpdateTimeToLive, GetItem, BatchGetItem, UpdateItem, DeleteItem, TransactWriteItems (Update, ConditionCheck);
+ * S and N values; integer numbers (exact, any size the servers take); top-level attribute paths; conditions with
+ * = <> < <= > >=, BETWEEN, attribute_exists, attribute_not_exists, AND, OR, NOT, parentheses. Anything else throws
+ * an Error "DynamoModel: … is not modelled", never a guess. The text after "Syntax error;" of a malformed
+ * expression is the model's own (each server's parser words it differently).
+ *
+ * Left out of answers (clocks and random ids): CreationDateTime, TableId, BillingModeSummary.LastUpdateToPayPerRequestDateTime
+ * of table descriptions (and the x-amzn-RequestId header, which is not part of a body). BatchGetItem's Responses come
+ * in the request's key order; the servers' order is unspecified (dynalite shuffles at random, DynamoDB Local orders
+ * by hash).
+ *
+ * How the two servers differ (each modelled):
+ * - Error bodies: dynalite's message field is `message`, DynamoDB Local's `Message`. Texts that differ: missing table
+ *   (dynalite "Requested resource not found", with ": Table: <name> not found" on DescribeTable/DescribeTimeToLive;
+ *   DynamoDB Local "Cannot do operations on a non-existent table"), ResourceInUseException ("" / "Cannot create
+ *   preexisting table"), keys (dynalite "The provided key element does not match the schema" for any mismatch;
+ *   DynamoDB Local "The number of conditions on the keys is invalid", "One of the required keys was not given a
+ *   value", "One or more parameter values were invalid: Type mismatch for key"), invalid numbers, 38-digit errors,
+ *   table names, BatchGetItem limits, the ADD-operand type error (DynamoDB Local adds ", typeSet: ALLOWED_FOR_ADD_OPERAND").
+ * - Order of checks: DynamoDB Local checks the table, then the key, then the expressions; dynalite the expressions
+ *   (names, values, syntax, unused names) first. Both check the condition before applying the update, so a failed
+ *   condition hides a type error of the update.
+ * - Numbers: dynalite stores every number canonical ("007" → "7", "-0" → "0") and rejects "+5"; DynamoDB Local
+ *   stores and returns the text as sent ("007", "-0", "+5") until arithmetic (ADD to an existing number,
+ *   SET a = a ± :c) computes a canonical result; ADD to a missing attribute stores the operand's text as sent.
+ *   Input values: over 38 significant digits or ≥ 1e126 is a ValidationException on both (dynalite checks the
+ *   magnitude first, DynamoDB Local the digits). Results: dynalite never checks them (ADD past 38 digits or past
+ *   1e126 is stored); DynamoDB Local rejects "DynamoDB only supports precision up to 38 digits", then "Number overflow…".
+ * - ReturnValuesOnConditionCheckFailure ALL_OLD: DynamoDB Local adds `Item` (the old item, when there is one) to the
+ *   ConditionalCheckFailedException and validates the value (ALL_OLD | NONE); dynalite ignores the parameter.
+ * - UPDATED_NEW / UPDATED_OLD with nothing to return: dynalite `{"Attributes":{}}` (but `{}` for UPDATED_OLD on a
+ *   new item), DynamoDB Local `{}`.
+ * - DeleteItem of a missing item: DynamoDB Local answers `{"ConsumedCapacity":{"TableName":…,"CapacityUnits":1}}`
+ *   though nobody asked; dynalite `{}`.
+ * - Comparisons whose operands are both missing: dynalite `=`, `<=`, `>=` true, `<>`, `<`, `>` false; DynamoDB Local
+ *   false except `<>`. (One missing operand, or two types: false except `<>`, on both.)
+ * - Expressions: dynalite refuses `NOT NOT c` (syntax error); DynamoDB Local accepts it. `x BETWEEN x AND …` is
+ *   "The first operand must be distinct…" on DynamoDB Local only (`#a = #a` on both). Unused
+ *   ExpressionAttributeNames/Values are listed in request order by dynalite, in java.util.HashMap order by DynamoDB Local.
+ * - dynalite has no UpdateTimeToLive and no TransactWriteItems: UnknownOperationException with no message field.
+ *   Its DescribeTimeToLive always says DISABLED. CreateTable answers TableStatus CREATING, DescribeTable ACTIVE.
+ *   DescribeTable: dynalite's ItemCount and TableSizeBytes stay 0, DynamoDB Local's are live (item sizes as DynamoDB
+ *   counts them) and its ARN region is "ddblocal".
+ * - TransactWriteItems (DynamoDB Local): the actions run in order on a working copy. A condition sees the updates of
+ *   earlier actions; an action whose condition holds on an item an earlier action (whose condition held) already
+ *   took is "Transaction request cannot include multiple operations on one item" (real DynamoDB refuses any two);
+ *   an update that cannot apply is a plain ValidationException (not a cancellation), whatever the other conditions;
+ *   otherwise any failed condition cancels: TransactionCanceledException with `Message` and CancellationReasons
+ *   `{Code:"None"}` / `{Code:"ConditionalCheckFailed", Message, Item?}` where Message is "The conditional request
+ *   failed" for an Update and "The conditional request failed." (with a period) for a ConditionCheck, and Item (on
+ *   ReturnValuesOnConditionCheckFailure ALL_OLD) is the item as the working copy holds it at the end. A
+ *   ClientRequestToken is remembered when its transaction succeeds: the same TransactItems again answer `{}` and
+ *   change nothing (conditions are not evaluated); other TransactItems are IdempotentParameterMismatchException with
+ *   `Message: ""`. Failed transactions do not record their token. Tokens never expire here (DynamoDB: 10 minutes).
+ *
+ * Not modelled: dynalite crashes (the request never gets an answer) on a BETWEEN whose upper bound is missing or not a
+ * number while the attribute is a number at least the lower bound; the model answers false there. dynalite's tables
+ * are CREATING until a zero-delay timer fires; the model's are usable at once.
+ */
 export class DynamoModel {
   readonly flavor: Flavor;
   readonly #tables = new Map<string, Table>();
   /** ClientRequestTokens of transactions that succeeded, with their TransactItems (DynamoDB Local). */
   readonly #tokens = new Map<string, string>();
   readonly #unprocessed: ModelOptions["unprocessed"];
+  readonly #arn: string;
 
   constructor(flavor: Flavor, options: ModelOptions = {}) {
     this.flavor = flavor;
     this.#unprocessed = options.unprocessed;
+    this.#arn = flavor === "dynalite" ? `arn:aws:dynamodb:${options.region ?? "us-east-1"}:${options.accountId ?? "000000000000"}:table/` : "arn:aws:dynamodb:ddblocal:000000000000:table/";
   }
 
   /** Applies one DynamoDB JSON API request atomically and synchronously; answers as the server of `flavor` would. */
@@ -674,9 +721,10 @@ export class DynamoModel {
 
   // Tables -------------------------------------------------------------------------------------------------------
 
-  #tableName(body: Json): string {
+  #tableName(body: Json, describe = false): string {
     const name = body.TableName;
     if (typeof name !== "string") throw notModelled("a request without a TableName string");
+    this.#checkTableName(name, describe);
     return name;
   }
 
@@ -689,29 +737,28 @@ export class DynamoModel {
 
   /** The table of DescribeTable / DescribeTimeToLive (dynalite names it in its message). */
   #described(body: Json): Table {
-    const name = this.#tableName(body);
-    this.#checkTableName(name);
+    const name = this.#tableName(body, true);
     const table = this.#tables.get(name);
     if (table) return table;
     if (this.flavor === "dynalite") throw this.#error(`${DDB}ResourceNotFoundException`, `Requested resource not found: Table: ${name} not found`);
     throw this.#error(`${DDB}ResourceNotFoundException`, "Cannot do operations on a non-existent table");
   }
 
-  #checkTableName(name: string): void {
-    const valid = name.length >= 3 && name.length <= 255;
-    if (this.flavor === "dynalite") {
-      if (!valid) this.#invalid("TableName must be at least 3 characters long and at most 255 characters long");
-      if (!/^[a-zA-Z0-9_.-]+$/.test(name)) {
-        this.#invalid(`1 validation error detected: Value '${name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`);
-      }
-    } else if (!valid || !/^[a-zA-Z0-9_.-]+$/.test(name)) {
+  /** A table name's rules (dynalite words them per operation: only CreateTable's, DescribeTable's and DescribeTimeToLive's are modelled). */
+  #checkTableName(name: string, describe = false): void {
+    if (name.length >= 3 && name.length <= 255 && /^[a-zA-Z0-9_.-]+$/.test(name)) return;
+    if (this.flavor === "ddblocal") {
       this.#invalid("Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'");
     }
+    if (describe && (name.length < 3 || name.length > 255)) this.#invalid("TableName must be at least 3 characters long and at most 255 characters long");
+    if (describe) {
+      this.#invalid(`1 validation error detected: Value '${name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`);
+    }
+    throw notModelled(`dynalite's answer to the table name "${name}"`);
   }
 
   #createTable(body: Json): Json {
-    const name = this.#tableName(body);
-    this.#checkTableName(name);
+    const name = this.#tableName(body, true);
     const schema = body.KeySchema;
     const definitions = body.AttributeDefinitions;
     if (body.BillingMode !== "PAY_PER_REQUEST") throw notModelled("CreateTable without BillingMode PAY_PER_REQUEST");
@@ -761,7 +808,7 @@ export class DynamoModel {
     if (this.flavor === "dynalite") {
       return {
         ...common,
-        TableArn: `arn:aws:dynamodb:us-east-1:000000000000:table/${table.name}`,
+        TableArn: this.#arn + table.name,
         ItemCount: 0,
         ProvisionedThroughput: { ReadCapacityUnits: 0, WriteCapacityUnits: 0, NumberOfDecreasesToday: 0 },
         TableSizeBytes: 0,
@@ -778,7 +825,7 @@ export class DynamoModel {
       ProvisionedThroughput: { LastIncreaseDateTime: 0, LastDecreaseDateTime: 0, NumberOfDecreasesToday: 0, ReadCapacityUnits: 0, WriteCapacityUnits: 0 },
       TableSizeBytes: size,
       ItemCount: table.items.size,
-      TableArn: `arn:aws:dynamodb:ddblocal:000000000000:table/${table.name}`,
+      TableArn: this.#arn + table.name,
       BillingModeSummary: { BillingMode: "PAY_PER_REQUEST" },
       DeletionProtectionEnabled: false,
     };
@@ -1052,6 +1099,7 @@ export class DynamoModel {
     let total = 0;
     const plans: { name: string; table: Table | undefined; spec: Json; keys: Json[]; parsed: Parsed }[] = [];
     for (const [name, spec] of Object.entries(request)) {
+      this.#checkTableName(name);
       if (!isObject(spec) || !Array.isArray(spec.Keys)) throw notModelled("BatchGetItem KeysAndAttributes without Keys");
       for (const k of Object.keys(spec)) {
         if (!["Keys", "ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"].includes(k)) throw notModelled(`BatchGetItem's ${k}`);

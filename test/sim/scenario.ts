@@ -103,6 +103,8 @@ export function unconfirmedAdds(network: Network): Map<string, bigint> {
 export function checkNoSecrets(error: unknown): void {
   if (error === undefined) return;
   const shown = [inspect(error, { depth: 10 }), JSON.stringify(error), String(error), (error as Error).stack ?? ""].join("\n");
+  const message = (error as Error).message ?? "";
+  check(!/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(message), "no message spans lines because of caller or server text", () => JSON.stringify(message));
   for (const secret of [SIM_CREDENTIALS.secretAccessKey, SIM_CREDENTIALS.sessionToken]) {
     check(!shown.includes(secret), "no secrets in output", () => `an error shows a credential: ${(error as Error).message}`);
   }

@@ -30,8 +30,20 @@ export interface Algorithm {
   take(now: number, units: number, seen: Item | undefined): Plan | undefined;
   /** Reads an item at `now` for a call of `units`. */
   read(now: number, units: number, item: Item): Reading;
-  /** The request that gives back up to `units` (never below zero use); undefined when nothing is in use. */
-  refund(now: number, units: number, seen: Item | undefined): Plan | undefined;
+  /**
+   * The request that gives back up to `units` (never below zero use), taken at `takenAt` (a time within the
+   * window they were taken in; default `now`); undefined when nothing is in use there, or when that window has
+   * passed (units are never given to a window that began after they were taken).
+   */
+  refund(now: number, units: number, seen: Item | undefined, takenAt?: number): Plan | undefined;
+  /**
+   * State written by a host whose clock runs ahead beyond what the guarantees tolerate (a window more than one
+   * window ahead, a bucket more than `windowMs` ahead): the write that brings it back to this clock, so that it
+   * cannot lock an identifier out for everyone. Undefined for state that is not from the future.
+   */
+  normalize(now: number, seen: Item | undefined): Plan | undefined;
+  /** A time within the window a successful result's units were taken in (windows: from its `reset`). */
+  takenAt(result: { reset: number }): number | undefined;
   /** Until when units taken at `now` may be spent locally (a lease never outlives its window or its time). */
   leaseUntil(now: number, units: number): number;
 }

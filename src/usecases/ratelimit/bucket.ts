@@ -56,6 +56,20 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
       return { available: Math.max(0, Math.min(limit, available)), reset: ms(tat), freeAt };
     },
 
+    normalize(now, seen): Plan | undefined {
+      const at = scaled(now);
+      const tat = tatOf(seen);
+      // A host whose clock runs ahead by s writes a TAT up to s + windowMs ahead of this clock. Up to s = windowMs
+      // that is skew the guarantees tolerate (read as an empty bucket); beyond it, the TAT is capped at one window
+      // ahead of this clock (an empty bucket that refills from now), so that one wrong clock cannot lock the
+      // identifier out for longer than a window.
+      if (tat === undefined || tat <= at + 2n * capacity) return undefined;
+      return { update: "SET #a = :cap", condition: "#a = :seen", names: { "#a": TAT }, values: { ":cap": { N: String(at + capacity) }, ":seen": { N: String(tat) } } };
+    },
+
+    // A bucket has no windows: refunds give tokens back to it, never past full.
+    takenAt: () => undefined,
+
     refund(now, units, seen): Plan | undefined {
       const at = scaled(now);
       const back = BigInt(units) * T;

@@ -75,6 +75,18 @@ export interface LimitOptions {
   rate?: number;
 }
 
+/** Options of {@link RateLimiter.refund}.
+ *
+ * @example
+ * ```ts
+ * await limiter.refund(userId, 1, { result }); // result: what limit() answered when the units were taken
+ * ```
+ */
+export interface RefundOptions {
+  /** The result of the call that took the units: they go back to its window, or nowhere once it has passed. */
+  result?: Pick<RateLimitResult, "reset">;
+}
+
 /** The answer of {@link RateLimiter.limit}, shaped like @upstash/ratelimit's.
  *
  * @example
@@ -125,6 +137,7 @@ const shape = /* @__PURE__ */ lazy((): Shape => withTable({
 }));
 
 const LIMIT_OPTIONS = /* @__PURE__ */ new Set(["cost", "rate"]);
+const REFUND_OPTIONS = /* @__PURE__ */ new Set(["result"]);
 const SETUP_ERRORS = /* @__PURE__ */ new Set(["Validation", "Config", "TableNotFound", "AccessDenied"]);
 /**
  * A limiter answers in the request path: rather than ride out seconds of throttling (the client's default
@@ -254,30 +267,37 @@ export class RateLimiter {
   }
 
   /**
-   * Gives back `cost` units to `identifier` in the current window (token bucket: to the bucket): never below
-   * zero use, so nothing is credited to an identifier that used nothing. Failures are thrown.
+   * Gives back `cost` units to `identifier`: to the window they were taken in when given the `result` of the
+   * call that took them (else the window this instance last answered in, else the current one), and never to
+   * a window that began after it (a refund once that window has passed gives nothing); a token bucket gets
+   * tokens back, never past full. Never below zero use: nothing is credited to an identifier that used
+   * nothing. Never resent after an ambiguous failure. Failures are thrown.
    *
    * @example
    * ```ts
-   * const { success } = await limiter.limit(userId);
-   * if (success && !(await doWork())) await limiter.refund(userId, 1);
+   * const result = await limiter.limit(userId);
+   * if (result.success && !(await doWork())) await limiter.refund(userId, 1, { result });
    * ```
    */
-  async refund(identifier: string, cost = 1): Promise<void> {
+  async refund(identifier: string, cost = 1, options: RefundOptions = {}): Promise<void> {
+    checkNames(options, REFUND_OPTIONS, "refund");
     const units = this.#cost({ cost }, Infinity);
     const key = this.#itemKey(identifier);
     const memory = this.#remember(identifier);
     memory.blockedUntil = undefined;
-    let seen = memory.seen;
+    const takenAt = options.result !== undefined ? this.#algo.takenAt(options.result) : memory.reset > 0 ? this.#algo.takenAt(memory) : undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const plan = this.#algo.refund(this.#now(), units, seen);
+      const now = this.#now();
+      const fix = this.#algo.normalize(now, memory.seen);
+      const plan = fix ?? this.#algo.refund(now, units, memory.seen, takenAt);
       if (!plan) return;
       try {
         // Not resent after an ambiguous failure: that could give back twice.
         memory.seen = (await this.#update(key, plan)) ?? memory.seen;
+        if (fix) continue;
         return;
       } catch (error) {
-        seen = memory.seen = await this.#failedItem(error, key);
+        memory.seen = await this.#failedItem(error, key);
       }
     }
     throw this.#busy("refund");
@@ -315,6 +335,20 @@ export class RateLimiter {
   /** Takes `want` units (≥ `cost`) in as few requests as the item allows; `cost` go to this call, the rest to the lease. */
   async #take(key: Record<string, { S: string }>, memory: Memory, cost: number, want: number, now: number): Promise<RateLimitResult> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      // State from a clock far ahead is brought back first: it must not lock the identifier out.
+      const fix = this.#algo.normalize(now, memory.seen);
+      if (fix) {
+        try {
+          memory.seen = (await this.#update(key, fix)) ?? memory.seen;
+        } catch (error) {
+          try {
+            memory.seen = await this.#failedItem(error, key);
+          } catch (failure) {
+            return this.#failure(failure, now);
+          }
+        }
+        continue;
+      }
       const plan = this.#algo.take(now, want, memory.seen);
       if (!plan) return { ...this.#denied(memory, this.#algo.read(now, cost, memory.seen ?? {}), now), reason: "cacheBlock" };
       try {
@@ -337,6 +371,7 @@ export class RateLimiter {
           return this.#failure(failure, now);
         }
         memory.seen = item;
+        if (this.#algo.normalize(now, item)) continue;
         const reading = this.#algo.read(now, cost, item);
         if (reading.available < cost) return this.#denied(memory, reading, now);
         // It fits: the condition failed on an assumption (window, previous count, bucket state). Ask again, for

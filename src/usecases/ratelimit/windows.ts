@@ -49,12 +49,13 @@ export function slidingFreeAt(now: number, index: number, windowMs: number, limi
 export function windowAlgorithm(limit: number, windowMs: number, sliding: boolean, ttlAttribute: string): Algorithm {
   /**
    * The window a call at `now` counts in: an instance whose clock lags the item's newest window joins that one,
-   * but never more than one window ahead of its own clock (an item's newer window is skew, or not this
-   * limiter's: its arithmetic must stay near the clock, far below 2^53).
+   * up to one window ahead of its own clock. A newer window is from a host whose clock runs ahead beyond that
+   * (skew, which `normalize` writes back): its counts are not this window's.
    */
   const indexAt = (now: number, item: Item | undefined) => {
     const own = Math.floor(now / windowMs);
-    return Math.max(own, Math.min(num(item, LATEST) ?? -Infinity, own + 1));
+    const latest = num(item, LATEST);
+    return latest === undefined || latest < own ? own : latest > own + 1 ? own : latest;
   };
   const counts = (now: number, item: Item | undefined) => {
     const index = indexAt(now, item);
@@ -120,17 +121,41 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
       return { available, reset: end, freeAt };
     },
 
-    refund(now, units, seen) {
-      const index = indexAt(now, seen);
+    refund(now, units, seen, takenAt) {
+      const latest = indexAt(now, seen);
+      const index = takenAt === undefined ? latest : Math.min(latest, Math.floor(takenAt / windowMs));
+      // Only to a window that still counts: fixed, the current one; sliding, the previous one too (it still
+      // weighs on the current). Units taken in a window that has passed are not given to a newer one.
+      const reach = sliding ? 1 : 0;
+      if (index < latest - reach) return undefined;
       const current = seen === undefined ? units : Math.min(units, num(seen, windowAttribute(index)) ?? 0);
       if (current <= 0) return undefined;
       return {
         update: "ADD #c :neg",
-        condition: "#l = :i AND #c >= :n",
+        // The window's count holds the units, and no newer window than that has begun on the item.
+        condition: "#c >= :n AND #l <= :hi",
         names: { "#l": LATEST, "#c": windowAttribute(index) },
-        values: { ":neg": { N: String(-current) }, ":n": { N: String(current) }, ":i": { N: String(index) } },
+        values: { ":neg": { N: String(-current) }, ":n": { N: String(current) }, ":hi": { N: String(index + reach) } },
       };
     },
+
+    normalize(now, seen) {
+      const own = Math.floor(now / windowMs);
+      const latest = num(seen, LATEST);
+      if (latest === undefined || latest <= own + 1) return undefined;
+      // Back to this clock: the newest window is this one, and counts of windows after it are removed.
+      const future = Object.keys(seen!).filter((name) => /^w-?\d+$/.test(name) && Number(name.slice(1)) > own);
+      const names: Record<string, string> = { "#l": LATEST };
+      future.forEach((name, i) => (names[`#f${i}`] = name));
+      return {
+        update: `SET #l = :own` + (future.length ? ` REMOVE ${future.map((_, i) => `#f${i}`).join(", ")}` : ""),
+        condition: "#l = :seen",
+        names,
+        values: { ":own": { N: String(own) }, ":seen": { N: String(latest) } },
+      };
+    },
+
+    takenAt: (result) => result.reset - 1,
 
     leaseUntil: (now) => (Math.floor(now / windowMs) + 1) * windowMs,
   };

@@ -10,7 +10,8 @@ interface Config {
   attributes: string[];
 }
 
-const ITEMS = ["home", "pricing", "docs"];
+// Keys are often caller input: one holds a line break and a line separator.
+const ITEMS = ["home", "pri\ncing\u2028", "docs"];
 const ATTRIBUTES = ["lastValue", "views", "clicks"];
 
 export const bufferScenario: Scenario<Config> = {

@@ -5,7 +5,8 @@ import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {
   allocators: Array<{ blockSize: number; prefetchBelow: number; timeoutMs: number }>;
-  shards: number;
+  /** Shard counts of the counter's instances: when they differ, the count was changed (raised or lowered). */
+  shards: number[];
   client: { timeoutMs: number; attempts: number };
 }
 
@@ -18,11 +19,11 @@ export const idsScenario: Scenario<Config> = {
         const blockSize = rng.int(1, 8);
         return { blockSize, prefetchBelow: rng.int(0, blockSize), timeoutMs: rng.pick([100, 2000]) };
       }),
-      shards: rng.int(1, 4),
+      shards: rng.chance(0.4) ? [rng.int(1, 4), rng.int(1, 6)] : [rng.int(1, 4)],
       client: { timeoutMs: rng.pick([50, 300]), attempts: rng.int(1, 4) },
     };
     const steps = times(rng, rng.int(5, 60), span).map((at) =>
-      rng.chance(0.75) ? { at, what: "next", args: [rng.int(0, config.allocators.length - 1)] } : { at, what: "shardAdd", args: [rng.int(1, 3)] },
+      rng.chance(0.75) ? { at, what: "next", args: [rng.int(0, config.allocators.length - 1)] } : { at, what: "shardAdd", args: [rng.int(1, 3), rng.int(0, config.shards.length - 1)] },
     );
     return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
   },
@@ -32,7 +33,7 @@ export const idsScenario: Scenario<Config> = {
     const { config } = plan;
     const options = { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: 50 } };
     const allocators = config.allocators.map((a, i) => ({ config: a, allocator: new IdAllocator(network.client(`ids${i}`, options), "order-ids", a) }));
-    const shards = new ShardedCounter(network.client("shards", options), "likes", { shards: config.shards });
+    const shards = config.shards.map((n, i) => new ShardedCounter(network.client(`shards${i}`, options), "likes", { shards: n }));
     const ids = new Map<number, number>(); // id → step that got it
     let added = 0;
     let maybeAdded = 0;
@@ -55,10 +56,10 @@ export const idsScenario: Scenario<Config> = {
             check(world.now - started <= most, "every call bounded", () => `next() took ${world.now - started} ms (timeoutMs ${a.timeoutMs})`);
           });
         } else {
-          const by = step.args[0] as number;
+          const [by, which] = step.args as [number, number];
           world.spawn(async () => {
             try {
-              await shards.add(by);
+              await shards[which]!.add(by);
               added += by;
             } catch (error) {
               if (!(error instanceof CounterError)) throw error;
@@ -71,15 +72,17 @@ export const idsScenario: Scenario<Config> = {
     }
     await world.run(plan.faults.until + 10_000);
     let total = 0n;
-    for (let i = 0; i < config.shards; i++) total += stored(model, `likes#${i}`, "lastValue");
+    for (let i = 0; i < Math.max(...config.shards); i++) total += stored(model, `likes#${i}`, "lastValue");
     // Increments are never resent after an ambiguous failure: each one applied at most once, and one that may
     // have been applied is reported as ambiguous.
     check(total >= BigInt(added) && total <= BigInt(added + maybeAdded), "a sharded counter counts each acknowledged add once", () =>
       `shards hold ${total}, acknowledged ${added}, failed ambiguously ${maybeAdded}`);
-    // total() agrees with the shards once the network is healthy.
-    let read: number | undefined;
-    world.spawn(async () => void (read = await shards.total()));
-    await world.run(world.now + 10_000);
-    check(read !== undefined && BigInt(read) === total, "total() reads every shard", () => `total() ${read}, shards ${total}`);
+    // total() of every instance, whatever its shard count, agrees with the shards once the network is healthy.
+    for (const [i, counter] of shards.entries()) {
+      let read: number | undefined;
+      world.spawn(async () => void (read = await counter.total()));
+      await world.run(world.now + 10_000);
+      check(read !== undefined && BigInt(read) === total, "total() reads every shard", () => `total() of the instance with ${config.shards[i]} shards: ${read}, shards hold ${total} (counts ${config.shards.join(", ")})`);
+    }
   },
 };

@@ -63,7 +63,19 @@ export const ratelimitScenario: Scenario<Config> = {
       seen.add(`${l.name} ${l.algorithm} ${l.windowMs}`);
     }
     const skewed = rng.chance(0.25);
-    const skews = limiters.map((l) => Array.from({ length: l.instances }, () => (skewed ? rng.int(-500, 500) : 0)));
+    // Clocks that disagree by up to half a window each way (at most 500 ms): within the skew the guarantees
+    // tolerate (one window; a bucket's windowMs).
+    const skews = limiters.map((l) => {
+      const half = Math.min(500, Math.floor(l.windowMs / 2));
+      return Array.from({ length: l.instances }, () => (skewed ? rng.int(-half, half) : 0));
+    });
+    // Sometimes one host's clock runs far ahead (an hour, or five windows): beyond what the guarantees
+    // tolerate, so its limiter is only checked for not locking the others out.
+    if (rng.chance(0.1)) {
+      const li = rng.int(0, limiters.length - 1);
+      if (limiters[li]!.instances === 1) limiters[li]!.instances = 2;
+      skews[li] = Array.from({ length: limiters[li]!.instances }, (_, i) => (i === 0 ? Math.max(3_600_000, 5 * limiters[li]!.windowMs) : 0));
+    }
     const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]), skews };
     const steps = times(rng, rng.int(5, 60), span).map((at) => {
       const l = rng.int(0, limiters.length - 1);
@@ -72,7 +84,7 @@ export const ratelimitScenario: Scenario<Config> = {
       const cost = rng.int(1, Math.min(3, limiters[l]!.limit));
       const r = rng.next();
       if (r < 0.8) return { at, what: "limit", args: [l, instance, identifier, cost] };
-      if (r < 0.93) return { at, what: "refund", args: [l, instance, identifier, cost] };
+      if (r < 0.93) return { at, what: "refund", args: [l, instance, identifier, cost, rng.chance(0.5)] };
       return { at, what: "remaining", args: [l, instance, identifier] };
     });
     return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
@@ -90,6 +102,7 @@ export const ratelimitScenario: Scenario<Config> = {
       ),
     );
     const events: Event[] = [];
+    const lastAdmitted = new Map<string, RateLimitResult>();
     const saneReset = (l: LimiterConfig, skew: number, at: number, result: { reset: number }, what: string) =>
       check(
         // Measured from the answer: a reading is taken after its request came back.
@@ -118,18 +131,23 @@ export const ratelimitScenario: Scenario<Config> = {
               if (result.error?.ambiguous) events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeTaken" });
               return;
             }
+            if (result.success) lastAdmitted.set(`${li} ${ii} ${identifier}`, result);
             const window = result.success && l.algorithm !== "token-bucket" ? Math.round(result.reset / l.windowMs) - 1 : undefined;
             events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: result.success ? "admitted" : "denied", reason: result.reason, ...(window === undefined ? {} : { window }) });
           });
         } else if (step.what === "refund") {
+          // Half the refunds name the call that took the units (the last one this instance admitted).
+          const result = step.args[4] ? lastAdmitted.get(`${li} ${ii} ${identifier}`) : undefined;
+          const window = result && l.algorithm !== "token-bucket" ? Math.round(result.reset / l.windowMs) - 1 : undefined;
+          const event = { limiter: li, identifier, at, trueAt: at - skew, units: cost, ...(window === undefined ? {} : { window }) };
           world.spawn(async () => {
             try {
-              await limiter.refund(identifier, cost);
-              events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "refunded" });
+              await limiter.refund(identifier, cost, result ? { result } : {});
+              events.push({ ...event, done: world.now + skew, trueDone: world.now, kind: "refunded" });
             } catch (error) {
               if (!(error instanceof CounterError)) throw error;
               checkNoSecrets(error);
-              events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeRefunded" });
+              events.push({ ...event, done: world.now + skew, trueDone: world.now, kind: "maybeRefunded" });
             }
           });
         } else {
@@ -147,6 +165,22 @@ export const ratelimitScenario: Scenario<Config> = {
     if (process.env.SIM_DEBUG) for (const e of events) console.log(JSON.stringify({ ...e, at: e.at % 100_000, done: e.done % 100_000 }));
 
     for (const [li, l] of config.limiters.entries()) {
+      const far = config.skews[li]![0]! >= 3_600_000;
+      if (far) {
+        // Not locked out by the host from the future: once a window or two has passed with nobody else calling,
+        // a correct instance is admitted again (a bucket capped to one window ahead refills within one more).
+        for (const identifier of config.identifiers) {
+          const correct = instances[li]![1]!;
+          let admitted = false;
+          for (let attempt = 0; attempt < 3 && !admitted; attempt++) {
+            await world.run(world.now + l.windowMs + 1);
+            world.spawn(async () => void (admitted = (await correct.limit(identifier)).success));
+            await world.run(world.now + 5000);
+          }
+          check(admitted, "a clock far ahead never locks an identifier out", () => `${l.algorithm} ${l.limit}/${l.windowMs} ms: a correct instance is still denied ${3 * l.windowMs} ms later`);
+        }
+        continue;
+      }
       for (const identifier of config.identifiers) {
         const mine = events.filter((e) => e.limiter === li && e.identifier === identifier);
         const spread = Math.max(...config.skews[li]!) - Math.min(...config.skews[li]!);
@@ -175,7 +209,7 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
     const previous = byWindow.get(k - 1) ?? [];
     // A refund goes to the window its instance reckons in, or the newer one it finds on the item: from its start
     // time, window k or the one before (and, sliding, the one before that, which weighs on k).
-    const given = (j: number) => sum(events.filter((e) => Math.floor(e.at / w) === j), ["refunded", "maybeRefunded"]);
+    const given = (j: number) => sum(events.filter((e) => (e.kind === "refunded" || e.kind === "maybeRefunded") && (e.window ?? Math.floor(e.at / w)) === j), ["refunded", "maybeRefunded"]);
     const giveBack = given(k) + given(k - 1) + (l.algorithm === "sliding-window" ? given(k - 2) : 0);
     let admitted = 0;
     for (const e of [...inWindow].sort((x, y) => x.done - y.done)) {
