@@ -1,4 +1,4 @@
 // Entry point `dynacount/durable-object`: the counter buffer that lives in a Cloudflare Durable Object.
 export { DurableCounterBuffer } from "./buffer/durable.js";
 export type { DurableBufferOptions, DurableState, DurableStorage } from "./buffer/durable.js";
-export type { FlushResult } from "./buffer/engine.js";
+export type { FlushResult } from "./buffer/results.js";

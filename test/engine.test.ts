@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CounterClient, CounterError } from "../src/index.ts";
 import { errorFromResponse } from "../src/core/errors.ts";
-import { FlushEngine, markerAttribute, type FlushResult } from "../src/buffer/engine.ts";
+import { FlushEngine } from "../src/buffer/engine.ts";
+import type { FlushResult } from "../src/buffer/results.ts";
+import { markerAttribute } from "../src/buffer/writer.ts";
 import { credentials } from "./support/credentials.ts";
 
 /** A fake clock: timers run only when the test advances time. */
@@ -91,6 +93,7 @@ function engine(clock: FakeClock, client: CounterClient, options: Partial<{ writ
     intervalMs: options.intervalMs ?? 1000,
     maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
     maxPendingKeys: 1000,
+    maxPendingBytes: 1 << 20,
     markerWarnAt: 10,
     onError: (error) => errors.push(error),
     onFlush: options.onFlush,

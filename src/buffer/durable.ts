@@ -1,41 +1,18 @@
 // The Durable Object buffer: the flush engine over the object's storage and alarm.
 import type { CounterClient } from "../core/client.js";
-import { CounterError, shown, type CounterErrorCode } from "../core/errors.js";
-import { chunks } from "../core/chunks.js";
-import { layoutOptions, type CounterKey, type TableOptions } from "../core/keys.js";
+import { shown } from "../core/errors.js";
+import type { CounterKey, TableOptions } from "../core/keys.js";
 import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
 import { lazy, parseOptions } from "../core/options.js";
-import type { Location, Slot } from "./coalescer.js";
+import { DurableSlotStore, storageSuffix, type DurableStorage } from "./durable-store.js";
+import { FlushEngine } from "./engine.js";
 import { markerAttribute, readMarker } from "./writer.js";
-import {
-  FlushEngine,
-  flushOptionsShape,
-  flushSettings,
-  type DeadLetter,
-  type EngineMeta,
-  type EngineStore,
-  type FlushOptions,
-  type FlushResult,
-  type HeldLetter,
-} from "./engine.js";
+import { flushOptionsShape, flushSettings, type FlushOptions } from "./flush-options.js";
+import type { DeadLetter, FlushResult } from "./results.js";
 
-export type { DeadLetter, FlushOptions, FlushResult } from "./engine.js";
-
-/** The part of Durable Object storage the buffer uses (the KV API, on SQLite- or KV-backed objects).
- *
- * @example
- * ```ts
- * const storage: DurableStorage = this.ctx.storage;
- * ```
- */
-export interface DurableStorage {
-  get<T = unknown>(key: string): Promise<T | undefined>;
-  put(entries: Record<string, unknown>): Promise<void>;
-  delete(keys: string[]): Promise<number>;
-  list<T = unknown>(options: { prefix: string }): Promise<Map<string, T>>;
-  getAlarm(): Promise<number | null>;
-  setAlarm(scheduledTime: number): Promise<void>;
-}
+export type { DurableStorage } from "./durable-store.js";
+export type { FlushOptions } from "./flush-options.js";
+export type { DeadLetter, FlushResult } from "./results.js";
 
 /** The part of `DurableObjectState` (`this.ctx`, or `state` in the older constructor style) the buffer uses.
  *
@@ -64,53 +41,6 @@ export interface DurableBufferOptions extends FlushOptions {
 
 const optionsShape = /* @__PURE__ */ lazy(flushOptionsShape);
 
-// Storage layout, one record per item and state: "p:<hash>" the pending delta, "b:<hash>" the write in
-// progress with its sequence number, "x:<id>" a dead letter, and META the engine's sequence and backoff.
-const PENDING = "p:";
-const SENT = "b:";
-const DEAD = "x:";
-const META = "dynacount:meta";
-/** Durable Object storage's KV calls take at most 128 keys each. */
-const MAX_KV_KEYS = 128;
-
-interface StoredEntry {
-  /** [tableName, keyAttribute, sortKeyAttribute | null, countAttribute] */
-  t: [string, string, string | null, string];
-  id: string;
-  sort?: string;
-  /** The delta as a decimal string (exact for bigints too). */
-  d: string;
-  /** "b:" only: the write's sequence number (absent in records of version 0.1, which kept it in META.batchSeq). */
-  s?: number;
-  /** "x:" only: why the entry is dead. */
-  e?: { code: CounterErrorCode; message: string; ambiguous: boolean; awsType?: string };
-}
-
-/** META as stored; `batchSeq` is what version 0.1 stored for its single batch. */
-type StoredMeta = EngineMeta & { batchSeq?: number };
-
-const encoder = new TextEncoder();
-
-/** A storage key for an item: item keys can be 2 KB and more, storage keys must stay under 2 KiB. */
-async function storageSuffix(tableKey: string, itemKey: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(`${tableKey}\n${itemKey}`)));
-  let hex = "";
-  for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
-  return hex;
-}
-
-const toStored = (at: Location, d: Amount): StoredEntry => ({
-  t: [at.table.tableName, at.table.keyAttribute, at.table.sortKeyAttribute ?? null, at.table.countAttribute],
-  id: at.id,
-  ...(at.sort !== undefined ? { sort: at.sort } : {}),
-  d: String(d),
-});
-
-const parseDelta = (d: string): Amount => {
-  const n = Number(d);
-  return Number.isSafeInteger(n) ? n : BigInt(d);
-};
-
 /**
  * A counter buffer inside a Durable Object: `add` persists the delta in the object's storage before it
  * resolves, and the object's alarm flushes exactly-once (the writer is the object's id). A failed flush
@@ -133,18 +63,16 @@ const parseDelta = (d: string): Amount => {
  * ```
  */
 export class DurableCounterBuffer<M extends NumberMode = "number"> {
-  readonly #storage: DurableStorage;
+  readonly #store: DurableSlotStore;
   readonly #client: CounterClient<M>;
   readonly #engine: FlushEngine;
   readonly #ready: Promise<void>;
-  /** Storage key suffix of each slot. */
-  readonly #suffixes = new WeakMap<Slot, string>();
   /** This object's exactly-once marker attribute. */
   readonly #marker: string;
 
   constructor(state: DurableState, client: CounterClient<M>, options: DurableBufferOptions = {}) {
     const o = parseOptions(optionsShape, options, "durable buffer");
-    this.#storage = state.storage;
+    this.#store = new DurableSlotStore(state.storage);
     this.#client = client;
     const storage = state.storage;
     const writerId = `do-${state.id.toString()}`;
@@ -154,9 +82,14 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       writerId,
       ...flushSettings(o, 5000),
       scheduler: { set: (at) => storage.setAlarm(at), clear: () => undefined },
-      store: this.#store(),
+      store: this.#store,
     });
-    this.#ready = state.blockConcurrencyWhile(() => this.#load());
+    this.#ready = state.blockConcurrencyWhile(async () => {
+      const { meta, letters, alarm } = await this.#store.load(this.#engine.slots);
+      this.#engine.restore(meta, letters, alarm);
+      // Work left by an earlier incarnation gets an alarm even if the old one was lost.
+      await this.#engine.resume();
+    });
   }
 
   /** Distinct keys waiting here (each once, a write in progress included; dead letters not). */
@@ -176,11 +109,10 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
   async add(key: CounterKey, by: Amount = 1, options?: TableOptions): Promise<void> {
     await this.#ready;
     const at = this.#engine.slots.locate(key, by, options);
-    const suffix = await storageSuffix(at.tableKey, at.itemKey);
+    const suffix = await storageSuffix(at);
     // From here to the put nothing awaits, so a flush cannot move the delta between the two.
     const slot = this.#engine.slots.merge(at, by);
-    this.#suffixes.set(slot, suffix);
-    await Promise.all([this.#storage.put({ [PENDING + suffix]: toStored(slot, slot.delta) }), this.#engine.added()]);
+    await Promise.all([this.#store.putPending(slot, suffix), this.#engine.added()]);
   }
 
   /**
@@ -229,89 +161,4 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     return this.#engine.takeDeadLetters();
   }
 
-  #store(): EngineStore {
-    const storage = () => this.#storage;
-    const suffix = (slot: Slot) => this.#suffixes.get(slot)!;
-    // Writes issued without an await between them are committed by Durable Object storage as one atomic batch.
-    const write = (puts: [string, unknown][], deletes: string[]) =>
-      Promise.all([
-        ...chunks(puts, MAX_KV_KEYS).map((c) => storage().put(Object.fromEntries(c))),
-        ...chunks(deletes, MAX_KV_KEYS).map((c) => storage().delete(c)),
-      ]).then(() => undefined);
-    return {
-      assign: (slots, meta) =>
-        write(
-          [[META, meta], ...slots.map((s): [string, unknown] => [SENT + suffix(s), { ...toStored(s, s.sent!.delta), s: s.sent!.seq }])],
-          slots.map((s) => PENDING + suffix(s)),
-        ),
-      settle: (done, dead) =>
-        write(
-          dead.map((h): [string, unknown] => [DEAD + h.id, this.#storedLetter(h)]),
-          [...done, ...dead.map((h) => h.at as Slot)].map((s) => SENT + suffix(s)),
-        ),
-      saveMeta: (meta) => storage().put({ [META]: meta }),
-      release: (letters, slots) =>
-        write(
-          (slots ?? []).map((s, i): [string, unknown] => {
-            // A letter's location is the slot it came from, or one restored with its suffix.
-            if (!this.#suffixes.has(s)) this.#suffixes.set(s, this.#suffixes.get(letters[i]!.at as Slot)!);
-            return [PENDING + suffix(s), toStored(s, s.delta)];
-          }),
-          letters.flatMap((h) => [h.id, ...(h.merged ?? [])].map((id) => DEAD + id)),
-        ),
-    };
-  }
-
-  #storedLetter(h: HeldLetter): StoredEntry {
-    const { error } = h.letter;
-    return {
-      ...toStored(h.at, h.letter.amount),
-      e: { code: error.code, message: error.message, ambiguous: error.ambiguous, ...(error.awsType ? { awsType: error.awsType } : {}) },
-    };
-  }
-
-  async #load(): Promise<void> {
-    const [pending, sent, dead, meta, alarm] = await Promise.all([
-      this.#storage.list<StoredEntry>({ prefix: PENDING }),
-      this.#storage.list<StoredEntry>({ prefix: SENT }),
-      this.#storage.list<StoredEntry>({ prefix: DEAD }),
-      this.#storage.get<StoredMeta>(META),
-      this.#storage.getAlarm(),
-    ]);
-    // One options object per stored table, so each layout is resolved and validated once.
-    const tables = new Map<string, TableOptions>();
-    const locate = (stored: StoredEntry): Location => {
-      const tableKey = JSON.stringify(stored.t);
-      let options = tables.get(tableKey);
-      if (!options) {
-        const [tableName, keyAttribute, sortKeyAttribute, countAttribute] = stored.t;
-        options = layoutOptions({ tableName, keyAttribute, sortKeyAttribute: sortKeyAttribute ?? undefined, countAttribute });
-        tables.set(tableKey, options);
-      }
-      return this.#engine.slots.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
-    };
-    const slots = this.#engine.slots;
-    for (const [key, stored] of pending) this.#suffixes.set(slots.merge(locate(stored), parseDelta(stored.d), true), key.slice(PENDING.length));
-    for (const [key, stored] of sent) {
-      const at = locate(stored);
-      const slot = slots.find(at) ?? slots.merge(at, 0, true);
-      slot.sent = { seq: stored.s ?? meta?.batchSeq ?? meta?.seq ?? 0, delta: parseDelta(stored.d) };
-      this.#suffixes.set(slot, key.slice(SENT.length));
-    }
-    const letters: HeldLetter[] = [...dead].map(([key, stored]) => {
-      const at = locate(stored);
-      const e = stored.e ?? { code: "Service" as const, message: "dead letter", ambiguous: false };
-      const error = new CounterError(e.code, e.message, { ambiguous: e.ambiguous, awsType: e.awsType });
-      return {
-        at,
-        id: key.slice(DEAD.length),
-        letter: { key: at.sort === undefined ? at.id : { id: at.id, sort: at.sort }, tableName: at.table.tableName, countAttribute: at.table.countAttribute, amount: parseDelta(stored.d), error },
-      };
-    });
-    for (const h of letters) this.#suffixes.set(h.at as Slot, await storageSuffix(h.at.tableKey, h.at.itemKey));
-    const restored: EngineMeta | undefined = meta ? { seq: meta.seq, failures: meta.failures, retryAt: meta.retryAt } : undefined;
-    this.#engine.restore(restored, letters, alarm ?? undefined);
-    // Work left by an earlier incarnation gets an alarm even if the old one was lost.
-    await this.#engine.resume();
-  }
 }

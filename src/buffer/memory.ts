@@ -5,9 +5,12 @@ import type { CounterKey, TableOptions } from "../core/keys.js";
 import type { Amount, NumberMode } from "../core/numbers.js";
 import { lazy, parseOptions, text, timerMs, type Shape } from "../core/options.js";
 import { unrefTimeout } from "../core/timers.js";
-import { FlushEngine, flushOptionsShape, flushSettings, type DeadLetter, type FlushOptions, type FlushResult } from "./engine.js";
+import { FlushEngine } from "./engine.js";
+import { flushOptionsShape, flushSettings, type FlushOptions } from "./flush-options.js";
+import type { DeadLetter, FlushResult } from "./results.js";
 
-export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushOptions, FlushResult } from "./engine.js";
+export type { FlushOptions } from "./flush-options.js";
+export type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./results.js";
 
 /** Options of {@link CounterBuffer}.
  *

@@ -6,6 +6,7 @@ import type { NumberMode } from "../../core/numbers.js";
 import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, text, typed, withTable, type Shape } from "../../core/options.js";
 import type { Algorithm, Item, Plan, Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
+import { Memories, type Memory } from "./memory.js";
 import { windowAlgorithm } from "./windows.js";
 
 /** Options of {@link RateLimiter}.
@@ -148,23 +149,6 @@ const FAIL_FAST = { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
 const MAX_ROUNDS = 8;
 const DONE: Promise<unknown> = /* @__PURE__ */ Promise.resolve();
 
-/** What an instance remembers of an identifier. */
-interface Memory {
-  /** The item as last seen (a hint for the next request's plan). */
-  seen: Item | undefined;
-  /** Answer "no" locally until then. */
-  blockedUntil: number | undefined;
-  /** Units taken and not yet handed out, usable until `until`. */
-  leased: number;
-  until: number;
-  /** The size of the last lease taken (leases grow while an identifier stays busy). */
-  grant: number;
-  /** What DynamoDB had left at the last answer, valid until `reset`. */
-  left: number;
-  reset: number;
-  /** A lease request in flight: concurrent calls wait for it rather than each take a lease. */
-  taking: Promise<void> | undefined;
-}
 
 /**
  * Rate limiting on DynamoDB: one conditional `UpdateItem` per call at most, none for identifiers answered
@@ -193,10 +177,9 @@ export class RateLimiter {
   readonly #failOpen: boolean;
   readonly #key: (identifier: string) => CounterKey;
   readonly #cacheBlocked: boolean;
-  readonly #cacheSize: number;
   readonly #now: () => number;
   /** identifier → what this instance knows; insertion order makes eviction oldest-first. */
-  readonly #memory = new Map<string, Memory>();
+  readonly #memory: Memories;
 
   constructor(client: CounterClient<NumberMode>, options: RateLimiterOptions) {
     const o = parseOptions(shape, options, "rate limiter", ["limit", "windowMs"]);
@@ -217,7 +200,7 @@ export class RateLimiter {
     const prefix = `ratelimit:${this.name}:${this.algorithm}:${o.windowMs}:`;
     this.#key = (o.key as RateLimiterOptions["key"]) ?? ((identifier) => prefix + identifier);
     this.#cacheBlocked = o.cacheBlocked ?? true;
-    this.#cacheSize = o.cacheSize ?? 10_000;
+    this.#memory = new Memories(o.cacheSize ?? 10_000);
     this.#now = (o.now as RateLimiterOptions["now"]) ?? Date.now;
   }
 
@@ -233,7 +216,7 @@ export class RateLimiter {
     checkNames(options, LIMIT_OPTIONS, "limit");
     const cost = this.#cost(options);
     const key = this.#itemKey(identifier);
-    const memory = this.#remember(identifier);
+    const memory = this.#memory.recall(identifier);
     for (;;) {
       const now = this.#now();
       if (memory.blockedUntil !== undefined) {
@@ -283,7 +266,7 @@ export class RateLimiter {
     checkNames(options, REFUND_OPTIONS, "refund");
     const units = this.#cost({ cost }, Infinity);
     const key = this.#itemKey(identifier);
-    const memory = this.#remember(identifier);
+    const memory = this.#memory.recall(identifier);
     memory.blockedUntil = undefined;
     const takenAt = options.result !== undefined ? this.#algo.takenAt(options.result) : memory.reset > 0 ? this.#algo.takenAt(memory) : undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -328,7 +311,7 @@ export class RateLimiter {
    */
   async reset(identifier: string): Promise<void> {
     const key = this.#itemKey(identifier);
-    this.#memory.delete(identifier);
+    this.#memory.forget(identifier);
     await this.#client.send("DeleteItem", { TableName: this.#table.tableName, Key: key }, { idempotent: true, tableName: this.#table.tableName });
   }
 
@@ -458,18 +441,7 @@ export class RateLimiter {
     return toKey(this.#table, this.#key(identifier));
   }
 
-  #remember(identifier: string): Memory {
-    let memory = this.#memory.get(identifier);
-    if (memory) {
-      // Most recently used last, so eviction takes the coldest.
-      this.#memory.delete(identifier);
-    } else {
-      memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, grant: 0, left: 0, reset: 0, taking: undefined };
-    }
-    this.#memory.set(identifier, memory);
-    if (this.#memory.size > this.#cacheSize) this.#memory.delete(this.#memory.keys().next().value!);
-    return memory;
-  }
+
 
   #busy(what: string): CounterError {
     return new CounterError("Conflict", `${what}: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, { retryable: true });
