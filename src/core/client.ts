@@ -1,7 +1,7 @@
 // CounterClient: the request path plus reserve and createTable (table set-up).
 import { BaseClient } from "./base-client.js";
 import { CounterError } from "./errors.js";
-import { resolveLayout, type CounterKey, type TableOptions } from "./keys.js";
+import { resolveLayout, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, firstOfRange, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, int, lazy, parseOptions, text, withTable, type Shape } from "./options.js";
 import { sleep } from "./timers.js";
@@ -81,7 +81,9 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
 
   /**
    * Creates the table if it is missing (on-demand billing, key schema from the options), waits until it
-   * is ACTIVE and enables TTL when `ttlAttribute` is given. Calling it again is harmless.
+   * is ACTIVE and enables TTL when `ttlAttribute` is given. Calling it again is harmless. An existing table
+   * whose key schema, or TTL attribute, differs from the one asked for is a `Config` error that says what
+   * differs, never a silent success.
    *
    * @example
    * ```ts
@@ -107,34 +109,116 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
         sendOptions,
       );
     } catch (error) {
+      // The table exists already (or is being created by someone else): its key schema is checked below.
       if (!(error instanceof CounterError && error.awsType === "ResourceInUseException")) throw error;
     }
     const deadline = Date.now() + waitMs;
+    let checked = false;
+    let status: string | undefined;
+    let notFound: CounterError | undefined;
     for (let attempt = 1; ; attempt++) {
-      const out = await this.send<{ Table?: { TableStatus?: string } }>("DescribeTable", { TableName: table.tableName }, sendOptions);
-      if (out.Table?.TableStatus === "ACTIVE") break;
-      if (Date.now() > deadline) {
-        throw new CounterError("Timeout", `Table "${table.tableName}" did not become ACTIVE within ${waitMs} ms (waitMs)`, { retryable: true });
+      try {
+        const out = await this.send<{ Table?: TableDescription }>("DescribeTable", { TableName: table.tableName }, sendOptions);
+        notFound = undefined;
+        status = out.Table?.TableStatus;
+        if (!checked) keySchemaCheck(table, out.Table);
+        checked = true;
+        if (status === "ACTIVE") break;
+      } catch (error) {
+        // Table metadata is eventually consistent: DescribeTable right after CreateTable (ours, or the one that
+        // made CreateTable answer ResourceInUseException) may still say the table does not exist. AWS documents
+        // this and the AWS SDK's waiters retry it; so do we, until the deadline.
+        if (!(error instanceof CounterError && error.awsType === "ResourceNotFoundException")) throw error;
+        notFound = error;
       }
-      await sleep(Math.min(1000, 25 * 2 ** attempt));
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new CounterError(
+          "Timeout",
+          `Table "${table.tableName}" did not ${notFound ? "appear" : `become ACTIVE (status ${status})`} within ${waitMs} ms (waitMs)` +
+            (notFound ? ": DescribeTable still answers ResourceNotFoundException (table metadata is eventually consistent)" : "") +
+            ". Call createTable() again, or pass a larger waitMs",
+          { retryable: true, ...(notFound && { status: notFound.status, awsType: notFound.awsType, requestId: notFound.requestId, cause: notFound }) },
+        );
+      }
+      // Exponential, capped at 1 s, half of it jittered so clients that created together poll apart; never
+      // past the deadline, so the last look is at the deadline itself.
+      const delay = Math.min(1000, 25 * 2 ** attempt);
+      await sleep(Math.min(left, delay / 2 + (Math.random() * delay) / 2));
     }
     if (ttl !== undefined) await this.#enableTtl(table.tableName, ttl);
   }
 
   async #enableTtl(tableName: string, attribute: string): Promise<void> {
     const options = { idempotent: true, tableName };
+    // Whether TTL is on (or turning on) for `attribute`; a Config error when it is for another attribute.
+    const isOn = async () => {
+      const d = (await this.send<{ TimeToLiveDescription?: { TimeToLiveStatus?: string; AttributeName?: string } }>("DescribeTimeToLive", { TableName: tableName }, options))
+        .TimeToLiveDescription;
+      const other = d?.AttributeName;
+      const on = d?.TimeToLiveStatus === "ENABLED" || d?.TimeToLiveStatus === "ENABLING";
+      if (on && other !== attribute) {
+        throw new CounterError(
+          "Config",
+          `Table "${tableName}" has TTL ${d!.TimeToLiveStatus} on "${other}", not on ttlAttribute "${attribute}" (DynamoDB allows one per table). ` +
+            `Pass { ttlAttribute: "${other}" } here and where expiry times are written (e.g. RateLimiter's ttlAttribute), or disable TTL on "${other}" first`,
+        );
+      }
+      return on;
+    };
     try {
-      const current = await this.send<{ TimeToLiveDescription?: { TimeToLiveStatus?: string; AttributeName?: string } }>(
-        "DescribeTimeToLive",
-        { TableName: tableName },
-        options,
-      );
-      const d = current.TimeToLiveDescription;
-      if (d?.AttributeName === attribute && (d.TimeToLiveStatus === "ENABLED" || d.TimeToLiveStatus === "ENABLING")) return;
-      await this.send("UpdateTimeToLive", { TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }, options);
+      if (await isOn()) return;
+      try {
+        await this.send("UpdateTimeToLive", { TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }, options);
+      } catch (error) {
+        // Another client may have set TTL since we looked: on this attribute that is a success (DynamoDB
+        // says "already enabled"), on another one a Config error.
+        if (!(error instanceof CounterError && error.code === "Validation" && (await isOn()))) throw error;
+      }
     } catch (error) {
       // Some local emulators (dynalite) have no TTL API; items there simply never expire.
       if (!(error instanceof CounterError && error.awsType === "UnknownOperationException")) throw error;
     }
   }
+}
+
+/** The parts of DescribeTable's `Table` that createTable reads. */
+interface TableDescription {
+  TableStatus?: string;
+  KeySchema?: Array<{ AttributeName?: string; KeyType?: string }>;
+  AttributeDefinitions?: Array<{ AttributeName?: string; AttributeType?: string }>;
+}
+
+/**
+ * Throws a Config error that says what differs, and what to pass, when an existing table's key schema is not
+ * `layout`'s. Without it a mismatch surfaces only later, as DynamoDB's "The number of conditions on the keys
+ * is invalid" on the first increment.
+ */
+function keySchemaCheck(layout: TableLayout, table: TableDescription | undefined): void {
+  const keys = table?.KeySchema;
+  if (!Array.isArray(keys)) return; // nothing to compare with (a server that leaves it out)
+  const differences: string[] = [];
+  const fix: string[] = [];
+  let usable = true;
+  let without = "";
+  for (const [keyType, what, option, wanted] of [
+    ["HASH", "partition key", "keyAttribute", layout.keyAttribute],
+    ["RANGE", "sort key", "sortKeyAttribute", layout.sortKeyAttribute],
+  ] as const) {
+    const name = keys.find((k) => k.KeyType === keyType)?.AttributeName;
+    // A type the definitions leave out is not held against the table: only a stated non-S one is.
+    const type = table?.AttributeDefinitions?.find((a) => a.AttributeName === name)?.AttributeType ?? "S";
+    const quote = (n: string | undefined) => (n === undefined ? "none" : `"${n}"`);
+    if (name !== wanted) differences.push(`its ${what} is ${quote(name)} but ${option} is ${quote(wanted)}`);
+    if (type !== "S") differences.push(`its ${what} ${quote(name)} has type ${type}, not S (dynacount keys are strings)`);
+    usable &&= type === "S";
+    if (name !== undefined) fix.push(`${option}: "${name}"`);
+    else if (wanted !== undefined) without = ` and no ${option}`;
+  }
+  if (differences.length === 0) return;
+  throw new CounterError(
+    "Config",
+    `Table "${layout.tableName}" already exists with another key schema than asked for: ${differences.join("; ")}. ` +
+      `${usable ? `To use it as it is, pass { ${fix.join(", ")} }${without}; or pass` : "Pass"} another tableName to create a new table`,
+  );
 }

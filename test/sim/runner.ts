@@ -3,10 +3,11 @@ import { bufferScenario } from "./scenarios/buffer.ts";
 import { durableScenario } from "./scenarios/durable.ts";
 import { idsScenario } from "./scenarios/ids.ts";
 import { ratelimitScenario } from "./scenarios/ratelimit.ts";
+import { setupScenario } from "./scenarios/setup.ts";
 import { setUp, type Plan, type Scenario, type Step } from "./scenario.ts";
 import { SimFailure, World } from "./world.ts";
 
-export const SCENARIOS: ReadonlyArray<Scenario<never>> = [bufferScenario, durableScenario, ratelimitScenario, idsScenario] as never;
+export const SCENARIOS: ReadonlyArray<Scenario<never>> = [bufferScenario, durableScenario, ratelimitScenario, idsScenario, setupScenario] as never;
 
 export interface SeedResult {
   seed: number;
