@@ -1,5 +1,7 @@
 // Order ids in a Bun script: unique across every process that shares the table, one request per 100 ids.
-//   AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 bun examples/bun/order-ids.ts
+//   npm run example:bun                  on an embedded local DynamoDB (dynalite), nothing to set up
+//   bun examples/bun/order-ids.ts        against DynamoDB as configured (AWS credentials and region, or
+//                                        AWS_ENDPOINT_URL_DYNAMODB); in this repository `npm run build` first
 import { CounterClient, IdAllocator } from "dynacount";
 
 const client = new CounterClient({ tableName: process.env.TABLE_NAME ?? "AtomicCounters" });

@@ -1,5 +1,8 @@
 // A Deno script counting events: increments coalesce in a CounterBuffer, one write per event type.
-//   deno run --config jsr.json --allow-net=127.0.0.1 --allow-env=AWS_ENDPOINT_URL_DYNAMODB,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_REGION,TABLE_NAME examples/deno/count-events.ts
+//   npm run example:deno                 on an embedded local DynamoDB (dynalite), nothing to set up
+//   deno run --config jsr.json --allow-net --allow-env examples/deno/count-events.ts
+//                                        against DynamoDB as configured (AWS credentials and region, or
+//                                        AWS_ENDPOINT_URL_DYNAMODB)
 import { CounterBuffer, CounterClient } from "@dynacount/dynacount";
 
 const client = new CounterClient({ tableName: Deno.env.get("TABLE_NAME") ?? "AtomicCounters" });

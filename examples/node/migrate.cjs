@@ -1,5 +1,7 @@
 // Migrating from dynamodb-atomic-counter: change the require, keep the code.
-//   AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 node examples/node/migrate.cjs
+//   npm run example:node                 on an embedded local DynamoDB (dynalite), nothing to set up
+//   node examples/node/migrate.cjs       against DynamoDB as configured (AWS credentials and region, or
+//                                        AWS_ENDPOINT_URL_DYNAMODB); in this repository `npm run build` first
 //
 // before: const atomicCounter = require("dynamodb-atomic-counter");   (AWS SDK v2, Node only)
 const atomicCounter = require("dynacount/compat");
