@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { CounterBuffer, CounterError, type FlushResult } from "../src/index.ts";
-import { markerAttribute } from "../src/buffer/engine.ts";
+import { markerAttribute } from "../src/buffer/writer.ts";
 import { seededRandom, startFaultProxy, type Fault } from "./support/fault-proxy.ts";
 import { clientFor, freshTable, rejection, servers, throughProxy, uniqueTable } from "./support/harness.ts";
 import { root } from "./support/workers.ts";
@@ -140,7 +140,8 @@ for (const server of await servers()) {
       const results = await Promise.all([buffer.flush(), buffer.flush(), buffer.flush()]);
       buffer.add("c0", 1);
       results.push(await buffer.flush());
-      assert.equal(results.reduce((a, r) => a + Number(r.total), 0), 51);
+      // A call made while a flush waits to start joins it (and gets its result): count each flush once.
+      assert.equal([...new Set(results)].reduce((a, r) => a + Number(r.total), 0), 51);
       assert.equal(await client.get("c0"), 6);
       assert.equal(await client.get("c9"), 5);
     });
@@ -222,8 +223,13 @@ for (const server of await servers()) {
       assert.ok((proxy.seen.get("UpdateItem") ?? 0) >= 4, "it kept retrying until the deadline");
       assert.equal(buffer.pending, 2);
       const seenAtClose = proxy.seen.get("UpdateItem");
-      proxy.setFault(() => "pass");
+      // Nothing to await: the promise is that nothing happens. A retry would come within maxRetryDelayMs (100 ms);
+      // three times that later, none has reached the proxy (which still resets, so none could have succeeded).
+      await proxy.idle();
+      await new Promise((r) => setTimeout(r, 300));
       assert.equal(proxy.seen.get("UpdateItem"), seenAtClose, "nothing retried in the background after close gave up");
+      assert.equal(buffer.pending, 2);
+      proxy.setFault(() => "pass");
       assert.throws(() => buffer.add("x"), (e: unknown) => e instanceof CounterError && e.code === "Closed");
       assert.equal((await buffer.flush()).total, 5);
       assert.deepEqual([await direct.get("x"), await direct.get("y")], [2, 3]);
@@ -272,24 +278,43 @@ for (const server of await servers()) {
 
     it("a burst of adds during an outage does not flood DynamoDB: requests follow the backoff, not the adds", async () => {
       const { client, direct, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 1 } } });
-      proxy.setFault(() => "throttle");
+      const arrivals: number[] = [];
+      proxy.setFault((info) => (info.operation === "UpdateItem" && arrivals.push(Date.now()), "throttle"));
       const errors: number[] = [];
-      const buffer = new CounterBuffer(client, { maxKeys: 10, flushIntervalMs: 10, maxRetryDelayMs: 400, onError: (_e, info) => errors.push(info.failures) });
-      const firstFailure = new Promise<void>((resolve) => {
-        const check = setInterval(() => errors.length > 0 && (clearInterval(check), resolve()), 1);
+      const failedAt: number[] = [];
+      let failed: (() => void) | undefined;
+      const nextFailure = () => new Promise<void>((resolve) => (failed = resolve));
+      const buffer = new CounterBuffer(client, {
+        maxKeys: 10,
+        flushIntervalMs: 10,
+        maxRetryDelayMs: 400,
+        onError: (_e, info) => {
+          errors.push(info.failures);
+          failedAt.push(Date.now());
+          failed?.();
+        },
       });
+      let failure = nextFailure();
       for (let i = 0; i < 10; i++) buffer.add(`o${i}`); // maxKeys: the first flush, which fails
-      await firstFailure;
-      const down = proxy.seen.get("UpdateItem")!;
-      // 20,000 adds over 100 keys while DynamoDB is down: each past maxKeys.
-      for (let i = 0; i < 20_000; i++) buffer.add(`o${i % 100}`);
-      const sentDuringBurst = (proxy.seen.get("UpdateItem") ?? 0) - down;
-      assert.equal(sentDuringBurst, 0, "no flush started by the burst itself");
+      await failure;
+      // 20,000 adds over 100 keys while DynamoDB is down, each past maxKeys, spread over 100 event-loop turns
+      // (a flush started by an add would start in the turn after a failure, not after the backoff).
+      for (let turn = 0; turn < 100; turn++) {
+        for (let i = 0; i < 200; i++) buffer.add(`o${(turn * 200 + i) % 100}`);
+        await new Promise((r) => setImmediate(r));
+      }
+      // Then up to the next failed flush (the backoff's retry, at least 50 ms after the previous failure).
+      failure = nextFailure();
+      await failure;
+      const early = failedAt.flatMap((at) => arrivals.filter((t) => t > at && t < at + 40).map((t) => t - at));
+      assert.deepEqual(early, [], "no request within 40 ms of a failed flush (the backoff is at least 50 ms)");
+      assert.ok(arrivals.length <= 10 + 100 * (errors.length - 1), `${arrivals.length} requests for ${errors.length} failed flushes: nothing else was sent`);
       proxy.setFault(() => "pass");
       await buffer.close({ timeoutMs: 10_000 });
       const total = proxy.seen.get("UpdateItem")!;
-      // Each key is written at most a few times in all (once per failed flush before recovery, then once).
-      assert.ok(total <= 100 * (errors.length + 1), `${total} requests for 100 keys after ${errors.length} failed flushes`);
+      // Each key is written at most a few times in all: once per failed flush before recovery, then at most
+      // twice (its failed batch retried as it was, then the adds made since).
+      assert.ok(total <= 100 * (errors.length + 2), `${total} requests for 100 keys after ${errors.length} failed flushes`);
       assert.equal(await direct.get("o0"), 1 + 200);
       assert.equal(await direct.get("o99"), 200);
     });
@@ -371,6 +396,85 @@ for (const server of await servers()) {
       }
     });
 
+    it("exactly-once (writerId): two count attributes of one item (views, clicks) are both written, in one UpdateItem", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `attrs-${server.name}` });
+      buffer.add("page:/home", 1, { countAttribute: "views" });
+      buffer.add("page:/home", 1, { countAttribute: "clicks" });
+      buffer.add("page:/home", 2, { countAttribute: "views" });
+      const result = await buffer.flush();
+      const views = await direct.get("page:/home", { countAttribute: "views" });
+      const clicks = await direct.get("page:/home", { countAttribute: "clicks" });
+      assert.deepEqual([views, clicks], [3, 1]);
+      assert.deepEqual(result, { keys: 1, requests: 1, total: 4 });
+      assert.equal(proxy.forwarded.get("UpdateItem"), 1, "one request for the item");
+      assert.deepEqual([buffer.pending, buffer.deadLetters.length], [0, 0]);
+    });
+
+    it("exactly-once (writerId): one attribute's write applied with its answer lost, the other attribute added to meanwhile: both exact once faults stop, no Conflict", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1 } });
+      const letters: string[] = [];
+      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `attrs-lost-${server.name}`, onError: () => undefined, onDeadLetter: (l) => letters.push(l.error.code) });
+      const views = { countAttribute: "views" };
+      const clicks = { countAttribute: "clicks" };
+      // views: applied, but its answer is lost.
+      proxy.setFault((info) => (info.operation === "UpdateItem" ? "drop-after" : "pass"));
+      buffer.add("item", 2, views);
+      await rejection(buffer.flush());
+      assert.deepEqual([await direct.get("item", views), await direct.get("item", clicks)], [2, 0], "applied once");
+      // clicks gets a newer add while the write of views keeps failing (not applied this time).
+      proxy.setFault((info) => (info.operation === "UpdateItem" && info.body.includes('"views"') ? "error500" : "pass"));
+      buffer.add("item", 5, clicks);
+      await rejection(buffer.flush());
+      proxy.setFault(() => "pass");
+      for (let i = 0; buffer.pending > 0; i++) {
+        assert.ok(i < 5, "the buffer never drained");
+        await buffer.flush();
+      }
+      assert.deepEqual(letters, [], "no dead letter (no Conflict)");
+      assert.deepEqual([await direct.get("item", views), await direct.get("item", clicks)], [2, 5], "each exactly once");
+    });
+
+    it("adds at maxKeys during a slow flush queue at most one more: a flush() call waits for at most two flushes and writes every add made before it", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      proxy.setFault((info) => (info.operation === "UpdateItem" ? { delayMs: 100 } : "pass"));
+      let completed = 0;
+      const done = () => completed++;
+      const buffer = new CounterBuffer(client, { maxKeys: 10, flushIntervalMs: 60_000, onFlush: done, onError: done });
+      // Ten hot keys (maxKeys), added to on every event-loop turn until three flushes have completed meanwhile.
+      let adds = 0;
+      let turns = 0;
+      while (completed < 3) {
+        for (let k = 0; k < 10; k++) buffer.add(`hot${k}`);
+        adds += 10;
+        turns++;
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(turns >= 10, `the adds spanned ${turns} event-loop turns`);
+      const before = completed;
+      await buffer.flush();
+      const waitedFor = completed - before;
+      assert.ok(waitedFor <= 2, `flush() waited for ${waitedFor} flushes to complete (the running one and its own)`);
+      const values = await Promise.all(Array.from({ length: 10 }, (_, k) => direct.get(`hot${k}`)));
+      assert.deepEqual(values, Array.from({ length: 10 }, () => adds / 10), "every add made before flush() is written");
+      assert.equal(buffer.pending, 0);
+    });
+
+    for (const writerId of [undefined, `late-${server.name}`]) {
+      it(`close() whose deadline passes while its write is still on the wire resolves once that write succeeds; written once ${writerId ? "(exactly-once)" : "(at-least-once)"}`, async () => {
+        // The write takes 1.5 s: past close's 300 ms, within the client's 5 s timeout.
+        const { client, direct, proxy } = await throughProxy(server.endpoint, { timeoutMs: 5000 });
+        proxy.setFault((info) => (info.operation === "UpdateItem" ? { delayMs: 1500 } : "pass"));
+        const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, ...(writerId ? { writerId } : {}) });
+        buffer.add("late", 7);
+        const result = await buffer.close({ timeoutMs: 300 });
+        assert.deepEqual(result, { keys: 1, requests: 1, total: 7 });
+        assert.equal(buffer.pending, 0);
+        assert.equal(await direct.get("late"), 7);
+        assert.equal(proxy.forwarded.get("UpdateItem"), 1, "written once");
+      });
+    }
+
     for (const mode of ["exactly-once", "at-least-once"] as const) {
       it(`${mode}: 20,000 adds on 100 keys through 20% faults (${mode === "exactly-once" ? "every value exact" : "nothing lost"})`, async () => {
         const direct = await freshTable(server.endpoint);
@@ -403,14 +507,19 @@ for (const server of await servers()) {
           await buffer.flush().catch(() => undefined);
         }
         await buffer.close();
-        const total = [...expected.values()].reduce((a, b) => a + b, 0);
-        assert.equal(total, 20_000);
         assert.ok((proxy.injected.get("drop-after") ?? 0) > 10, "faults after apply were injected");
         for (const [key, sum] of expected) {
           const value = await direct.get(key);
           if (mode === "exactly-once") assert.equal(value, sum, `${key}: ${value} != ${sum}`);
           else assert.ok(value >= sum, `${key} lost increments: ${value} < ${sum}`);
         }
+        // Nothing went anywhere else: the table holds only the keys added, and sums to the 20,000 adds (once each).
+        const scan = await direct.send<{ Items?: { id: { S: string }; lastValue?: { N: string } }[] }>("Scan", { TableName: direct.table.tableName, ConsistentRead: true }, { idempotent: true });
+        const items = scan.Items ?? [];
+        assert.deepEqual(items.map((i) => i.id.S).sort(), [...expected.keys()].sort());
+        const stored = items.reduce((a, i) => a + Number(i.lastValue?.N ?? 0), 0);
+        if (mode === "exactly-once") assert.equal(stored, 20_000);
+        else assert.ok(stored >= 20_000, `${stored} < 20,000`);
         // at-least-once adds no marker attributes; exactly-once has exactly one, named after the writer
         const item = await client.send<{ Item?: Record<string, unknown> }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: "k1" } } }, { idempotent: true });
         const names = Object.keys(item.Item ?? {}).sort();

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import type { Miniflare } from "miniflare";
 import { startFaultProxy, type FaultProxy } from "./support/fault-proxy.ts";
+import type { CounterClient } from "../src/index.ts";
 import { freshTable, servers } from "./support/harness.ts";
 import { awsBindings, bundleWorker, startMiniflare } from "./support/workers.ts";
 
@@ -33,11 +35,36 @@ function persistDir(t: TestContext): string {
   return dir;
 }
 
-async function call<T = Record<string, unknown>>(mf: Miniflare, route: string): Promise<T> {
-  const res = await mf.dispatchFetch(`http://worker${route}`);
+async function call<T = Record<string, unknown>>(mf: Miniflare, route: string, body?: unknown): Promise<T> {
+  const res = await mf.dispatchFetch(`http://worker${route}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
   const text = await res.text();
   assert.equal(res.status, 200, text);
   return JSON.parse(text) as T;
+}
+
+interface Dead {
+  key: string;
+  table: string;
+  amount: number;
+  code: string;
+}
+
+/**
+ * Storage records as version 0.2 and before wrote them: one slot per count attribute ("p:" pending delta, "b:"
+ * write in progress with its seq), keyed by SHA-256 of the table layout and item key.
+ */
+function legacyRecords(table: string) {
+  const layout = (attr: string) => [table, "id", null, attr] as const;
+  const suffix = (attr: string, id: string) => createHash("sha256").update(`${JSON.stringify(layout(attr))}\n${id}`).digest("hex");
+  return {
+    pending: (id: string, attr: string, d: number) => ({ [`p:${suffix(attr, id)}`]: { t: layout(attr), id, d: String(d) } }),
+    sent: (id: string, attr: string, d: number, s: number) => ({ [`b:${suffix(attr, id)}`]: { t: layout(attr), id, d: String(d), s } }),
+  };
+}
+
+/** An item's count attributes, read directly. */
+async function counts(client: CounterClient, id: string, attrs: string[]): Promise<number[]> {
+  return Promise.all(attrs.map((countAttribute) => client.get(id, { countAttribute })));
 }
 
 for (const server of await servers()) {
@@ -51,7 +78,8 @@ for (const server of await servers()) {
     for (const style of ["class", "legacy"] as const) {
       it(`${style} style: adds are stored before add resolves, and the alarm flushes them`, async () => {
         const client = await freshTable(server.endpoint);
-        const mf = worker({ endpoint: server.endpoint, table: client.table.tableName, flushMs: 50 });
+        // An hour's interval, so that nothing flushes before the storage is looked at; then the alarm is made due.
+        const mf = worker({ endpoint: server.endpoint, table: client.table.tableName });
         try {
           const q = `style=${style}`;
           const added = await call<{ pending: number; alarm: number | null }>(mf, `/add?${q}&key=a&by=5&n=4`);
@@ -59,6 +87,7 @@ for (const server of await servers()) {
           assert.ok(added.alarm !== null, "an alarm is set");
           const state = await call<{ keys: string[] }>(mf, `/state?${q}`);
           assert.equal(state.keys.filter((k) => k.startsWith("p:")).length, 1, "the delta is in storage");
+          await call(mf, `/schedule?${q}&ms=0`);
           const waited = await call<{ flushes: { keys: number; total: number }[] }>(mf, `/wait?${q}&flushes=1`);
           assert.deepEqual(waited.flushes[0], { keys: 1, requests: 1, total: 20 });
           assert.equal(await client.get("a"), 20);
@@ -189,11 +218,20 @@ for (const server of await servers()) {
       try {
         await call(mf, "/add?key=f&keys=5&n=5"); // maxKeys: the alarm is due now
         await call(mf, "/wait?errors=1");
-        const backoff = await call<{ alarm: number }>(mf, "/state");
+        // A long backoff (ten minutes): an alarm brought forward by the adds would fire long before it.
+        const backoff = await call<{ alarm: number }>(mf, "/schedule?ms=600000");
         const requests = proxy.seen.get("UpdateItem");
         const after = await call<{ alarm: number }>(mf, "/add?key=g&keys=20&n=20"); // far past maxKeys
         assert.equal(after.alarm, backoff.alarm, "the retry alarm stayed where the backoff put it");
+        // Nothing to await here: the promise is that nothing happens. An alarm due now runs within milliseconds
+        // (the positive control below); half a second later no flush has started.
+        await new Promise((r) => setTimeout(r, 500));
         assert.equal(proxy.seen.get("UpdateItem"), requests, "no flush started by the adds");
+        assert.equal((await call<{ errors: string[] }>(mf, "/state")).errors.length, 1, "no flush failed since");
+        // Positive control: once the alarm is due, workerd runs it and its writes reach the proxy.
+        await call(mf, "/schedule?ms=0");
+        await call(mf, "/wait?errors=2");
+        assert.ok(proxy.seen.get("UpdateItem")! > requests!, "the due alarm flushed");
       } finally {
         proxy.setFault(() => "pass");
         await mf.dispose();
@@ -242,5 +280,152 @@ for (const server of await servers()) {
         await mf.dispose();
       }
     });
+
+    it("two count attributes of one item (views, clicks) are both written by the alarm", async () => {
+      const client = await freshTable(server.endpoint);
+      const mf = worker({ endpoint: server.endpoint, table: client.table.tableName });
+      try {
+        await call(mf, "/add?key=page:/home&attr=views&by=1");
+        await call(mf, "/add?key=page:/home&attr=clicks&by=1");
+        await call(mf, "/add?key=page:/home&attr=views&by=2");
+        await call(mf, "/alarm");
+        assert.deepEqual(await counts(client, "page:/home", ["views", "clicks"]), [3, 1]);
+        const state = await call<{ pending: number; dead: Dead[]; errors: string[] }>(mf, "/state");
+        assert.deepEqual([state.pending, state.dead, state.errors], [0, [], []]);
+      } finally {
+        await mf.dispose();
+      }
+    });
+
+    it("one attribute's write applied with its answer lost, the other attribute added to meanwhile: both exact once faults stop, no Conflict", async () => {
+      const client = await freshTable(server.endpoint);
+      const mf = worker({ endpoint: proxy.endpoint, table: client.table.tableName });
+      try {
+        // views: applied, but every answer is lost.
+        proxy.setFault((info) => (info.operation === "UpdateItem" ? "drop-after" : "pass"));
+        await call(mf, "/add?key=item&attr=views&by=2");
+        await call(mf, "/alarm");
+        assert.equal((await call<{ pending: number }>(mf, "/state")).pending, 1, "the write is still in doubt");
+        assert.deepEqual(await counts(client, "item", ["views", "clicks"]), [2, 0], "applied once");
+        // clicks gets a newer add while the write of views keeps failing (not applied this time).
+        proxy.setFault((info) => (info.operation === "UpdateItem" && info.body.includes('"views"') ? "error500" : "pass"));
+        await call(mf, "/add?key=item&attr=clicks&by=5");
+        await call(mf, "/alarm");
+        proxy.setFault(() => "pass");
+        await call(mf, "/alarm");
+        const state = await call<{ pending: number; dead: Dead[] }>(mf, "/state");
+        assert.deepEqual(state.dead, [], "no dead letter (no Conflict)");
+        assert.equal(state.pending, 0);
+        assert.deepEqual(await counts(client, "item", ["views", "clicks"]), [2, 5], "each exactly once");
+      } finally {
+        proxy.setFault(() => "pass");
+        await mf.dispose();
+      }
+    });
+
+    it("total() counts a write DynamoDB applied but never confirmed (answer lost, retries failed) once", async () => {
+      const client = await freshTable(server.endpoint);
+      const mf = worker({ endpoint: proxy.endpoint, table: client.table.tableName });
+      try {
+        proxy.setFault((info) => (info.operation === "UpdateItem" ? "drop-after" : "pass"));
+        await call(mf, "/add?key=t&by=5");
+        await call(mf, "/alarm");
+        const failed = await call<{ pending: number; errors: string[] }>(mf, "/state");
+        assert.equal(failed.pending, 1, "the write is still unconfirmed");
+        assert.ok(failed.errors.length >= 1, "the flush failed");
+        proxy.setFault(() => "pass");
+        assert.equal(await client.get("t"), 5, "DynamoDB applied it");
+        assert.equal((await call<{ total: number }>(mf, "/total?key=t")).total, 5, "total() counts it once");
+        await call(mf, "/add?key=t&by=1");
+        assert.equal((await call<{ total: number }>(mf, "/total?key=t")).total, 6, "plus what is pending");
+        await call(mf, "/alarm");
+        assert.equal(await client.get("t"), 6);
+        assert.equal((await call<{ total: number }>(mf, "/total?key=t")).total, 6);
+      } finally {
+        proxy.setFault(() => "pass");
+        await mf.dispose();
+      }
+    });
+
+    it("storage written by version 0.2 (a slot per count attribute, a write in progress with its seq) is written exactly once after a restart", async (t) => {
+      const client = await freshTable(server.endpoint);
+      const table = client.table.tableName;
+      const dir = persistDir(t);
+      const first = worker({ endpoint: server.endpoint, table, persist: dir });
+      const { id } = await call<{ id: string }>(first, "/id");
+      const marker = `dynacount:do-${id}`;
+      const s1 = (Date.now() - 60_000) * 1000;
+      const legacy = legacyRecords(table);
+      // "a": views +3 was on the wire with s1 and applied (its answer never came back); then views +5 and clicks +4 were added.
+      await client.send("PutItem", { TableName: table, Item: { id: { S: "a" }, views: { N: "3" }, [marker]: { N: String(s1) } } }, { idempotent: true });
+      // "c": views +2 and clicks +6 were on the wire together with s1, neither applied.
+      await call(first, "/put", {
+        ...legacy.sent("a", "views", 3, s1),
+        ...legacy.pending("a", "views", 5),
+        ...legacy.pending("a", "clicks", 4),
+        ...legacy.sent("c", "views", 2, s1),
+        ...legacy.sent("c", "clicks", 6, s1),
+        "dynacount:meta": { seq: s1, failures: 1 },
+      });
+      await first.dispose();
+      const second = worker({ endpoint: server.endpoint, table, persist: dir });
+      try {
+        assert.equal((await call<{ pending: number }>(second, "/state")).pending, 4, "the stored slots were found");
+        await call(second, "/alarm");
+        await call(second, "/alarm?times=2"); // nothing left: nothing written twice
+        const state = await call<{ pending: number; dead: Dead[]; keys: string[] }>(second, "/state");
+        assert.deepEqual(state.dead, [], "no dead letter (no Conflict)");
+        assert.equal(state.pending, 0);
+        assert.deepEqual(state.keys.filter((k) => /^[pbx]:/.test(k)), [], "storage is clean");
+        assert.deepEqual(await counts(client, "a", ["views", "clicks"]), [8, 4], "a: the applied write once, the later adds once");
+        assert.deepEqual(await counts(client, "c", ["views", "clicks"]), [2, 6], "c: both attributes of the write in progress");
+      } finally {
+        await second.dispose();
+      }
+    });
+
+    for (const applied of [false, true]) {
+      // TODO (src bug, reported): the two writes of the item (one per seq) are sent concurrently; when the newer
+      // one lands first, the older one finds a newer marker and is held as a Conflict dead letter (views +3
+      // never written, or reported in doubt although it was applied). Writing an item's writes in seq order fixes it.
+      it(`storage written by version 0.2 with one item's attributes on the wire under two seqs (the older ${applied ? "applied" : "not applied"}): each written exactly once after a restart, no Conflict`, async (t) => {
+        const client = await freshTable(server.endpoint);
+        const table = client.table.tableName;
+        const dir = persistDir(t);
+        const first = worker({ endpoint: server.endpoint, table, persist: dir });
+        const { id } = await call<{ id: string }>(first, "/id");
+        const s1 = (Date.now() - 60_000) * 1000;
+        const s2 = s1 + 5_000_000;
+        const legacy = legacyRecords(table);
+        // Version 0.2: views +3 failed with s1; clicks +4 was added and sent with s2 while views was retried with s1.
+        if (applied) {
+          await client.send("PutItem", { TableName: table, Item: { id: { S: "b" }, views: { N: "3" }, [`dynacount:do-${id}`]: { N: String(s1) } } }, { idempotent: true });
+        }
+        await call(first, "/put", { ...legacy.sent("b", "views", 3, s1), ...legacy.sent("b", "clicks", 4, s2), "dynacount:meta": { seq: s2, failures: 1 } });
+        await first.dispose();
+        // The network lets the newer write (clicks, s2) land first if both are on the wire at once: the write of
+        // views waits at the proxy until clicks' answer is back (or 300 ms, when it is sent alone).
+        let landed!: () => void;
+        const clicksLanded = new Promise<void>((r) => (landed = r));
+        proxy.setFault((info) => {
+          if (info.operation !== "UpdateItem") return "pass";
+          if (info.body.includes('"clicks"')) return { rewrite: (request) => ({ request, response: (answer) => (landed(), answer) }) };
+          return { hold: Promise.race([clicksLanded, new Promise((r) => setTimeout(r, 300))]) };
+        });
+        const second = worker({ endpoint: proxy.endpoint, table, persist: dir });
+        try {
+          await call(second, "/alarm");
+          proxy.setFault(() => "pass");
+          await call(second, "/alarm");
+          const state = await call<{ pending: number; dead: Dead[] }>(second, "/state");
+          assert.deepEqual(state.dead, [], "no dead letter (no Conflict)");
+          assert.equal(state.pending, 0);
+          assert.deepEqual(await counts(client, "b", ["views", "clicks"]), [3, 4]);
+        } finally {
+          proxy.setFault(() => "pass");
+          await second.dispose();
+        }
+      });
+    }
   });
 }

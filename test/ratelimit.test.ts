@@ -16,8 +16,10 @@ const clock = (start: number) => {
   return c;
 };
 
-async function itemOf(direct: CounterClient, id: string): Promise<Item | undefined> {
-  const out = await direct.send<{ Item?: Item }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: `ratelimit:${id}` } }, ConsistentRead: true }, { idempotent: true });
+/** The item a limiter keeps for `id`: by default `ratelimit:<name>:<algorithm>:<windowMs>:<id>`. */
+async function itemOf(direct: CounterClient, limiter: RateLimiter, id: string): Promise<Item | undefined> {
+  const key = `ratelimit:${limiter.name}:${limiter.algorithm}:${limiter.windowMs}:${id}`;
+  const out = await direct.send<{ Item?: Item }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: key } }, ConsistentRead: true }, { idempotent: true });
   return out.Item;
 }
 
@@ -52,17 +54,20 @@ for (const server of await servers()) {
         const t = clock(200 * WINDOW + 5000);
         const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, algorithm, cacheBlocked: false, now: t.fn });
         for (let i = 0; i < 5; i++) assert.equal((await limiter.limit("h")).success, true);
-        const before = await itemOf(direct, "h");
+        const before = await itemOf(direct, limiter, "h");
+        assert.ok(before, "the limiter's item exists");
         const sent = proxy.seen.get("UpdateItem") ?? 0;
         for (let i = 0; i < 20; i++) assert.equal((await limiter.limit("h")).success, false);
-        assert.deepEqual(await itemOf(direct, "h"), before, "the item is exactly as before the denied calls");
+        assert.deepEqual(await itemOf(direct, limiter, "h"), before, "the item is exactly as before the denied calls");
         assert.equal((proxy.seen.get("UpdateItem") ?? 0) - sent, 20, "one conditional update per denied call");
         // DynamoDB Local returns the item with the failed condition; dynalite does not, so it is read once more.
         assert.equal(proxy.seen.get("GetItem") ?? 0, server.name === "dynalite" ? 20 : 0);
       });
 
       it(`${algorithm}: 200 concurrent calls with limit 50 admit exactly 50`, async () => {
-        const { client } = await throughProxy(server.endpoint);
+        // A generous timeout: on a loaded machine, requests that time out are answered by failureMode ("open"
+        // admits), which is not what this test is about.
+        const { client } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
         const limiter = new RateLimiter(client, { limit: 50, windowMs: WINDOW, algorithm, cacheBlocked: false, now: () => 7 * WINDOW + 10 });
         const results = await Promise.all(Array.from({ length: 200 }, () => limiter.limit("burst")));
         assert.equal(results.filter((r) => r.success).length, 50);
@@ -140,7 +145,7 @@ for (const server of await servers()) {
         const after = await limiter.limit("r", { cost: 2 });
         assert.equal(after.success, true, "a blocked identifier refunded is not answered from the cache");
         await limiter.refund("nobody", 5);
-        assert.equal(await itemOf(direct, "nobody"), undefined, "nothing created for an identifier that used nothing");
+        assert.equal(await itemOf(direct, limiter, "nobody"), undefined, "nothing created for an identifier that used nothing");
         // A fresh limiter (another instance, nothing remembered) sees the same.
         const other = new RateLimiter(client, { limit: 10, windowMs: WINDOW, algorithm, now: t.fn });
         await other.refund("r", 100);
@@ -161,7 +166,7 @@ for (const server of await servers()) {
           t.now += step * WINDOW;
           assert.equal((await shared.limit("g")).success, true);
           assert.equal((await limiter().limit("g")).success, true);
-          const item = (await itemOf(direct, "g"))!;
+          const item = (await itemOf(direct, shared, "g"))!;
           sizes.push(Object.keys(item).filter((n) => /^w-?\d+$/.test(n)).length);
         }
         assert.ok(Math.max(...sizes) <= (algorithm === "sliding-window" ? 2 : 1), `window counts held: ${sizes.join(",")}`);
@@ -207,12 +212,85 @@ for (const server of await servers()) {
       assert.equal((await limiter.remaining("l")).remaining, 99, "the new window counts only what its first call took");
     });
 
+    for (const algorithm of ALGORITHMS) {
+      /** A limiter whose client resends ambiguous failures (retry.atLeastOnce), behind a proxy that loses answers on demand. */
+      const lossy = async (t: ReturnType<typeof clock>) => {
+        const { client, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 4, baseDelayMs: 1, maxDelayMs: 2, atLeastOnce: true } });
+        const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, algorithm, cacheBlocked: false, now: t.fn });
+        // `lose()`: the next UpdateItem reaches DynamoDB and is applied, but its answer is lost (the connection drops).
+        let armed = false;
+        proxy.setFault((info) => (info.operation === "UpdateItem" && armed ? ((armed = false), "drop-after") : "pass"));
+        const updates = () => proxy.forwarded.get("UpdateItem") ?? 0;
+        const admitUntilDenied = async () => {
+          let admitted = 0;
+          for (let i = 0; i < 20; i++) {
+            if (!(await limiter.limit("lossy")).success) return admitted;
+            admitted++;
+          }
+          throw new Error("never denied");
+        };
+        return { limiter, updates, admitUntilDenied, lose: () => (armed = true) };
+      };
+
+      it(`${algorithm}: with retry.atLeastOnce, a take whose answer is lost reaches DynamoDB once and counts once`, async () => {
+        const { limiter, updates, admitUntilDenied, lose } = await lossy(clock(900 * WINDOW + 10));
+        lose();
+        const sent = updates();
+        const lost = await limiter.limit("lossy");
+        assert.equal(updates() - sent, 1, "the take whose answer was lost reached DynamoDB once: not resent");
+        assert.equal(lost.error?.ambiguous, true, "reported as ambiguous");
+        const admitted = (lost.success ? 1 : 0) + (await admitUntilDenied());
+        assert.equal(admitted, 5, "the lost take counted once: the window admitted exactly its limit");
+      });
+
+      it(`${algorithm}: with retry.atLeastOnce, a refund whose answer is lost reaches DynamoDB once: a window of 5 with one unit refunded admits 6 calls, not 7`, async () => {
+        const { limiter, updates, admitUntilDenied, lose } = await lossy(clock(910 * WINDOW + 10));
+        assert.equal(await admitUntilDenied(), 5);
+        lose();
+        const sent = updates();
+        const refund = await limiter.refund("lossy", 1).then(() => undefined, (e: unknown) => e);
+        assert.equal(updates() - sent, 1, "the refund whose answer was lost reached DynamoDB once: not resent");
+        assert.ok(refund instanceof CounterError && refund.ambiguous, `the refund reports its lost answer as ambiguous: ${String(refund)}`);
+        assert.equal(await admitUntilDenied(), 1, "one unit given back (once), so one more call fits");
+      });
+
+      it(`${algorithm}: an instance that loses every condition race denies (failClosed, Conflict) even with failureMode "open": it never admits a call nobody counted`, async () => {
+        const { client, proxy } = await throughProxy(server.endpoint);
+        const now = 950 * WINDOW + 10;
+        const options: RateLimiterOptions = { limit: 5, windowMs: WINDOW, algorithm, failureMode: "open", cacheBlocked: false, now: () => now };
+        const limiter = new RateLimiter(client, options);
+        assert.equal((await limiter.limit("race")).success, true, "the item exists, one unit used");
+        // From now on another instance wins every race: each conditional update fails although the item, as
+        // DynamoDB returns it, still has room (the condition is made to fail by an extra clause on the key,
+        // which every existing item has).
+        proxy.setFault((info) =>
+          info.operation === "UpdateItem"
+            ? {
+                rewrite: (request) => {
+                  const body = JSON.parse(request) as { ConditionExpression: string; ExpressionAttributeNames: Record<string, string> };
+                  body.ConditionExpression = `(${body.ConditionExpression}) AND attribute_not_exists(#lostRace)`;
+                  body.ExpressionAttributeNames["#lostRace"] = "id";
+                  return { request: JSON.stringify(body) };
+                },
+              }
+            : "pass",
+        );
+        const sent = proxy.forwarded.get("UpdateItem") ?? 0;
+        const r = await limiter.limit("race");
+        const rounds = (proxy.forwarded.get("UpdateItem") ?? 0) - sent;
+        assert.ok(rounds >= 2, `it tried again after losing a race (${rounds} requests)`);
+        assert.deepEqual([r.success, r.reason, r.error?.code], [false, "failClosed", "Conflict"]);
+        proxy.setFault(() => "pass");
+        assert.equal((await new RateLimiter(client, options).remaining("race")).remaining, 4, "nothing was counted for the denied call");
+      });
+    }
+
     it("items carry a TTL in epoch seconds, in the future; remaining() and reset() work", async () => {
       const { client, direct } = await throughProxy(server.endpoint);
       const now = Date.now();
       const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, now: () => now });
       await limiter.limit("ttl", { cost: 2 });
-      const expiresAt = Number((await itemOf(direct, "ttl"))!.expiresAt?.N);
+      const expiresAt = Number((await itemOf(direct, limiter, "ttl"))!.expiresAt?.N);
       assert.ok(expiresAt > now / 1000, "in the future");
       assert.ok(expiresAt <= (now + 2 * WINDOW) / 1000 + 1, "within two windows");
       assert.ok(Number.isInteger(expiresAt) && expiresAt < 1e11, "seconds, not milliseconds");

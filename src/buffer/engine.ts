@@ -6,7 +6,7 @@ import { backoffDelay } from "../core/transport.js";
 import { notify } from "./flush-options.js";
 import type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./results.js";
 import { Coalescer, itemIdOf, slotBytes, type Location, type Slot } from "./coalescer.js";
-import { writeSlots, type Sender } from "./writer.js";
+import { writeSlots, type ItemSets, type Sender } from "./writer.js";
 
 
 /** A held dead letter with where it goes, for storage and `retryDeadLetters`: at most one per key. */
@@ -54,6 +54,17 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * Writes a buffer makes beside its counts, each flush, after them (page views: unique-visitor sketches). Their
+ * failures fail the flush like a count's (backoff, the alarm rescheduled); what they hold stays theirs.
+ */
+export interface SideWrites {
+  /** Whether something waits to be written: a restored engine schedules a flush for it. */
+  readonly pending: boolean;
+  /** Writes what waits. `failed` are retryable failures (the flush fails and is retried); `requests` counts every request sent. */
+  write(): Promise<{ requests: number; failed: CounterError[] }>;
+}
+
 /** All the engine needs of a client: its request path and default table layout. */
 export interface EngineClient extends Sender {
   readonly table: TableLayout;
@@ -75,6 +86,10 @@ export interface EngineConfig {
   timers: Timers;
   scheduler: Scheduler;
   store: EngineStore | undefined;
+  /** Attributes SET with every write of an item (see {@link ItemSets}). */
+  sets?: ItemSets | undefined;
+  /** Writes made after the counts in every flush (see {@link SideWrites}). */
+  side?: SideWrites | undefined;
 }
 
 /** How long a buffer waits before retrying a failed flush: full-jitter backoff from 200 ms, at least 50 ms. */
@@ -91,6 +106,17 @@ export const flushRetryDelay = (failures: number, maxRetryDelayMs: number): numb
 export const nextSeq = (last: number, nowMs: number): number => Math.max(last + 1, nowMs * 1000 + Math.floor(Math.random() * 1000));
 
 const isZero = (a: Amount) => a === 0 || a === 0n;
+
+/**
+ * The slots to write now: those with a write in progress, and of an item, only its oldest sequence number.
+ * Storage written before items were written whole can hold one item's writes under two numbers; sent together,
+ * the newer could land first and make the older look like a Conflict. The newer waits for the next round.
+ */
+function oldestWrites(round: readonly Slot[]): Slot[] {
+  const oldest = new Map<string, number>();
+  for (const s of round) if (s.sent !== undefined) oldest.set(itemIdOf(s), Math.min(oldest.get(itemIdOf(s)) ?? Infinity, s.sent.seq));
+  return round.filter((s) => s.sent !== undefined && s.sent.seq === oldest.get(itemIdOf(s)));
+}
 const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { id: at.id, sort: at.sort });
 
 /**
@@ -158,7 +184,7 @@ export class FlushEngine {
 
   /** After a restore: work found in storage gets a flush even if its alarm was lost (at the backoff time, if one was running). */
   resume(): Promise<void> | void {
-    if (this.slots.size === 0 || this.#scheduledAt !== undefined) return;
+    if ((this.slots.size === 0 && !this.#c.side?.pending) || this.#scheduledAt !== undefined) return;
     return this.#schedule(Math.max(this.#c.timers.now(), this.#meta.retryAt ?? 0), true);
   }
 
@@ -309,7 +335,8 @@ export class FlushEngine {
     for (let r = 0; r < 2 && round.length > 0; r++) {
       // An item with a write in progress writes nothing new until that write is confirmed: its marker would
       // take the newer seq first, and the retry would then look like a Conflict.
-      const busy = new Set(round.filter((s) => s.sent !== undefined).map(itemIdOf));
+      // (Every slot counts, not only this round's: an item may still hold an older write left for the next round.)
+      const busy = new Set([...this.slots.slots()].filter((s) => s.sent !== undefined).map(itemIdOf));
       const fresh = round.filter((s) => s.sent === undefined && !busy.has(itemIdOf(s)));
       if (fresh.length > 0) {
         seq ??= this.#meta.seq = nextSeq(this.#meta.seq, timers.now());
@@ -320,7 +347,7 @@ export class FlushEngine {
         // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
         await store?.assign(fresh, this.#meta);
       }
-      const { results, requests } = await writeSlots(client, round.filter((s) => s.sent !== undefined), { writerId: this.#c.writerId, concurrency: this.#c.concurrency });
+      const { results, requests } = await writeSlots(client, oldestWrites(round), { writerId: this.#c.writerId, concurrency: this.#c.concurrency, sets: this.#c.sets });
       result.requests += requests;
       const done: Slot[] = [];
       const deadNow: HeldLetter[] = [];
@@ -353,6 +380,13 @@ export class FlushEngine {
       // The second round: what waited behind a retried item whose write is now confirmed.
       const confirmed = new Set(done.map(itemIdOf).filter((id) => retried.has(id)));
       round = confirmed.size === 0 ? [] : [...this.slots.slots()].filter((s) => s.sent === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
+    }
+    if (this.#c.side?.pending) {
+      const side = await this.#c.side.write();
+      result.requests += side.requests;
+      errors.push(...side.failed);
+      failedKeys += side.failed.length;
+      ambiguous ||= side.failed.some((e) => e.ambiguous);
     }
     result.keys = written.size;
     if (this.#closing) {

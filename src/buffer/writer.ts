@@ -15,7 +15,18 @@ export interface WriterOptions {
   /** Exactly-once marker owner; without it the writes are plain (at-least-once) ADDs. */
   writerId: string | undefined;
   concurrency: number;
+  /** Attributes SET on an item with every write of it (page views: its TTL and index keys); a pure function of the item. */
+  sets?: ItemSets | undefined;
 }
+
+/** A DynamoDB attribute value an item write may SET beside its ADDs. */
+export type SetValue = { S: string } | { N: string };
+
+/**
+ * The attributes to SET with every write of the item at `at`, beside its ADDs. It must depend on the item alone
+ * (not on time or state): a write retried after a restart must be the same write.
+ */
+export type ItemSets = (at: Pick<Slot, "table" | "id" | "sort">) => Record<string, SetValue> | undefined;
 
 /** What became of one item's write. */
 export type Outcome = { status: "done"; markers?: number } | { status: "failed" | "dead"; error: CounterError };
@@ -83,13 +94,22 @@ export async function writeSlots(client: Sender, slots: readonly Slot[], options
         values[`:d${i}`] = { N: String(s.sent!.delta) };
       });
       const adds = `ADD ${live.map((_, i) => `#c${i} :d${i}`).join(", ")}`;
+      // Attributes set with the ADDs (a TTL, index keys): part of the same conditional write, so never half-applied.
+      const sets: string[] = [];
+      let x = 0;
+      for (const [name, value] of Object.entries(options.sets?.(first) ?? {})) {
+        names[`#x${x}`] = name;
+        values[`:x${x}`] = value as { N: string };
+        sets.push(`#x${x} = :x${x}`);
+        x++;
+      }
       requests++;
       try {
         if (!marker) {
           await client.send("UpdateItem", {
             TableName: t.tableName,
             Key: key,
-            UpdateExpression: adds,
+            UpdateExpression: sets.length > 0 ? `${adds} SET ${sets.join(", ")}` : adds,
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
           }, { idempotent: false, tableName: t.tableName });
@@ -101,7 +121,7 @@ export async function writeSlots(client: Sender, slots: readonly Slot[], options
         const out = await client.send<{ Attributes?: Record<string, unknown> }>("UpdateItem", {
           TableName: t.tableName,
           Key: key,
-          UpdateExpression: `${adds} SET #w = :s`,
+          UpdateExpression: `${adds} SET ${["#w = :s", ...sets].join(", ")}`,
           ConditionExpression: "attribute_not_exists(#w) OR #w < :s",
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,

@@ -18,8 +18,10 @@ class Harness {
   errors: string[] = [];
   #waiters: (() => void)[] = [];
   buffer: DurableCounterBuffer;
+  readonly id: string;
 
   constructor(state: DurableState, env: Env) {
+    this.id = state.id.toString();
     const client = new CounterClient({ env, tableName: String(env.TABLE), timeoutMs: 500, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
     this.buffer = new DurableCounterBuffer(state, client, {
       maxKeys: Number(env.MAX_KEYS),
@@ -50,12 +52,21 @@ class Harness {
         const by = Number(p.get("by") ?? "1");
         const keys = Number(p.get("keys") ?? "1");
         const table = p.get("table");
-        const options = table ? { tableName: table } : undefined;
+        const attr = p.get("attr");
+        const options = table || attr ? { ...(table ? { tableName: table } : {}), ...(attr ? { countAttribute: attr } : {}) } : undefined;
         await Promise.all(Array.from({ length: n }, (_, i) => this.buffer.add(keys > 1 ? `${key}${i % keys}` : key, by, options)));
         return Response.json({ pending: this.buffer.pending, alarm: await storage.getAlarm() });
       }
-      case "/total":
-        return Response.json({ total: await this.buffer.total(key) });
+      case "/total": {
+        const attr = p.get("attr");
+        return Response.json({ total: await this.buffer.total(key, attr ? { countAttribute: attr } : undefined) });
+      }
+      case "/id":
+        return Response.json({ id: this.id });
+      case "/put":
+        // Raw storage records (the layout an older version wrote), loaded by the next instance of the object.
+        await storage.put((await request.json()) as Record<string, unknown>);
+        return Response.json({ keys: [...(await storage.list()).keys()] });
       case "/schedule":
         // Moves the stored alarm, as a later add reaching maxKeys would; workerd then invokes alarm() itself.
         await storage.setAlarm(Date.now() + Number(p.get("ms") ?? "0"));

@@ -1,4 +1,5 @@
 // A simulated Durable Object buffer under faults, evictions and restarts: exactly once, never stalled, total() exact.
+import { storageSuffix } from "../../../src/buffer/durable-store.ts";
 import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
 import { check, checkNoSecrets, drawFaults, setUp, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
@@ -12,6 +13,12 @@ interface Config {
   client: { timeoutMs: number; attempts: number };
   items: string[];
   attributes: string[];
+  /**
+   * Storage left by a version that wrote each count attribute on its own (before 0.2): writes in progress of
+   * one item under two sequence numbers, the older applied or not, the newer not (once it is, the older's
+   * retry cannot be told applied: a Conflict, held, which the README states). Each counted exactly once.
+   */
+  legacy: Array<{ item: string; attribute: string; delta: number; seq: number; applied: boolean }>;
 }
 
 export const durableScenario: Scenario<Config> = {
@@ -26,7 +33,15 @@ export const durableScenario: Scenario<Config> = {
       client: { timeoutMs: rng.pick([50, 300, 1000]), attempts: rng.int(1, 4) },
       items: ["home", "pricing", "docs"].slice(0, rng.int(1, 3)),
       attributes: ["lastValue", "views", "clicks"].slice(0, rng.int(1, 3)),
+      legacy: [],
     };
+    if (rng.chance(0.2) && config.attributes.length >= 2) {
+      const item = rng.pick(config.items);
+      const olderApplied = rng.chance(0.5);
+      config.legacy.push({ item, attribute: config.attributes[0]!, delta: rng.int(1, 5), seq: 1_000_000, applied: olderApplied });
+      // The newer never applied: had it been, the older's retry could not be told applied (a Conflict, held).
+      config.legacy.push({ item, attribute: config.attributes[1]!, delta: rng.int(1, 5), seq: 2_000_000, applied: false });
+    }
     const steps = times(rng, rng.int(5, 50), span).map((at) => {
       const r = rng.next();
       if (r < 0.75) return { at, what: "add", args: [rng.pick(config.items), rng.pick(config.attributes), rng.pick([1, 1, 3])] };
@@ -54,6 +69,19 @@ export const durableScenario: Scenario<Config> = {
     });
     const key = (item: string, attribute: string) => `${item}\u0000${attribute}`;
     const acked = new Map<string, bigint>();
+    // Storage as an older version left it (a record per count attribute, each with its own seq), some applied.
+    for (const l of config.legacy) {
+      const at = { tableKey: JSON.stringify([TABLE, "id", null, l.attribute]), itemKey: l.item };
+      object.data.set(`b:${await storageSuffix(at)}`, { t: [TABLE, "id", null, l.attribute], id: l.item, d: String(l.delta), s: l.seq });
+      if (l.applied) {
+        model.handle("UpdateItem", {
+          TableName: TABLE, Key: { id: { S: l.item } }, UpdateExpression: "ADD #c :d SET #w = :s",
+          ExpressionAttributeNames: { "#c": l.attribute, "#w": "dynacount:do-0123abcd" }, ExpressionAttributeValues: { ":d": { N: String(l.delta) }, ":s": { N: String(l.seq) } },
+        });
+      }
+      acked.set(key(l.item, l.attribute), (acked.get(key(l.item, l.attribute)) ?? 0n) + BigInt(l.delta));
+    }
+    if (config.legacy.length > 0) object.data.set("dynacount:meta", { seq: 2_000_000, failures: 0 });
     /** Adds whose RPC never answered because the object was evicted meanwhile: each may or may not count. */
     const inFlight = new Map<string, bigint>();
     const bump = (m: Map<string, bigint>, k: string, by: bigint) => m.set(k, (m.get(k) ?? 0n) + by);
