@@ -45,7 +45,7 @@ const isZero = (slot: Slot) => slot.sent!.delta === 0 || slot.sent!.delta === 0n
  * Groups slots into writes: one per item and sequence number. The exactly-once marker is per (writer, item),
  * so every count attribute of an item must go in the same conditional write: two writes with one seq would
  * make the second look applied ("marker == seq") and drop it. The engine gives every slot of an item the
- * same seq; different seqs on one item only come from storage written by version 0.2 and before.
+ * same seq; different seqs on one item only come from storage written by version 0.1.
  */
 export function itemWrites(slots: readonly Slot[]): Slot[][] {
   const writes = new Map<string, Slot[]>();

@@ -14,7 +14,7 @@ interface Config {
   items: string[];
   attributes: string[];
   /**
-   * Storage left by a version that wrote each count attribute on its own (before 0.2): writes in progress of
+   * Storage left by a version that wrote each count attribute on its own (0.1): writes in progress of
    * one item under two sequence numbers, the older applied or not, the newer not (once it is, the older's
    * retry cannot be told applied: a Conflict, held, which the README states). Each counted exactly once.
    */
