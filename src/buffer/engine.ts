@@ -135,8 +135,8 @@ export class FlushEngine {
   #meta: EngineMeta = { seq: 0, failures: 0 };
   /** Dead letters by key (table and item coalescing keys): one per key, amounts summed. */
   readonly #held = new Map<string, HeldLetter>();
-  /** Keys and codes already warned about by the default onDeadLetter (bounded). */
-  readonly #warnedDead = new Set<string>();
+  /** Letters new in this flush (or failing with a new code): the ones reported. */
+  readonly #reported = new WeakSet<HeldLetter>();
   readonly #warned = new Set<string>();
   #scheduledAt: number | undefined;
   #chain: Promise<unknown> = Promise.resolve();
@@ -396,13 +396,8 @@ export class FlushEngine {
     }
     if (dead.length > 0) {
       result.deadLetters = dead.length;
-      for (const h of dead) {
-        // Once per key and failure code: a key that keeps failing the same way is one report, not one a flush.
-        const seen = `${h.at.tableKey}\n${h.at.itemKey}\n${h.letter.error.code}`;
-        if (this.#warnedDead.has(seen)) continue;
-        if (this.#warnedDead.size < 10_000) this.#warnedDead.add(seen);
-        notify(this.#c.onDeadLetter, h.letter);
-      }
+      // Once per key and failure code: a key that keeps failing the same way is one report, not one a flush.
+      for (const h of dead) if (this.#reported.has(h)) notify(this.#c.onDeadLetter, h.letter);
     }
     if (errors.length > 0) {
       this.#meta.failures++;
@@ -431,9 +426,12 @@ export class FlushEngine {
     if (held === undefined) {
       this.#held.set(id, h);
       this.slots.heldBytes += slotBytes(h.at);
+      if (!restoring) this.#reported.add(h);
       return h;
     }
     held.letter.amount = addAmounts(held.letter.amount, h.letter.amount);
+    if (!restoring && held.letter.error.code !== h.letter.error.code) this.#reported.add(held);
+    else this.#reported.delete(held);
     held.letter.error = h.letter.error; // the latest reason
     // Storage written before letters were merged may hold several records for one key: all go when it does.
     if (restoring) (held.merged ??= []).push(h.id, ...(h.merged ?? []));

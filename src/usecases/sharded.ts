@@ -24,6 +24,9 @@ const shape = /* @__PURE__ */ lazy((): Shape => withTable({ shards: int(1, 1000)
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 
+/** Counters (table, key, shard count) whose shard count this process has recorded: a counter built per request writes it once. */
+const RECORDED = new Set<string>();
+
 /** The attribute of the meta item (`<key>#shards`) that holds the most shards any writer used. */
 const SHARDS_ATTRIBUTE = "dynacount:shards";
 interface KeysAndAttributes {
@@ -54,7 +57,8 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   readonly #shardKey: (i: number) => CounterKey;
   /** The item that records the most shards any writer used (`dynacount:shards`). */
   readonly #meta: Record<string, { S: string }>;
-  #recorded = false;
+  /** This counter and shard count, for {@link RECORDED}. */
+  readonly #recordId: string;
 
   constructor(client: CounterClient<M>, key: CounterKey, options: ShardedCounterOptions = {}) {
     const o = parseOptions(shape, options, "sharded counter");
@@ -65,23 +69,24 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => this.#shardKey(i));
     this.#keys = this.#shards.map((shard) => toKey(this.#table, shard));
     this.#meta = toKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
+    this.#recordId = JSON.stringify([this.#table.tableName, this.#meta, this.#shards.length]);
     this.#tableOptions = layoutOptions(this.#table);
   }
 
   /**
-   * Adds `by` (default 1) to one shard chosen at random. The first add of an instance also records its shard
-   * count on the counter (once, beside the write), so that `total()` of an instance configured with fewer shards
-   * still reads every shard that holds counts.
+   * Adds `by` (default 1) to one shard chosen at random. Before its first add (once per process and counter),
+   * an instance records its shard count on the counter, so that `total()` of an instance configured with fewer
+   * shards still reads every shard that holds counts. A failure to record fails the add, which then was not
+   * applied: no shard is ever written that a reader could miss.
    */
   async add(by: Amount = 1): Promise<void> {
     const shard = this.#shards[Math.floor(Math.random() * this.#shards.length)]!;
-    // In parallel, and awaited (a Worker may cancel what a request leaves running); #record never throws.
-    await Promise.all([this.#recorded ? undefined : this.#record(), this.#client.increment(shard, { ...this.#tableOptions, by })]);
+    if (!RECORDED.has(this.#recordId)) await this.#record();
+    await this.#client.increment(shard, { ...this.#tableOptions, by });
   }
 
   /** Records this instance's shard count on the counter's meta item, if larger than what is there. */
   async #record(): Promise<void> {
-    this.#recorded = true;
     const t = this.#table;
     try {
       await this.#client.send("UpdateItem", {
@@ -93,10 +98,22 @@ export class ShardedCounter<M extends NumberMode = "number"> {
         ExpressionAttributeValues: { ":n": { N: String(this.#shards.length) } },
       }, { idempotent: true, tableName: t.tableName });
     } catch (error) {
-      // A larger count is already recorded: done. Anything else: the next add tries again (the add itself
-      // never fails for this: its increment may have been applied, and a caller retrying would count twice).
-      if (!(error instanceof CounterError && error.awsType === "ConditionalCheckFailedException")) this.#recorded = false;
+      // A larger count is already recorded: done. Anything else fails the add before its increment was sent.
+      if (!(error instanceof CounterError && error.awsType === "ConditionalCheckFailedException")) {
+        const e = error instanceof CounterError ? error : undefined;
+        throw new CounterError(e?.code ?? "Service", `ShardedCounter.add() was not applied: recording the shard count failed (${e?.message ?? String(error)})`, {
+          retryable: e?.retryable ?? true,
+          cause: error,
+        });
+      }
     }
+    this.#remember();
+  }
+
+  /** Once recorded, no instance of this process writes it again (one per request would make the record item hot). */
+  #remember(): void {
+    if (RECORDED.size >= 10_000) RECORDED.clear();
+    RECORDED.add(this.#recordId);
   }
 
   /**

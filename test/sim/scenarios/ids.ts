@@ -7,6 +7,8 @@ interface Config {
   allocators: Array<{ blockSize: number; prefetchBelow: number; timeoutMs: number }>;
   /** Shard counts of the counter's instances: when they differ, the count was changed (raised or lowered). */
   shards: number[];
+  /** The sharded counter's key: one per run (a process remembers which counters recorded their shard count). */
+  counter: string;
   client: { timeoutMs: number; attempts: number };
 }
 
@@ -20,6 +22,7 @@ export const idsScenario: Scenario<Config> = {
         return { blockSize, prefetchBelow: rng.int(0, blockSize), timeoutMs: rng.pick([100, 2000]) };
       }),
       shards: rng.chance(0.4) ? [rng.int(1, 4), rng.int(1, 6)] : [rng.int(1, 4)],
+      counter: `likes${rng.int(0, 1e9)}`,
       client: { timeoutMs: rng.pick([50, 300]), attempts: rng.int(1, 4) },
     };
     const steps = times(rng, rng.int(5, 60), span).map((at) =>
@@ -33,7 +36,7 @@ export const idsScenario: Scenario<Config> = {
     const { config } = plan;
     const options = { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: 50 } };
     const allocators = config.allocators.map((a, i) => ({ config: a, allocator: new IdAllocator(network.client(`ids${i}`, options), "order-ids", a) }));
-    const shards = config.shards.map((n, i) => new ShardedCounter(network.client(`shards${i}`, options), "likes", { shards: n }));
+    const shards = config.shards.map((n, i) => new ShardedCounter(network.client(`shards${i}`, options), config.counter, { shards: n }));
     const ids = new Map<number, number>(); // id → step that got it
     let added = 0;
     let maybeAdded = 0;
@@ -72,7 +75,7 @@ export const idsScenario: Scenario<Config> = {
     }
     await world.run(plan.faults.until + 10_000);
     let total = 0n;
-    for (let i = 0; i < Math.max(...config.shards); i++) total += stored(model, `likes#${i}`, "lastValue");
+    for (let i = 0; i < Math.max(...config.shards); i++) total += stored(model, `${config.counter}#${i}`, "lastValue");
     // Increments are never resent after an ambiguous failure: each one applied at most once, and one that may
     // have been applied is reported as ambiguous.
     check(total >= BigInt(added) && total <= BigInt(added + maybeAdded), "a sharded counter counts each acknowledged add once", () =>
