@@ -190,11 +190,12 @@ export class FlushEngine {
 
   /** After an add: make sure a flush is scheduled; never pulls a backoff forward. */
   added(): Promise<void> | void {
-    // A flush that has not started yet takes this add too: nothing more to schedule. Without this, every add
-    // at maxKeys during a flush queued one more flush behind it (thousands a second under load).
-    if (this.#closed || this.#meta.retryAt !== undefined || this.#queued !== undefined) return;
+    if (this.#closed || this.#meta.retryAt !== undefined) return;
     const now = this.#c.timers.now();
-    const at = this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs;
+    // A flush that has not started yet takes this add, so maxKeys pulls nothing forward then (else every add at
+    // maxKeys during a flush queued one more flush: thousands a second under load). The add still gets a
+    // wake-up of its own, once: a Durable Object evicted before that flush ran keeps only its storage and alarm.
+    const at = this.#queued === undefined && this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs;
     // The common case, checked here so that an add costs no promise: a flush is already due by then.
     if (this.#scheduledAt !== undefined && this.#scheduledAt <= at) return;
     return this.#schedule(at, false);
