@@ -12,7 +12,7 @@ const TIMEOUT_MS = 5000;
 const body = (key: string) =>
   JSON.stringify({ TableName: table, Key: { id: { S: key } }, UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" });
 const headers = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" };
-const valueOf = (text: string) => Number((JSON.parse(text) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N);
+const valueIn = (text: string) => Number((JSON.parse(text) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N);
 
 type Increment = (key: string) => Promise<number>;
 
@@ -46,7 +46,7 @@ async function makeClient(): Promise<Increment> {
       const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
       try {
         const res = await fetch(signed.url, { method: "POST", headers: signed.headers, body: json, signal: controller.signal });
-        return valueOf(await res.text());
+        return valueIn(await res.text());
       } finally {
         clearTimeout(timer);
       }
@@ -79,7 +79,7 @@ async function makeClient(): Promise<Increment> {
         req.on("error", reject);
         req.end(json);
       });
-      return valueOf(text);
+      return valueIn(text);
     };
   }
   throw new Error(`unknown contender ${lib}`);

@@ -430,7 +430,7 @@ try {
 
 const widths = [0, 1, 2, 3].map((i) => Math.max(...table.filter((r) => r.length > 1).map((r) => r[i]?.length ?? 0)));
 console.log(`\ndynacount bench — ${(results.machine as { summary: string }).summary}${quick ? " — QUICK MODE, numbers mean nothing" : ""}`);
-for (const r of table) console.log(r.length === 1 ? `\n${r[0]}` : "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+for (const r of table) console.log(r.length === 1 ? `\n${r[0]}` : `  ${r.map((c, i) => c.padEnd(widths[i]!)).join("  ")}`);
 if (!quick && !only) {
   writeFileSync(path.join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(path.join(root, "bench/results.svg"), svg());

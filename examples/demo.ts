@@ -2,7 +2,7 @@
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter, rateLimitHeaders, ShardedCounter } from "../src/index.ts";
+import { CounterBuffer, CounterClient, type CounterError, IdAllocator, RateLimiter, rateLimitHeaders, ShardedCounter } from "../src/index.ts";
 import * as atomicCounter from "../src/compat.ts";
 
 const require = createRequire(import.meta.url);

@@ -3,7 +3,7 @@ import { config, getLastValue, increment } from "./compat/counter.js";
 
 export { config, getLastValue, increment } from "./compat/counter.js";
 export type { CompatOptions } from "./compat/counter.js";
-export type { CompatConfig, IgnoredConfig } from "./compat/config.js";
+export type { CompatConfig, IgnoredConfig, V2Credentials } from "./compat/config.js";
 export type { CompatPromise, DeferredState } from "./compat/deferred.js";
 
 /**

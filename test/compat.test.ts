@@ -305,3 +305,95 @@ for (const server of await servers()) {
     });
   });
 }
+
+// config.update takes the credential sources the AWS SDK v2 users of the old package had: keys, a function with
+// an expiry, an AWS.Credentials object (refreshed through getPromise), an AWS.CredentialProviderChain, and by
+// default the chain (environment, shared files, web identity, container, instance metadata).
+describe("dynacount/compat: config.update credential sources", () => {
+  const keyOf = (headers: import("node:http").IncomingHttpHeaders) => /Credential=([^/]+)\//.exec(String(headers.authorization))?.[1];
+
+  /** A table on dynalite (which ignores which key signs) and a proxy recording the signing key of each request. */
+  async function setUp() {
+    const server = (await servers()).find((s) => s.name === "dynalite")!;
+    const tableName = uniqueTable("compatcreds");
+    await clientFor(server.endpoint, { tableName }).createTable();
+    const signers: (string | undefined)[] = [];
+    const proxy = await startFaultProxy(server.endpoint, (info) => (signers.push(keyOf(info.headers)), "pass"));
+    after(() => proxy.close());
+    return { tableName, signers, endpoint: proxy.endpoint };
+  }
+
+  /** An AWS SDK v2 `AWS.Credentials` as it behaves: getPromise() refreshes in place once expireTime is near (15 s). */
+  class V2Credentials {
+    accessKeyId = "";
+    secretAccessKey = "";
+    sessionToken: string | null = null;
+    expireTime: Date | null = null;
+    refreshes = 0;
+    async getPromise(): Promise<void> {
+      if (this.expireTime === null || this.expireTime.getTime() - Date.now() < 15_000) {
+        this.refreshes++;
+        Object.assign(this, { accessKeyId: `ASIAV2${this.refreshes}`, secretAccessKey: `v2-secret-${this.refreshes}`, sessionToken: `v2-token-${this.refreshes}`, expireTime: new Date(Date.now() + 3_600_000) });
+      }
+    }
+  }
+
+  after(() => atomicCounter.config.reset());
+
+  it("a function, called again shortly before the expiration it returns", async () => {
+    const { tableName, signers, endpoint } = await setUp();
+    let calls = 0;
+    atomicCounter.config.reset();
+    atomicCounter.config.update({ region: "us-east-1", endpoint, credentials: async () => ({ accessKeyId: `ASIAFN${++calls}`, secretAccessKey: "s", sessionToken: "t", expiration: new Date(Date.now() + 3_600_000) }) });
+    assert.equal(await atomicCounter.increment("k", { tableName }), 1);
+    assert.equal(await atomicCounter.increment("k", { tableName }), 2);
+    assert.equal(calls, 1);
+    assert.deepEqual(signers, ["ASIAFN1", "ASIAFN1"]);
+  });
+
+  it("an AWS.Credentials object is asked through getPromise() and refreshed near its expireTime; a CredentialProviderChain is resolved", async () => {
+    const { tableName, signers, endpoint } = await setUp();
+    const v2 = new V2Credentials();
+    atomicCounter.config.reset();
+    atomicCounter.config.update({ region: "us-east-1", endpoint, credentials: v2 });
+    await atomicCounter.increment("k", { tableName });
+    const realNow = Date.now;
+    Date.now = () => realNow() + 2 * 3_600_000; // both the cache and the v2 object see the keys expired
+    try {
+      await atomicCounter.increment("k", { tableName });
+    } finally {
+      Date.now = realNow;
+    }
+    assert.equal(v2.refreshes, 2);
+    assert.deepEqual(signers, ["ASIAV21", "ASIAV22"]);
+
+    const fromChain = new V2Credentials();
+    let resolved = 0;
+    atomicCounter.config.reset();
+    atomicCounter.config.update({ region: "us-east-1", endpoint, credentialProvider: { resolvePromise: async () => (resolved++, fromChain) } });
+    await atomicCounter.increment("k", { tableName });
+    assert.equal(resolved, 1);
+    assert.equal(signers.at(-1), "ASIAV21");
+  });
+
+  it("nothing given: the chain, here the shared credentials file of the process's HOME", async () => {
+    const { tableName, signers, endpoint } = await setUp();
+    const { mkdtempSync, mkdirSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const home = mkdtempSync(`${tmpdir()}/dynacount-compat-`);
+    mkdirSync(`${home}/.aws`);
+    writeFileSync(`${home}/.aws/credentials`, "[default]\naws_access_key_id = AKIDCOMPATFILE\naws_secret_access_key = s\n");
+    const saved = { ...process.env };
+    for (const name of Object.keys(process.env)) if (name.startsWith("AWS_")) delete process.env[name];
+    Object.assign(process.env, { HOME: home, AWS_EC2_METADATA_DISABLED: "true" });
+    try {
+      atomicCounter.config.reset();
+      atomicCounter.config.update({ region: "us-east-1", endpoint });
+      assert.equal(await atomicCounter.increment("k", { tableName }), 1);
+      assert.deepEqual(signers, ["AKIDCOMPATFILE"]);
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
+  });
+});

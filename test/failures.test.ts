@@ -254,7 +254,7 @@ describe("failures without a server in the way", () => {
     const slashes = (s: string) => s.replace(/\//g, "\\/");
     const hex = (c: string, upper = false) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")[upper ? "toUpperCase" : "toLowerCase"]()}`;
     const some = (s: string) => s.replace(/[+=]/g, (c) => hex(c)).replace(/\//g, "\\/");
-    const every = (s: string, upper = false) => s.replace(/[^]/g, (c) => hex(c, upper));
+    const every = (s: string, upper = false) => s.replace(/[\s\S]/g, (c) => hex(c, upper));
     // JSON string contents (between the quotes) that each spell the token, then the secret, differently.
     const spellings = [slashes, some, every, (s: string) => every(s, true), (s: string) => slashes(JSON.stringify(s).slice(1, -1))];
     // A quoted header inside a message: escaped twice, so one level of escapes survives JSON.parse.

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { CounterError } from "../src/index.ts";
+import type { CounterError } from "../src/index.ts";
 import { neverSent } from "../src/core/not-sent.ts";
 import type { Fault } from "./support/fault-proxy.ts";
 import { freePort } from "./support/servers.ts";

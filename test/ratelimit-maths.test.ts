@@ -94,12 +94,13 @@ describe("token bucket (GCRA) maths", () => {
   it("a full bucket holds the limit; each call moves the TAT by exactly windowMs / limit", () => {
     const now = 10_000;
     const first = bucket.take(now, 1, undefined)!;
-    assert.equal(first.condition, "attribute_not_exists(#a) OR #a <= :now");
+    // The stored TAT's scale (the limit) is checked too: per-plan limits may change an identifier's limit.
+    assert.equal(first.condition, "attribute_not_exists(#a) OR (#a <= :now AND (attribute_not_exists(#s) OR #s = :l))");
     assert.equal(BigInt(first.values[":tat"]!.N), BigInt(now) * L + 1000n, "TAT in units of ms / limit: no rounding");
     const item = { tat: n(BigInt(now) * L + 1000n) };
     assert.deepEqual(bucket.read(now, 1, item), { available: 2, reset: now + 334, freeAt: now });
     const next = bucket.take(now, 1, item)!;
-    assert.equal(next.condition, "#a > :now AND #a <= :max");
+    assert.equal(next.condition, "#a > :now AND #a <= :max AND (attribute_not_exists(#s) OR #s = :l)");
   });
 
   it("denied: reset is when the tokens asked for are there", () => {

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CounterError, IdAllocator, ShardedCounter } from "../src/index.ts";
-import { freePort } from "./support/servers.ts";
 import { clientFor, freshTable, servers, throughProxy, uniqueTable } from "./support/harness.ts";
 import { seededRandom, type Fault } from "./support/fault-proxy.ts";
 
 
-const WINDOW = 60_000;
+const _WINDOW = 60_000;
 
 for (const server of await servers()) {
   describe(`IdAllocator on ${server.name}`, () => {
@@ -26,6 +25,28 @@ for (const server of await servers()) {
       assert.deepEqual(first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       assert.equal(await ids.next(), 11);
       assert.equal(proxy.seen.get("UpdateItem"), 2, "one block, then one prefetch");
+    });
+
+    it("a short script that takes 60 ids of a 100 block reserves one block; one that keeps going finds each next block ready", async () => {
+      const { client, proxy } = await throughProxy(server.endpoint);
+      const script = new IdAllocator(client, "short", { blockSize: 100 });
+      for (let i = 1; i <= 60; i++) assert.equal(await script.next(), i);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a prefetch, had one started, would have been sent
+      assert.equal(proxy.seen.get("UpdateItem"), 1, "no second block for a short script");
+      assert.equal(script.available, 40);
+
+      // A steady caller: the first block is used up before the next is reserved (one wait, at id 101); from the
+      // second block on, the next one is fetched once fewer than half are left, before anyone waits for it.
+      const steady = new IdAllocator(client, "steady", { blockSize: 10 });
+      const waited: number[] = [];
+      for (let i = 1; i <= 45; i++) {
+        const ready = steady.available > 0;
+        assert.equal(await steady.next(), i);
+        if (!ready) waited.push(i);
+        await new Promise((resolve) => setTimeout(resolve, 5)); // time for a background reservation
+      }
+      assert.deepEqual(waited, [1, 11], "waits for the first block and the second, never after");
+      assert.equal(proxy.seen.get("UpdateItem"), 1 + 5, "steady: blocks 1 and 2 when needed, 3, 4 and 5 fetched ahead (at ids 16, 26, 36)");
     });
 
     it("2 allocators × 1,000 concurrent next() through 25% faults: every call succeeds, ids distinct and from delivered blocks", async () => {

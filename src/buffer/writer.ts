@@ -1,8 +1,6 @@
-// The batch writer: one UpdateItem per item (every count attribute of it at once), exactly-once with a writer's marker.
-import type { CounterClient } from "../core/client.js";
+
 import { CounterError, shown } from "../core/errors.js";
 import { keyAttributes } from "../core/keys.js";
-import type { NumberMode } from "../core/numbers.js";
 import { itemIdOf, type Slot } from "./coalescer.js";
 
 /** The attribute that records the last flush sequence of `writerId` applied to an item. */

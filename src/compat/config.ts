@@ -26,8 +26,17 @@ export interface CompatConfig extends IgnoredConfig {
   secretAccessKey?: string;
   /** @default env AWS_SESSION_TOKEN */
   sessionToken?: string;
-  /** Static credentials (an `AWS.Credentials` object works: its current keys are used). @default from the fields above */
-  credentials?: Credentials;
+  /**
+   * Credentials: keys; a function that returns (a promise of) keys with an optional `expiration`, called again
+   * shortly before it; or an AWS SDK v2 `AWS.Credentials` object (`SharedIniFileCredentials`,
+   * `EC2MetadataCredentials`, `ChainableTemporaryCredentials`, …), asked through its `getPromise()` on the first
+   * call and again shortly before its `expireTime`.
+   * @default the fields above; else `credentialProvider`; else the client's chain: the environment, the shared
+   * files (AWS_PROFILE), a web identity token, container credentials and EC2 instance metadata
+   */
+  credentials?: Credentials | (() => Credentials | Promise<Credentials>) | V2Credentials;
+  /** An AWS SDK v2 `AWS.CredentialProviderChain`, resolved through its `resolvePromise()`. @default the client's chain */
+  credentialProvider?: { resolvePromise(): Promise<V2Credentials> };
   /** Retries after the first attempt. @default 3 */
   maxRetries?: number;
   /**
@@ -44,15 +53,31 @@ export interface CompatConfig extends IgnoredConfig {
   client?: ClientOptions;
 }
 
+/** What dynacount reads of an AWS SDK v2 `AWS.Credentials` object: the keys after `getPromise()`, and `expireTime`.
+ *
+ * @example
+ * ```ts
+ * config.update({ credentials: new AWS.SharedIniFileCredentials({ profile: "dev" }) });
+ * ```
+ */
+export interface V2Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | null | undefined;
+  expireTime?: Date | null | undefined;
+  /** Refreshes the keys when they are expired or about to be (AWS SDK v2's own rule), then resolves. */
+  getPromise(): Promise<void>;
+}
+
 /** The `AWS.Config` fields `config.update` accepts and ignores (listed in {@link IGNORED_FIELDS}). */
 export type IgnoredConfig = { [K in (typeof IGNORED_FIELDS)[number]]?: unknown };
 
-const APPLIED = ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken", "credentials", "maxRetries", "httpOptions", "retryDelayOptions"];
+const APPLIED = ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken", "credentials", "credentialProvider", "maxRetries", "httpOptions", "retryDelayOptions"];
 
 /** AWS SDK v2's other `AWS.Config` fields: none changes what a counter returns, so each is ignored. */
 export const IGNORED_FIELDS = [
   "apiVersion", "apiVersions", "clientSideMonitoring", "computeChecksums", "convertResponseTypes", "correctClockSkew",
-  "credentialProvider", "customUserAgent", "dynamoDbCrc32", "endpointCacheSize", "endpointDiscoveryEnabled",
+  "customUserAgent", "dynamoDbCrc32", "endpointCacheSize", "endpointDiscoveryEnabled",
   "hostPrefixEnabled", "logger", "maxRedirects", "paramValidation", "s3BucketEndpoint", "s3DisableBodySigning",
   "s3ForcePathStyle", "s3UsEast1RegionalEndpoint", "s3UseArnRegion", "signatureCache", "signatureVersion",
   "sslEnabled", "stsRegionalEndpoints", "systemClockOffset", "token", "useAccelerateEndpoint", "useDualstackEndpoint",
@@ -89,10 +114,21 @@ export function clientOptions(settings: CompatConfig): ClientOptions {
   const options: ClientOptions = {};
   if (s.region != null) options.region = s.region;
   if (s.endpoint != null) options.endpoint = typeof s.endpoint === "string" ? s.endpoint : s.endpoint.href;
-  const { accessKeyId, secretAccessKey, sessionToken } = s.credentials ?? s;
-  if (accessKeyId != null || secretAccessKey != null) {
-    // An AWS.Credentials object carries more than the keys (expiry, refresh functions): only the keys are used.
-    options.credentials = sessionToken ? { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey!, sessionToken } : { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
+  const given = s.credentials;
+  const chain = s.credentialProvider;
+  if (typeof given === "function") {
+    options.credentials = given;
+  } else if (typeof (given as V2Credentials | undefined)?.getPromise === "function") {
+    // AWS SDK v2 refreshes an AWS.Credentials object in place: asked again before its expireTime, it has new keys.
+    const v2 = given as V2Credentials;
+    options.credentials = () => v2.getPromise().then(() => fromV2(v2));
+  } else if (given == null && typeof chain?.resolvePromise === "function") {
+    options.credentials = () => chain.resolvePromise().then(async (found) => (await found.getPromise(), fromV2(found)));
+  } else {
+    const { accessKeyId, secretAccessKey, sessionToken } = (given as Credentials | undefined) ?? s;
+    if (accessKeyId != null || secretAccessKey != null) {
+      options.credentials = sessionToken ? { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey!, sessionToken } : { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
+    }
   }
   const retry: NonNullable<ClientOptions["retry"]> = {};
   const maxRetries = int(s.maxRetries, "maxRetries", 0);
@@ -105,6 +141,12 @@ export function clientOptions(settings: CompatConfig): ClientOptions {
   if (timeout !== undefined) options.timeoutMs = Math.min(timeout || MAX_TIMER_MS, MAX_TIMER_MS);
   const own = settings.client;
   return { ...options, ...own, ...(own?.retry && { retry: { ...retry, ...own.retry } }) };
+}
+
+/** The keys and expiry of an AWS SDK v2 credentials object, as a copy (the object changes on its next refresh). */
+function fromV2(v2: V2Credentials): Credentials {
+  const { accessKeyId, secretAccessKey, sessionToken, expireTime } = v2;
+  return { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined, expiration: expireTime || undefined };
 }
 
 /**

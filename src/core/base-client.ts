@@ -1,6 +1,9 @@
 // The client's request path: options, credentials, transport, increment and get (everything but table set-up).
+import { defaultCredentials } from "./credentials/chain.js";
+import { profileRegion } from "./credentials/profile.js";
+import { refreshing } from "./credentials/provider.js";
 import { envReader, type EnvSource } from "./env.js";
-import { CounterError } from "./errors.js";
+import { CounterError, shown } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
@@ -17,13 +20,27 @@ import { Transport, type Credentials, type RetryOptions, type SendOptions } from
  * ```
  */
 export interface ClientOptions<M extends NumberMode = "number"> extends TableOptions {
-  /** AWS region. @default env AWS_REGION, then AWS_DEFAULT_REGION, then "us-east-1" */
+  /**
+   * AWS region. @default env AWS_REGION, then AWS_DEFAULT_REGION, then (Node, Bun, Deno) the `region` of the
+   * profile in use in ~/.aws/config, then "us-east-1"
+   */
   region?: string;
-  /** Signing credentials. @default env AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN */
-  credentials?: Credentials;
+  /**
+   * Signing credentials: keys, or a function that returns (a promise of) keys with an optional `expiration`,
+   * called on the first request and again shortly before they expire (5 minutes, or half their remaining life
+   * if shorter), one call at a time however many requests wait.
+   * @default env AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; then, on Node, Bun and Deno, the
+   * AWS SDK's chain: the shared files (~/.aws/credentials and ~/.aws/config, AWS_PROFILE; keys, or a role assumed
+   * through STS), a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), container credentials (ECS,
+   * EKS Pod Identity) and EC2 instance metadata (IMDSv2)
+   */
+  credentials?: Credentials | (() => Credentials | Promise<Credentials>);
   /** DynamoDB endpoint URL. @default env AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL, then https://dynamodb.<region>.amazonaws.com */
   endpoint?: string;
-  /** Where the variables above are read: a Worker's `env` binding, or a getter. @default the runtime's environment */
+  /**
+   * Where the variables above are read: any object (a Worker's `env` binding, whatever its type), or a getter;
+   * what it does not have is read from the runtime's environment. @default the runtime's environment
+   */
   env?: EnvSource;
   /** Time limit of one attempt, answer body included. @default 5000 */
   timeoutMs?: number;
@@ -95,6 +112,8 @@ const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => withTable({
 const INCREMENT = /* @__PURE__ */ callOptionNames("by", "atLeastOnce");
 const GET = /* @__PURE__ */ callOptionNames("consistent");
 
+declare const DYNACOUNT_WEB_BUILD: true | undefined;
+
 /** A region becomes one label of the endpoint's host name: lowercase letters, digits and inner hyphens only. */
 const REGION = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -144,12 +163,21 @@ export class BaseClient<M extends NumberMode = "number"> {
    *   network (test/sim), which needs every step on its virtual clock. Internal; not part of the API.
    */
   constructor(options: ClientOptions<M> = {}, link?: { post: Post; Signer: Signer }) {
-    const o = parseOptions(clientOptionsShape, options, "client", ["credentials.accessKeyId", "credentials.secretAccessKey"], ["credentials"]);
+    // A credentials function is checked by what it returns; keys by the schema.
+    const given = options.credentials;
+    const o = parseOptions(
+      clientOptionsShape,
+      typeof given === "function" ? { ...options, credentials: undefined } : options,
+      "client",
+      ["credentials.accessKeyId", "credentials.secretAccessKey"],
+      ["credentials"],
+    );
     const env = envReader(o.env);
     const [regionSource, region] =
       o.region !== undefined
         ? ["region", o.region]
-        : (["AWS_REGION", "AWS_DEFAULT_REGION"].map((name) => [name, env(name)]).find(([, value]) => value) ?? ["", "us-east-1"]);
+        : (["AWS_REGION", "AWS_DEFAULT_REGION"].map((name) => [name, env(name)]).find(([, value]) => value) ??
+          ((typeof DYNACOUNT_WEB_BUILD === "undefined" && profileRegion(env)) || ["", "us-east-1"]));
     // Checked even when an endpoint is given: the region is also part of every signature.
     this.region = checkRegion(region!, regionSource!);
     const [endpointSource, endpoint] =
@@ -160,21 +188,10 @@ export class BaseClient<M extends NumberMode = "number"> {
     this.numbers = (o.numbers ?? "number") as M;
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 
-    const { accessKeyId, secretAccessKey, sessionToken } = o.credentials ?? {
-      accessKeyId: env("AWS_ACCESS_KEY_ID"),
-      secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
-      sessionToken: env("AWS_SESSION_TOKEN"),
-    };
-    if (!accessKeyId || !secretAccessKey) {
-      throw new CounterError(
-        "Config",
-        "No AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), " +
-          "or pass { credentials: { accessKeyId, secretAccessKey } } or a Worker's { env }",
-      );
-    }
-    const credentials: Credentials = sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
+    const keys = o.credentials as Credentials | undefined;
     this.#transport = new Transport({
-      credentials,
+      // Keys given are copied: a caller's later change to its object would escape the transport's scrubbing.
+      credentials: typeof given === "function" ? refreshing(given) : keys ? ((copy) => () => copy)({ ...keys }) : defaultCredentials(o.env, this.region),
       region: this.region,
       endpoint: this.endpoint,
       timeoutMs: o.timeoutMs ?? 5000,
@@ -219,7 +236,7 @@ export class BaseClient<M extends NumberMode = "number"> {
       },
       { idempotent: false, tableName: table.tableName, atLeastOnce: options.atLeastOnce },
     );
-    return wireToValue(out.Attributes?.[table.countAttribute]?.N, this.numbers, `counter "${table.countAttribute}"`);
+    return wireToValue(out.Attributes?.[table.countAttribute]?.N, this.numbers, `counter ${shown(table.countAttribute)}`);
   }
 
   /**
@@ -244,7 +261,7 @@ export class BaseClient<M extends NumberMode = "number"> {
       },
       { idempotent: true, tableName: table.tableName },
     );
-    return wireToValue(out.Item?.[table.countAttribute]?.N, this.numbers, `counter "${table.countAttribute}"`);
+    return wireToValue(out.Item?.[table.countAttribute]?.N, this.numbers, `counter ${shown(table.countAttribute)}`);
   }
 
   /**

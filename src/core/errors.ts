@@ -57,6 +57,8 @@ export interface CounterErrorDetails {
   cause?: unknown;
   /** The item as it was when a conditional write failed (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`). */
   item?: Record<string, unknown> | undefined;
+  /** A cancelled transaction's `CancellationReasons`, one per action (with `Item` when asked for `ALL_OLD`). */
+  cancellationReasons?: Array<{ Code?: string; Message?: string; Item?: Record<string, unknown> }> | undefined;
 }
 
 /**
@@ -92,6 +94,11 @@ export class CounterError extends Error {
    * (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`). Left out of `toJSON`: it is data, not diagnosis.
    */
   readonly item?: Record<string, unknown>;
+  /**
+   * Why each action of a cancelled transaction (`TransactionCanceledException`) did not apply, in order, as DynamoDB
+   * sent them. Left out of `toJSON`, like `item`.
+   */
+  readonly cancellationReasons?: Array<{ Code?: string; Message?: string; Item?: Record<string, unknown> }>;
 
   constructor(code: CounterErrorCode, message: string, details: CounterErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -99,15 +106,15 @@ export class CounterError extends Error {
     this.retryable = details.retryable ?? false;
     this.ambiguous = details.ambiguous ?? false;
     // Declared fields are own properties already (undefined until set), so one assignment sets all four.
-    const { status, awsType, requestId, item } = details;
-    Object.assign(this, { status, awsType, requestId, item });
+    const { status, awsType, requestId, item, cancellationReasons } = details;
+    Object.assign(this, { status, awsType, requestId, item, cancellationReasons });
   }
 
   /** A plain object for logs: every structured field and the message, never credentials. */
   toJSON(): Record<string, unknown> {
     // The own fields set above (name, code, retryable, ambiguous, and status, awsType, requestId when known),
     // without `item`: that is data, not diagnosis.
-    const { item, ...fields } = this;
+    const { item, cancellationReasons, ...fields } = this;
     return { ...fields, message: this.message };
   }
 }
@@ -159,7 +166,7 @@ const ACCESS = new Set([
  */
 export function errorFromResponse(
   status: number,
-  body: { __type?: unknown; message?: unknown; Message?: unknown; Item?: unknown } | undefined,
+  body: { __type?: unknown; message?: unknown; Message?: unknown; Item?: unknown; CancellationReasons?: unknown } | undefined,
   context: { requestId?: string | undefined; tableName?: string | undefined; mayHaveApplied: boolean },
 ): CounterError {
   const rawType = typeof body?.__type === "string" ? body.__type : "";
@@ -167,7 +174,8 @@ export function errorFromResponse(
   // Server text may quote the request (attribute names, values): printable, like caller text.
   const serverMessage = printable(String(body?.message ?? body?.Message ?? "").trim());
   const item = typeof body?.Item === "object" && body.Item !== null ? (body.Item as Record<string, unknown>) : undefined;
-  const details: CounterErrorDetails = { status, awsType, requestId: context.requestId, item };
+  const cancellationReasons = Array.isArray(body?.CancellationReasons) ? (body.CancellationReasons as CounterErrorDetails["cancellationReasons"]) : undefined;
+  const details: CounterErrorDetails = { status, awsType, requestId: context.requestId, item, cancellationReasons };
   const said = serverMessage ? `: ${serverMessage}` : "";
 
   if (awsType === "ResourceNotFoundException") {

@@ -1,5 +1,7 @@
 // Transport: signs, sends, times out and retries DynamoDB JSON API calls.
 import { CounterError, errorFromResponse } from "./errors.js";
+import type { Credentials, CredentialSource } from "./credentials/provider.js";
+import { denoRefusal } from "./credentials/system.js";
 import { neverSent } from "./not-sent.js";
 import { sleep } from "./timers.js";
 import type { Signer } from "./node.js";
@@ -50,21 +52,11 @@ export interface ThrottleRetryOptions {
   maxDelayMs?: number;
 }
 
-/** Credentials used to sign requests.
- *
- * @example
- * ```ts
- * new CounterClient({ credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
- * ```
- */
-export interface Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+export type { Credentials } from "./credentials/provider.js";
 
 export interface TransportConfig {
-  credentials: Credentials;
+  /** The credentials of each attempt (static ones, or a refreshing cache: {@link refreshing}). */
+  credentials: CredentialSource;
   region: string;
   endpoint: string;
   timeoutMs: number;
@@ -106,15 +98,19 @@ export class Transport {
   readonly #c: TransportConfig;
   /** aws4fetch's cache of derived signing keys (one HMAC chain per day instead of per request). */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
-  /** The secret key and session token, each as a pattern of every spelling JSON allows ({@link spellings}). */
-  readonly #secrets: RegExp[];
+  /**
+   * The secret keys and session tokens of the last few credentials signed with (refreshed ones replace older
+   * ones, and an answer to a request signed before a refresh may still echo the old), each as a pattern of every
+   * spelling JSON allows ({@link spellings}).
+   */
+  #secrets: RegExp[] = [];
+  /** The credentials `#secrets` was last brought up to date with. */
+  #seen: Credentials | undefined;
 
   constructor(config: TransportConfig) {
     // aws4fetch's signer alone: its AwsClient's retry loop would resend a non-idempotent ADD on 5xx, and
     // the retries here decide what is safe to resend.
     this.#c = config;
-    const { secretAccessKey, sessionToken } = config.credentials;
-    this.#secrets = [secretAccessKey, sessionToken].filter((s): s is string => typeof s === "string" && s.length >= 4).map(spellings);
   }
 
   /** Sends `operation` with `body`, retrying what is safe to retry. Resolves to DynamoDB's JSON answer. */
@@ -153,10 +149,17 @@ export class Transport {
     let status = 0;
     let text: string;
     let requestId: string | undefined;
+    // Outside the try: a credential source's failure is its own error (nothing was sent), never a network one.
+    const credentials = await this.#c.credentials();
+    if (credentials !== this.#seen) {
+      this.#seen = credentials;
+      this.#secrets = [credentials.secretAccessKey, credentials.sessionToken].filter(long).map(spellings).concat(this.#secrets).slice(0, 6);
+    }
     try {
-      const { credentials, endpoint, region, timeoutMs, Signer, post } = this.#c;
+      const { endpoint, region, timeoutMs, Signer, post } = this.#c;
       const signed = await new Signer({
-        ...credentials,
+        // aws4fetch reads the three keys (a sessionToken of undefined is none) and ignores `expiration`.
+        ...(credentials as { accessKeyId: string; secretAccessKey: string; sessionToken?: string }),
         url: endpoint,
         method: "POST",
         headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": `DynamoDB_20120810.${operation}` },
@@ -177,6 +180,10 @@ export class Transport {
           { retryable: true, ambiguous: mayHaveApplied },
         );
       }
+      if (typeof DYNACOUNT_WEB_BUILD === "undefined" && denoRefusal(error)) {
+        const { host } = new URL(this.#c.endpoint);
+        throw new CounterError("Config", `Network access to ${host} is not permitted: nothing was sent; run deno with --allow-net=${host}`);
+      }
       const refused = neverSent(error, this.#c.endpoint);
       const detail = this.#scrub(error instanceof Error ? error.message : String(error));
       throw new CounterError(
@@ -189,7 +196,7 @@ export class Transport {
     if (status === 200) {
       try {
         return JSON.parse(text);
-      } catch (error) {
+      } catch (_error) {
         throw new CounterError("Service", `DynamoDB ${operation} answered 200 with a body that is not JSON`, {
           status,
           ambiguous: mayHaveApplied,
@@ -213,6 +220,20 @@ export class Transport {
     for (const secret of this.#secrets) text = text.replace(secret, "[redacted]");
     return text;
   }
+}
+
+declare const DYNACOUNT_WEB_BUILD: true | undefined;
+
+/** Whether a secret is long enough to scrub: a pattern of one to three characters would redact ordinary text. */
+const long = (secret: string | undefined): secret is string => typeof secret === "string" && secret.length >= 4;
+
+/**
+ * A function that redacts `secrets` (in every spelling, {@link spellings}) from a text: for the answers of the
+ * credential sources (STS, instance metadata, the container endpoint), which hold secrets of their own.
+ */
+export function scrubber(secrets: Array<string | undefined>): (text: string) => string {
+  const patterns = secrets.filter(long).map(spellings);
+  return (text) => patterns.reduce((out, pattern) => out.replace(pattern, "[redacted]"), text);
 }
 
 /**

@@ -17,7 +17,11 @@ import { backoffDelay } from "../core/transport.js";
 export interface IdAllocatorOptions extends TableOptions {
   /** Ids reserved per request. @default 100 */
   blockSize?: number;
-  /** Fetch the next block when fewer than this many ids are left. @default half of blockSize */
+  /**
+   * Fetch the next block in the background when fewer than this many ids are left, once this allocator has
+   * handed out `blockSize` ids (before that, blocks are reserved only when needed: a short script never pays
+   * for a block it does not use). @default half of blockSize
+   */
   prefetchBelow?: number;
   /**
    * How long one `next()` keeps trying while reservations fail with retryable errors (throttling, outages),
@@ -41,6 +45,12 @@ const PREFETCH_ATTEMPTS = 6;
 /**
  * Hands out ids unique across every process sharing the table, reserving them in blocks: one request per
  * `blockSize` ids, the next block fetched before the current one runs out.
+ *
+ * Prefetch, one rule: once this allocator has handed out a whole block's worth of ids (`blockSize`), the next
+ * block is reserved in the background whenever fewer than `prefetchBelow` ids are left. Before that nothing is
+ * reserved ahead: a script that takes 60 ids with the default block of 100 reserves one block, never two. A
+ * caller that keeps going waits for one reservation where its first block ends, and from then on finds the next
+ * block ready.
  *
  * Failures: a reservation that fails with a retryable error (throttling, 5xx, timeouts, resets) is tried
  * again with backoff, shared by every waiting caller, until it succeeds or a caller's `timeoutMs` passes
@@ -66,6 +76,8 @@ export class IdAllocator<M extends NumberMode = "number"> {
   /** The block ids come from, then the prefetched one. */
   readonly #blocks: Block<CounterValue<M>>[] = [];
   #left = 0;
+  /** Ids handed out so far, counted up to `blockSize` (where prefetching starts). */
+  #handedOut = 0;
   /** The one reservation loop in flight; every caller that needs a block waits on it. */
   #inflight: Promise<void> | undefined;
   /** Callers waiting for a block. */
@@ -107,7 +119,8 @@ export class IdAllocator<M extends NumberMode = "number"> {
         const id = block.next;
         block.next = (typeof id === "bigint" ? id + 1n : (id as number) + 1) as CounterValue<M>;
         this.#left--;
-        if (this.#left < this.#prefetchBelow && this.#inflight === undefined) this.#reserve().catch(() => undefined);
+        if (this.#handedOut < this.#blockSize) this.#handedOut++;
+        else if (this.#left < this.#prefetchBelow && this.#inflight === undefined) this.#reserve().catch(() => undefined);
         return id;
       }
       if (block !== undefined) {

@@ -113,6 +113,29 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
       },
     },
     {
+      name: at("credentials from a function: one call for 20 concurrent requests, one more once they expire"),
+      async run() {
+        const tableName = (await fresh()).table.tableName;
+        let calls = 0;
+        // DynamoDB Local keeps a database per access key id: the same key id, with expiring credentials around it.
+        const credentials = async () => {
+          calls++;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret", expiration: new Date(Date.now() + (calls === 1 ? 1500 : 3_600_000)) };
+        };
+        const c = new CounterClient({ endpoint, region: "us-east-1", env: {}, tableName, credentials });
+        const started = Date.now();
+        await Promise.all(Array.from({ length: 20 }, () => c.increment("k")));
+        // A slow machine may reach the last half of the first keys' life (750 ms) within these 20 requests: then
+        // one background call happened already, and the second batch needs none.
+        if (Date.now() - started < 700) same(calls, 1, "one call for 20 waiting requests");
+        await new Promise((resolve) => setTimeout(resolve, 1550 - (Date.now() - started)));
+        await Promise.all(Array.from({ length: 20 }, () => c.increment("k")));
+        same(calls, 2, "one call at a time: exactly one more for the expiry, however many requests");
+        same(await c.get("k"), 40, "every increment signed and applied");
+      },
+    },
+    {
       name: at("id allocator: concurrent ids are unique"),
       async run() {
         const c = await fresh();

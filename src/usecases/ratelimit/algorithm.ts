@@ -46,6 +46,11 @@ export interface Algorithm {
   takenAt(result: { reset: number }): number | undefined;
   /** Until when units taken at `now` may be spent locally (a lease never outlives its window or its time). */
   leaseUntil(now: number, units: number): number;
+  /**
+   * The item as `take(now, units, seen)` leaves it if `seen` is still what DynamoDB holds: what a transaction,
+   * which returns no attributes when it succeeds, knows afterwards (a hint and an approximate `remaining`).
+   */
+  assume(now: number, units: number, seen: Item | undefined): Item;
 }
 
 /** The numeric value of an attribute, or undefined. */

@@ -3,11 +3,14 @@ import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
 import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
-import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, text, typed, withTable, type Shape } from "../../core/options.js";
-import type { Algorithm, Item, Plan, Reading } from "./algorithm.js";
+import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, schema, text, timerMs, typed, withTable, type Shape } from "../../core/options.js";
+import type { Item, Plan, Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { Memories, type Memory } from "./memory.js";
+import { Policies, type LimitSource, type Policy } from "./plan.js";
 import { windowAlgorithm } from "./windows.js";
+
+export type { LimitSource } from "./plan.js";
 
 /** Options of {@link RateLimiter}.
  *
@@ -17,8 +20,15 @@ import { windowAlgorithm } from "./windows.js";
  * ```
  */
 export interface RateLimiterOptions extends TableOptions {
-  /** Units (requests, or what `cost` counts) allowed per window; a token bucket's capacity. Required. */
-  limit: number;
+  /**
+   * Units (requests, or what `cost` counts) allowed per window; a token bucket's capacity. Required. A function
+   * of the identifier gives per-plan limits (free 100, pro 1,000): it is called on an identifier's first call and
+   * again at most once per `limitCacheMs`; the item key does not depend on it, so a changed limit applies to what
+   * was already used.
+   */
+  limit: LimitSource;
+  /** How long a `limit` function's answer is used for an identifier before it is asked again. @default 60000 */
+  limitCacheMs?: number;
   /** Window length in milliseconds; a token bucket refills `limit` tokens over this time. Required. */
   windowMs: number;
   /**
@@ -99,7 +109,7 @@ export interface RefundOptions {
 export interface RateLimitResult {
   /** Whether the request may proceed. */
   success: boolean;
-  /** The configured limit. */
+  /** The limit that applied (per-plan limits: the identifier's). */
   limit: number;
   /** Units left (with a lease: this instance's leased units plus what DynamoDB had left when it last answered). */
   remaining: number;
@@ -123,9 +133,16 @@ export interface RateLimitResult {
 /** Ten years: longer windows would take window arithmetic (index × windowMs) towards 2^53. */
 const MAX_WINDOW_MS = 315_360_000_000;
 
+/** A positive integer, or a function of the identifier (per-plan limits). */
+const limitOption = () =>
+  schema<LimitSource>((v) =>
+    typeof v === "function" || (typeof v === "number" && Number.isSafeInteger(v) && v >= 1) ? undefined : "must be a positive integer or a function of the identifier",
+  );
+
 const shape = /* @__PURE__ */ lazy((): Shape => withTable({
   name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
-  limit: positiveInt(),
+  limit: limitOption(),
+  limitCacheMs: timerMs(),
   windowMs: int(1, MAX_WINDOW_MS),
   algorithm: oneOf(["sliding-window", "fixed-window", "token-bucket"] as const),
   lease: positiveInt(),
@@ -144,11 +161,68 @@ const SETUP_ERRORS = /* @__PURE__ */ new Set(["Validation", "Config", "TableNotF
  * A limiter answers in the request path: rather than ride out seconds of throttling (the client's default
  * budget), it tries twice within ~50 ms and then answers by its failureMode, reporting the Throttled error.
  */
-const FAIL_FAST = { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
+export const FAIL_FAST = { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
 /** Rounds of a call whose condition failed only because the item changed under it (others were admitted meanwhile). */
-const MAX_ROUNDS = 8;
+export const MAX_ROUNDS = 8;
 const DONE: Promise<unknown> = /* @__PURE__ */ Promise.resolve();
 
+/** One call of one limiter for one identifier, checked and ready to run (what `limit()` and `limitAll` share). */
+export interface Prepared {
+  readonly limiter: RateLimiter;
+  readonly identifier: string;
+  readonly key: Record<string, { S: string }>;
+  readonly memory: Memory;
+  readonly policy: Policy;
+  readonly cost: number;
+}
+
+/**
+ * A limiter's machinery, for `limitAll` (package-internal: not exported from the package). Every method works on
+ * a {@link Prepared} call and keeps the identifier's memory (leases, blocks, last item seen) as `limit()` does.
+ */
+export interface LimiterInternals {
+  readonly client: CounterClient<NumberMode>;
+  readonly tableName: string;
+  readonly name: string;
+  readonly windowMs: number;
+  now(): number;
+  /** Validates and resolves a call (the identifier's limit included) before any request. */
+  prepare(identifier: string, cost: number): Promise<Prepared>;
+  /** The call answered by `limit()` itself (local answers, one request, rounds). */
+  limit(p: Prepared): Promise<RateLimitResult>;
+  /** The local block's answer, when the identifier is blocked. */
+  blocked(p: Prepared, now: number): RateLimitResult | undefined;
+  /** Takes the units from this instance's lease, when it holds enough. */
+  fromLease(p: Prepared, now: number): RateLimitResult | undefined;
+  /** Gives units taken by {@link fromLease} back to the lease (while it lasts). */
+  returnLease(p: Prepared, now: number): void;
+  /** Units to ask DynamoDB for: the cost, or a lease sized by demand. */
+  want(p: Prepared, now: number): number;
+  /** Books a take of `want` units confirmed by DynamoDB, `item` being the item after it (or as assumed). */
+  taken(p: Prepared, now: number, want: number, item: Item | undefined): RateLimitResult;
+  /** Books a denial read from `reading` (the block cache included). */
+  denied(p: Prepared, reading: Reading, now: number): RateLimitResult;
+  /** The answer of a failed request: thrown for setup errors, else by failureMode. */
+  failure(p: Prepared, error: unknown, now: number): RateLimitResult;
+  /** The answer after losing every round to other instances: denied, never admitted uncounted. */
+  busy(p: Prepared, now: number): RateLimitResult;
+  /** One conditional update, never resent after an ambiguous failure. */
+  update(key: Record<string, { S: string }>, plan: Plan): Promise<Item | undefined>;
+  /** The item behind a failed condition; rethrows other failures. */
+  failedItem(error: unknown, key: Record<string, { S: string }>): Promise<Item>;
+  /** Gives back what `result` took (to its lease, or to its window in DynamoDB); failures are thrown. */
+  giveBack(p: Prepared, result: RateLimitResult): Promise<void>;
+}
+
+/** The internals of each limiter (set by its constructor): how `limitAll` reaches them. */
+const INTERNALS = /* @__PURE__ */ new WeakMap<RateLimiter, LimiterInternals>();
+
+/** The machinery of `limiter`; a Validation error for anything that is not a RateLimiter. */
+export function internalsOf(limiter: unknown): LimiterInternals {
+  const found = typeof limiter === "object" && limiter !== null ? INTERNALS.get(limiter as RateLimiter) : undefined;
+  if (!found) throw validationError(`"limiter" must be a RateLimiter`);
+  return found;
+}
 
 /**
  * Rate limiting on DynamoDB: one conditional `UpdateItem` per call at most, none for identifiers answered
@@ -171,9 +245,7 @@ export class RateLimiter {
   readonly name: string;
   readonly #client: CounterClient<NumberMode>;
   readonly #table: TableLayout;
-  readonly #limit: number;
-  readonly #lease: number;
-  readonly #algo: Algorithm;
+  readonly #policies: Policies;
   readonly #failOpen: boolean;
   readonly #key: (identifier: string) => CounterKey;
   readonly #cacheBlocked: boolean;
@@ -185,14 +257,16 @@ export class RateLimiter {
     const o = parseOptions(shape, options, "rate limiter", ["limit", "windowMs"]);
     this.#client = client;
     this.#table = resolveLayout(client.table, o);
-    this.#limit = o.limit;
     this.windowMs = o.windowMs;
     this.algorithm = o.algorithm ?? "sliding-window";
-    this.#lease = Math.min(o.lease ?? 1, o.limit);
     const ttl = o.ttlAttribute ?? "expiresAt";
-    this.#algo = this.algorithm === "token-bucket"
-      ? bucketAlgorithm(o.limit, o.windowMs, ttl)
-      : windowAlgorithm(o.limit, o.windowMs, this.algorithm === "sliding-window", ttl);
+    const { windowMs, algorithm } = this;
+    this.#policies = new Policies(
+      o.limit,
+      (limit) => (algorithm === "token-bucket" ? bucketAlgorithm(limit, windowMs, ttl) : windowAlgorithm(limit, windowMs, algorithm === "sliding-window", ttl)),
+      o.lease ?? 1,
+      o.limitCacheMs ?? 60_000,
+    );
     this.#failOpen = (o.failureMode ?? "open") === "open";
     this.name = o.name ?? "default";
     // Per (name, algorithm, window): two limiters on one identifier (100 a second and 5 a day) must never
@@ -202,6 +276,7 @@ export class RateLimiter {
     this.#cacheBlocked = o.cacheBlocked ?? true;
     this.#memory = new Memories(o.cacheSize ?? 10_000);
     this.#now = (o.now as RateLimiterOptions["now"]) ?? Date.now;
+    INTERNALS.set(this, this.#internals());
   }
 
   /**
@@ -214,39 +289,7 @@ export class RateLimiter {
    */
   async limit(identifier: string, options: LimitOptions = {}): Promise<RateLimitResult> {
     checkNames(options, LIMIT_OPTIONS, "limit");
-    const cost = this.#cost(options);
-    const key = this.#itemKey(identifier);
-    const memory = this.#memory.recall(identifier);
-    for (;;) {
-      const now = this.#now();
-      if (memory.blockedUntil !== undefined) {
-        if (now < memory.blockedUntil) return this.#result(false, 0, memory.blockedUntil, "cacheBlock");
-        memory.blockedUntil = undefined;
-      }
-      if (this.#lease === 1) return this.#take(key, memory, cost, cost, now);
-      if (memory.leased >= cost && now < memory.until) {
-        memory.leased -= cost;
-        return this.#result(true, memory.leased + memory.left, memory.reset, "lease");
-      }
-      if (memory.taking) {
-        await memory.taking;
-        continue;
-      }
-      // Take a lease: all of it while far from the limit, half of what was left near it.
-      // Leases follow demand: the first take in a window is what this call needs, then each take grows fourfold up
-      // to `lease`; near the limit, half of what was left. Cold identifiers so lease nothing they do not use.
-      const warm = now < memory.reset;
-      const want = Math.max(cost, warm ? Math.min(this.#lease, memory.grant * 4, Math.floor(memory.left / 2)) : cost);
-      memory.grant = want;
-      let done!: () => void;
-      memory.taking = new Promise<void>((resolve) => (done = resolve));
-      try {
-        return await this.#take(key, memory, cost, want, now);
-      } finally {
-        memory.taking = undefined;
-        done();
-      }
-    }
+    return this.#limit(await this.#prepare(identifier, this.#units(options), true));
   }
 
   /**
@@ -264,26 +307,7 @@ export class RateLimiter {
    */
   async refund(identifier: string, cost = 1, options: RefundOptions = {}): Promise<void> {
     checkNames(options, REFUND_OPTIONS, "refund");
-    const units = this.#cost({ cost }, Infinity);
-    const key = this.#itemKey(identifier);
-    const memory = this.#memory.recall(identifier);
-    memory.blockedUntil = undefined;
-    const takenAt = options.result !== undefined ? this.#algo.takenAt(options.result) : memory.reset > 0 ? this.#algo.takenAt(memory) : undefined;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const now = this.#now();
-      const fix = this.#algo.normalize(now, memory.seen);
-      const plan = fix ?? this.#algo.refund(now, units, memory.seen, takenAt);
-      if (!plan) return;
-      try {
-        // Not resent after an ambiguous failure: that could give back twice.
-        memory.seen = (await this.#update(key, plan)) ?? memory.seen;
-        if (fix) continue;
-        return;
-      } catch (error) {
-        memory.seen = await this.#failedItem(error, key);
-      }
-    }
-    throw this.#busy("refund");
+    await this.#refund(await this.#prepare(identifier, this.#units({ cost }), false), options.result);
   }
 
   /**
@@ -295,10 +319,10 @@ export class RateLimiter {
    * ```
    */
   async remaining(identifier: string): Promise<{ remaining: number; limit: number; reset: number }> {
-    const key = this.#itemKey(identifier);
+    const { key, policy } = await this.#prepare(identifier, 1, false);
     const item = await this.#read(key);
-    const { available, reset } = this.#algo.read(this.#now(), 1, item);
-    return { remaining: available, limit: this.#limit, reset };
+    const { available, reset } = policy.algo.read(this.#now(), 1, item);
+    return { remaining: available, limit: policy.limit, reset };
   }
 
   /**
@@ -315,11 +339,110 @@ export class RateLimiter {
     await this.#client.send("DeleteItem", { TableName: this.#table.tableName, Key: key }, { idempotent: true, tableName: this.#table.tableName });
   }
 
-  /** Takes `want` units (≥ `cost`) in as few requests as the item allows; `cost` go to this call, the rest to the lease. */
-  async #take(key: Record<string, { S: string }>, memory: Memory, cost: number, want: number, now: number): Promise<RateLimitResult> {
+  /** Checks the identifier and the units (against the identifier's limit when `capped`) and resolves its policy. */
+  async #prepare(identifier: string, units: number, capped: boolean): Promise<Prepared> {
+    const key = this.#itemKey(identifier);
+    const memory = this.#memory.recall(identifier);
+    const found = this.#policies.of(identifier, memory, this.#now());
+    const policy = found instanceof Promise ? await found : found;
+    if (capped && units > policy.limit) {
+      const whose = this.#policies.fixed === undefined ? ` for this identifier` : "";
+      throw validationError(`"cost" (${units}) is more than "limit" (${policy.limit}${whose}): such a call could never be admitted`);
+    }
+    return { limiter: this, identifier, key, memory, policy, cost: units };
+  }
+
+  async #limit(p: Prepared): Promise<RateLimitResult> {
+    const { memory, policy, cost } = p;
+    for (;;) {
+      const now = this.#now();
+      const blocked = this.#blocked(p, now);
+      if (blocked) return blocked;
+      if (policy.lease === 1) return this.#take(p, cost, now);
+      const leased = this.#fromLease(p, now);
+      if (leased) return leased;
+      if (memory.taking) {
+        await memory.taking;
+        continue;
+      }
+      let done!: () => void;
+      memory.taking = new Promise<void>((resolve) => (done = resolve));
+      try {
+        return await this.#take(p, this.#want(p, now), now);
+      } finally {
+        memory.taking = undefined;
+        done();
+      }
+    }
+  }
+
+  #blocked(p: Prepared, now: number): RateLimitResult | undefined {
+    const { memory } = p;
+    if (memory.blockedUntil === undefined) return undefined;
+    if (now < memory.blockedUntil) return this.#result(p, false, 0, memory.blockedUntil, "cacheBlock");
+    memory.blockedUntil = undefined;
+    return undefined;
+  }
+
+  #fromLease(p: Prepared, now: number): RateLimitResult | undefined {
+    const { memory, cost } = p;
+    if (memory.leased < cost || now >= memory.until) return undefined;
+    memory.leased -= cost;
+    return this.#result(p, true, memory.leased + memory.left, memory.reset, "lease");
+  }
+
+  #returnLease({ memory, cost }: Prepared, now: number): void {
+    // Units of a lease that has ended are dropped, as they would have gone unused.
+    if (now < memory.until) memory.leased += cost;
+  }
+
+  /**
+   * Units to take: a lease all of it while far from the limit, half of what was left near it. Leases follow
+   * demand: the first take in a window is what this call needs, then each take grows fourfold up to `lease`;
+   * near the limit, half of what was left. Cold identifiers so lease nothing they do not use.
+   */
+  #want({ memory, policy, cost }: Prepared, now: number): number {
+    if (policy.lease === 1) return cost;
+    const warm = now < memory.reset;
+    const want = Math.max(cost, warm ? Math.min(policy.lease, memory.grant * 4, Math.floor(memory.left / 2)) : cost);
+    memory.grant = want;
+    return want;
+  }
+
+  async #refund(p: Prepared, result: RefundOptions["result"]): Promise<void> {
+    const { key, memory, policy, cost: units } = p;
+    const algo = policy.algo;
+    memory.blockedUntil = undefined;
+    const takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      // State from a clock far ahead is brought back first: it must not lock the identifier out.
-      const fix = this.#algo.normalize(now, memory.seen);
+      const now = this.#now();
+      const fix = algo.normalize(now, memory.seen);
+      const plan = fix ?? algo.refund(now, units, memory.seen, takenAt);
+      if (!plan) return;
+      try {
+        // Not resent after an ambiguous failure: that could give back twice.
+        memory.seen = (await this.#update(key, plan)) ?? memory.seen;
+        if (fix) continue;
+        return;
+      } catch (error) {
+        memory.seen = await this.#failedItem(error, key);
+      }
+    }
+    throw this.#busyError("refund");
+  }
+
+  /** Takes `want` units (≥ `cost`) in as few requests as the item allows; `cost` go to this call, the rest to the lease. */
+  async #take(p: Prepared, want: number, now: number): Promise<RateLimitResult> {
+    const { key, memory, cost } = p;
+    const algo = p.policy.algo;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      // Each round at the time it is sent: a call whose retries outlast a window would otherwise take newer
+      // windows (written by right clocks meanwhile) for a clock far ahead, write them back, and count in a window
+      // that has passed.
+      if (round > 0) now = this.#now();
+      // State from a clock far ahead (or kept in another limit's scale) is brought back first: it must not lock
+      // the identifier out.
+      const fix = algo.normalize(now, memory.seen);
       if (fix) {
         try {
           memory.seen = (await this.#update(key, fix)) ?? memory.seen;
@@ -327,66 +450,76 @@ export class RateLimiter {
           try {
             memory.seen = await this.#failedItem(error, key);
           } catch (failure) {
-            return this.#failure(failure, now);
+            return this.#failure(p, failure, now);
           }
         }
         continue;
       }
-      const plan = this.#algo.take(now, want, memory.seen);
-      if (!plan) return { ...this.#denied(memory, this.#algo.read(now, cost, memory.seen ?? {}), now), reason: "cacheBlock" };
+      const plan = algo.take(now, want, memory.seen);
+      if (!plan) return { ...this.#denied(p, algo.read(now, cost, memory.seen ?? {}), now), reason: "cacheBlock" };
       try {
-        const item = await this.#update(key, plan);
-        memory.seen = item;
-        const after = this.#algo.read(now, 1, item ?? {});
-        if (this.#lease > 1) {
-          // Units left from an older lease (fewer than this call needed) are dropped: they are the bounded slack.
-          memory.leased = want - cost;
-          memory.until = Math.min(this.#algo.leaseUntil(now, want), after.reset);
-        }
-        memory.left = after.available;
-        memory.reset = after.reset;
-        return this.#result(true, after.available + memory.leased, after.reset);
+        return this.#taken(p, now, want, await this.#update(key, plan));
       } catch (error) {
         let item: Item;
         try {
           item = await this.#failedItem(error, key);
         } catch (failure) {
-          return this.#failure(failure, now);
+          return this.#failure(p, failure, now);
         }
         memory.seen = item;
-        if (this.#algo.normalize(now, item)) continue;
-        const reading = this.#algo.read(now, cost, item);
-        if (reading.available < cost) return this.#denied(memory, reading, now);
+        if (algo.normalize(now, item)) continue;
+        const reading = algo.read(now, cost, item);
+        if (reading.available < cost) return this.#denied(p, reading, now);
         // It fits: the condition failed on an assumption (window, previous count, bucket state). Ask again, for
         // no more than is there.
         want = Math.max(cost, Math.min(want, reading.available));
       }
     }
-    // Contention is not an outage: admitting here (failureMode "open") would admit a call nobody counted.
-    const result = this.#result(false, 0, now + 1, "failClosed");
-    result.error = this.#busy("limit");
-    return result;
+    return this.#busy(p, now);
   }
 
-  #denied(memory: Memory, reading: Reading, now: number): RateLimitResult {
+  #taken(p: Prepared, now: number, want: number, item: Item | undefined): RateLimitResult {
+    const { memory, policy, cost } = p;
+    memory.seen = item;
+    const after = policy.algo.read(now, 1, item ?? {});
+    if (policy.lease > 1) {
+      // Units left from an older lease (fewer than this call needed) are dropped: they are the bounded slack.
+      memory.leased = want - cost;
+      memory.until = Math.min(policy.algo.leaseUntil(now, want), after.reset);
+    }
+    memory.left = after.available;
+    memory.reset = after.reset;
+    return this.#result(p, true, after.available + memory.leased, after.reset);
+  }
+
+  #denied(p: Prepared, reading: Reading, now: number): RateLimitResult {
+    const { memory, policy } = p;
     memory.left = reading.available;
     memory.reset = reading.reset;
     memory.leased = 0;
-    if (this.#cacheBlocked && reading.available === 0) memory.blockedUntil = this.#algo.read(now, 1, memory.seen ?? {}).freeAt;
-    return this.#result(false, reading.available, reading.freeAt);
+    if (this.#cacheBlocked && reading.available === 0) memory.blockedUntil = policy.algo.read(now, 1, memory.seen ?? {}).freeAt;
+    return this.#result(p, false, reading.available, reading.freeAt);
   }
 
-  #failure(error: unknown, now: number): RateLimitResult {
+  #failure(p: Prepared, error: unknown, now: number): RateLimitResult {
+    const { policy } = p;
     // Setup mistakes surface; only failures of a working setup (outage, throttling, timeouts) follow failureMode.
     if (!(error instanceof CounterError) || SETUP_ERRORS.has(error.code)) throw error;
-    const end = this.#algo.leaseUntil(now, this.#limit);
-    const result = this.#failOpen ? this.#result(true, this.#limit, end, "failOpen") : this.#result(false, 0, end, "failClosed");
+    const end = policy.algo.leaseUntil(now, policy.limit);
+    const result = this.#failOpen ? this.#result(p, true, policy.limit, end, "failOpen") : this.#result(p, false, 0, end, "failClosed");
     result.error = error;
     return result;
   }
 
-  #result(success: boolean, remaining: number, reset: number, reason?: RateLimitResult["reason"]): RateLimitResult {
-    const result: RateLimitResult = { success, limit: this.#limit, remaining, reset, pending: DONE };
+  #busy(p: Prepared, now: number): RateLimitResult {
+    // Contention is not an outage: admitting here (failureMode "open") would admit a call nobody counted.
+    const result = this.#result(p, false, 0, now + 1, "failClosed");
+    result.error = this.#busyError("limit");
+    return result;
+  }
+
+  #result(p: Prepared, success: boolean, remaining: number, reset: number, reason?: RateLimitResult["reason"]): RateLimitResult {
+    const result: RateLimitResult = { success, limit: p.policy.limit, remaining, reset, pending: DONE };
     if (reason) result.reason = reason;
     return result;
   }
@@ -427,12 +560,12 @@ export class RateLimiter {
     return out.Item ?? {};
   }
 
-  #cost(options: LimitOptions, most = this.#limit): number {
+  /** `cost` (or `rate`) as a positive integer; checked against the identifier's limit once that is known. */
+  #units(options: LimitOptions): number {
     const { cost, rate } = options;
     if (cost !== undefined && rate !== undefined && cost !== rate) throw validationError(`"cost" and "rate" are the same option; got both (${cost}, ${rate})`);
     const units = cost ?? rate ?? 1;
     if (!Number.isSafeInteger(units) || units < 1) throw validationError(`"cost" must be a positive integer, got ${String(units)}`);
-    if (units > most) throw validationError(`"cost" (${units}) is more than "limit" (${this.#limit}): such a call could never be admitted`);
     return units;
   }
 
@@ -441,9 +574,38 @@ export class RateLimiter {
     return toKey(this.#table, this.#key(identifier));
   }
 
-
-
-  #busy(what: string): CounterError {
+  #busyError(what: string): CounterError {
     return new CounterError("Conflict", `${what}: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, { retryable: true });
+  }
+
+  /** What `limitAll` reaches through {@link internalsOf}. */
+  #internals(): LimiterInternals {
+    return {
+      client: this.#client,
+      tableName: this.#table.tableName,
+      name: this.name,
+      windowMs: this.windowMs,
+      now: () => this.#now(),
+      prepare: (identifier, cost) => this.#prepare(identifier, this.#units({ cost }), true),
+      limit: (p) => this.#limit(p),
+      blocked: (p, now) => this.#blocked(p, now),
+      fromLease: (p, now) => this.#fromLease(p, now),
+      returnLease: (p, now) => this.#returnLease(p, now),
+      want: (p, now) => this.#want(p, now),
+      taken: (p, now, want, item) => this.#taken(p, now, want, item),
+      denied: (p, reading, now) => this.#denied(p, reading, now),
+      failure: (p, error, now) => this.#failure(p, error, now),
+      busy: (p, now) => this.#busy(p, now),
+      update: (key, plan) => this.#update(key, plan),
+      failedItem: (error, key) => this.#failedItem(error, key),
+      giveBack: async (p, result) => {
+        // A lease's units go back to the lease; a failOpen answer took nothing known; anything else took from
+        // DynamoDB, in the window of `result`.
+        if (result.reason === "lease") return this.#returnLease(p, this.#now());
+        if (result.reason === "failOpen" || !result.success) return;
+        p.memory.blockedUntil = undefined;
+        await this.#refund(p, result);
+      },
+    };
   }
 }

@@ -1,5 +1,6 @@
 // What a limiter instance remembers per identifier (last item seen, local block, lease), least recently used first out.
 import type { Item } from "./algorithm.js";
+import type { Policy } from "./plan.js";
 
 /** What an instance remembers of an identifier. */
 export interface Memory {
@@ -17,6 +18,11 @@ export interface Memory {
   reset: number;
   /** A lease request in flight: concurrent calls wait for it rather than each take a lease. */
   taking: Promise<void> | undefined;
+  /** Per-plan limits: the identifier's limit (and its algorithm) as last resolved, used until `policyUntil`. */
+  policy: Policy | undefined;
+  policyUntil: number;
+  /** A call of the limit function in flight: concurrent calls share it. */
+  resolving: Promise<Policy> | undefined;
 }
 
 /**
@@ -33,7 +39,7 @@ export class Memories {
   recall(identifier: string): Memory {
     let memory = this.#entries.get(identifier);
     if (memory) this.#entries.delete(identifier);
-    else memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, grant: 0, left: 0, reset: 0, taking: undefined };
+    else memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, grant: 0, left: 0, reset: 0, taking: undefined, policy: undefined, policyUntil: 0, resolving: undefined };
     this.#entries.set(identifier, memory);
     if (this.#entries.size > this.size) this.#entries.delete(this.#entries.keys().next().value!);
     return memory;

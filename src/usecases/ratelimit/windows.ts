@@ -77,7 +77,7 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
         const stale = Object.keys(seen!).filter((name) => /^w-?\d+$/.test(name) && name !== cur);
         stale.forEach((name, i) => (names[`#s${i}`] = name));
         return {
-          update: `SET #c = :n, #l = :i, #t = :e` + (stale.length ? ` REMOVE ${stale.map((_, i) => `#s${i}`).join(", ")}` : ""),
+          update: `SET #c = :n, #l = :i, #t = :e${stale.length ? ` REMOVE ${stale.map((_, i) => `#s${i}`).join(", ")}` : ""}`,
           condition: "#l = :last",
           names,
           values: { ":n": { N: String(units) }, ":i": { N: String(index) }, ":e": { N: expires(index) }, ":last": { N: String(latest) } },
@@ -148,11 +148,22 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
       const names: Record<string, string> = { "#l": LATEST };
       future.forEach((name, i) => (names[`#f${i}`] = name));
       return {
-        update: `SET #l = :own` + (future.length ? ` REMOVE ${future.map((_, i) => `#f${i}`).join(", ")}` : ""),
+        update: `SET #l = :own${future.length ? ` REMOVE ${future.map((_, i) => `#f${i}`).join(", ")}` : ""}`,
         condition: "#l = :seen",
         names,
         values: { ":own": { N: String(own) }, ":seen": { N: String(latest) } },
       };
+    },
+
+    assume(now, units, seen) {
+      const index = indexAt(now, seen);
+      const latest = num(seen, LATEST);
+      const cur = windowAttribute(index);
+      const base: Item = { [LATEST]: { N: String(index) }, [ttlAttribute]: { N: expires(index) } };
+      // Idle for long: the take rewrote the item with this window's count alone.
+      if (latest !== undefined && latest < index - SPAN) return { ...base, [cur]: { N: String(units) } };
+      // Otherwise the count grew by the units, and this window became the newest.
+      return { ...seen, ...base, [cur]: { N: String((num(seen, cur) ?? 0) + units) } };
     },
 
     takenAt: (result) => result.reset - 1,

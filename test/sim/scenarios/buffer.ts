@@ -1,6 +1,6 @@
 // Simulated CounterBuffers (one or two, exactly-once or at-least-once) under faults: nothing lost, nothing double, nothing stalled.
 import { CounterBuffer, CounterError, type FlushResult } from "../../../src/index.ts";
-import { check, checkNoSecrets, drawFaults, setUp, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {

@@ -2,7 +2,7 @@
 import { storageSuffix } from "../../../src/buffer/durable-store.ts";
 import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
-import { check, checkNoSecrets, drawFaults, setUp, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {
@@ -124,7 +124,7 @@ export const durableScenario: Scenario<Config> = {
     await world.run(plan.faults.until + bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
     const left = [...object.data.keys()].filter((k) => k.startsWith("p:") || k.startsWith("b:"));
-    check(left.length === 0, "never stalled", () => `${left.length} entries still in storage ${bound} ms after faults stopped (alarm at ${object.alarmAt === null ? "none" : object.alarmAt - world.now + " ms from now"})`);
+    check(left.length === 0, "never stalled", () => `${left.length} entries still in storage ${bound} ms after faults stopped (alarm at ${object.alarmAt === null ? "none" : `${object.alarmAt - world.now} ms from now`})`);
     check(object.alarmErrors.length === 0, "alarm() never throws", () => String(object.alarmErrors[0]));
     for (const item of config.items) {
       for (const attribute of config.attributes) {

@@ -1,8 +1,9 @@
-// Simulated rate limiters (several per identifier, every algorithm, leases, refunds, instances) under faults: never over a limit.
-import { CounterError, RateLimiter, type RateLimitResult } from "../../../src/index.ts";
+// Simulated rate limiters (several per identifier, every algorithm, leases, refunds, instances, limitAll, concurrency limits) under faults: never over a limit.
+import { CounterError, limitAll, RateLimiter, type MultiRateLimitResult, type RateLimitResult } from "../../../src/index.ts";
 import { overlap } from "../../../src/usecases/ratelimit/windows.ts";
-import { check, checkNoSecrets, drawFaults, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, checkNoSecrets, drawFaults, TABLE, times, type Plan, type Scenario, type Step } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
+import { planConcurrency, runConcurrency, type ConcurrencyConfig } from "./ratelimit-concurrency.ts";
 
 type Algorithm = "sliding-window" | "fixed-window" | "token-bucket";
 
@@ -22,6 +23,13 @@ interface Config {
   timeoutMs: number;
   /** Each instance's clock error in ms (instance i of limiter l: skews[l][i]); all zero in most plans. */
   skews: number[][];
+  /**
+   * limitAll: bundles of one more instance of every limiter on one client each (clocks right), which "all" steps
+   * call; 0 when the plan has none. Their limiters then all have names of their own.
+   */
+  bundles: number;
+  /** The ConcurrencyLimiter part, when the plan has one. */
+  concurrency?: ConcurrencyConfig | undefined;
 }
 
 /** One admitted call, or one refund, as the simulator saw it. */
@@ -35,7 +43,8 @@ interface Event {
   trueAt: number;
   trueDone: number;
   units: number;
-  kind: "admitted" | "refunded" | "maybeRefunded" | "maybeTaken" | "denied";
+  /** `held`: a limit of a denied limitAll call that had room: taken for a moment and given back (the fallback), or not at all. */
+  kind: "admitted" | "refunded" | "maybeRefunded" | "maybeTaken" | "denied" | "held";
   reason?: string | undefined;
   /** Window algorithms, admitted calls: the window the limiter counted them in (a call joins a newer one it finds). */
   window?: number;
@@ -76,8 +85,8 @@ export const ratelimitScenario: Scenario<Config> = {
       if (limiters[li]!.instances === 1) limiters[li]!.instances = 2;
       skews[li] = Array.from({ length: limiters[li]!.instances }, (_, i) => (i === 0 ? Math.max(3_600_000, 5 * limiters[li]!.windowMs) : 0));
     }
-    const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]), skews };
-    const steps = times(rng, rng.int(5, 60), span).map((at) => {
+    const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]), skews, bundles: 0 };
+    const steps: Step[] = times(rng, rng.int(5, 60), span).map((at) => {
       const l = rng.int(0, limiters.length - 1);
       const instance = rng.int(0, limiters[l]!.instances - 1);
       const identifier = rng.pick(config.identifiers);
@@ -87,6 +96,24 @@ export const ratelimitScenario: Scenario<Config> = {
       if (r < 0.93) return { at, what: "refund", args: [l, instance, identifier, cost, rng.chance(0.5)] };
       return { at, what: "remaining", args: [l, instance, identifier] };
     });
+    if (rng.chance(0.5)) {
+      // limitAll needs a name per limit (the policies in headers).
+      limiters.forEach((l, i) => (l.name = `l${i}`));
+      config.bundles = rng.int(1, 2);
+      for (const at of times(rng, rng.int(5, 40), span)) {
+        // Each limiter in the call with probability 0.7 (at least one), each with its own identifier and cost:
+        // "li:identifier:cost" joined by ";".
+        const picked = limiters.flatMap((l, li) => (rng.chance(0.7) ? [`${li}:${rng.pick(config.identifiers)}:${rng.int(1, Math.min(3, l.limit))}`] : []));
+        if (picked.length === 0) picked.push(`0:${rng.pick(config.identifiers)}:1`);
+        steps.push({ at, what: "all", args: [rng.int(0, config.bundles - 1), picked.join(";")] });
+      }
+    }
+    const concurrency = planConcurrency(rng, (n) => times(rng, n, span));
+    if (concurrency) {
+      config.concurrency = concurrency.config;
+      steps.push(...concurrency.steps);
+    }
+    steps.sort((a, b) => a.at - b.at);
     return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
   },
 
@@ -101,6 +128,14 @@ export const ratelimitScenario: Scenario<Config> = {
         ),
       ),
     );
+    // limitAll's instances: one client per bundle, one instance of every limiter on it, clocks right.
+    const bundles = Array.from({ length: config.bundles }, (_, b) => {
+      const client = network.client(`bundle${b}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: b === 1 } });
+      return config.limiters.map((l) => new RateLimiter(client, { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease }));
+    });
+    const concurrency = config.concurrency
+      ? runConcurrency(sim, config.concurrency, plan.steps.filter((s) => ["acquire", "release", "renew"].includes(s.what)), (step, fn) => world.at(EPOCH + step.at, fn))
+      : undefined;
     const events: Event[] = [];
     const lastAdmitted = new Map<string, RateLimitResult>();
     const saneReset = (l: LimiterConfig, skew: number, at: number, result: { reset: number }, what: string) =>
@@ -113,6 +148,37 @@ export const ratelimitScenario: Scenario<Config> = {
       );
 
     for (const step of plan.steps) {
+      if (step.what === "all") {
+        world.at(EPOCH + step.at, () => {
+          const [b, spec] = step.args as [number, string];
+          const checks = spec.split(";").map((part) => {
+            const [li, identifier, cost] = part.split(":");
+            return { li: Number(li), identifier: identifier!, cost: Number(cost) };
+          });
+          const at = world.now;
+          world.spawn(async () => {
+            const result: MultiRateLimitResult = await limitAll(checks.map((c) => ({ limiter: bundles[b]![c.li]!, identifier: c.identifier, cost: c.cost })));
+            checkNoSecrets(result.error);
+            check(result.success === result.results.every((r) => r.success), "limitAll allows only what every limit allows", () => JSON.stringify(result.results.map((r) => r.success)));
+            checks.forEach((c, k) => {
+              const r = result.results[k]!;
+              const l = config.limiters[c.li]!;
+              checkNoSecrets(r.error);
+              saneReset(l, 0, at, r, "limitAll()");
+              const base = { limiter: c.li, identifier: c.identifier, at, done: world.now, trueAt: at, trueDone: world.now, units: c.cost };
+              check(!(r.success && r.error?.code === "Conflict"), "contention never admits an uncounted call", () => "limitAll admitted after losing every round");
+              if (r.error?.ambiguous) events.push({ ...base, kind: "maybeTaken" });
+              else if (r.reason === "failOpen" || r.reason === "failClosed") return;
+              else if (result.success) {
+                const window = l.algorithm !== "token-bucket" ? Math.round(r.reset / l.windowMs) - 1 : undefined;
+                events.push({ ...base, kind: "admitted", reason: r.reason, ...(window === undefined ? {} : { window }) });
+              } else events.push({ ...base, kind: r.success ? "held" : "denied", reason: r.reason ?? "all" });
+            });
+          });
+        });
+        continue;
+      }
+      if (!["limit", "refund", "remaining"].includes(step.what)) continue;
       world.at(EPOCH + step.at, () => {
         const [li, ii, identifier, cost] = step.args as [number, number, string, number];
         const l = config.limiters[li]!;
@@ -162,6 +228,7 @@ export const ratelimitScenario: Scenario<Config> = {
       });
     }
     await world.run(plan.faults.until + 5000);
+    const faulty = plan.faults.rate > 0 || plan.faults.down.length > 0;
     if (process.env.SIM_DEBUG) for (const e of events) console.log(JSON.stringify({ ...e, at: e.at % 100_000, done: e.done % 100_000 }));
 
     for (const [li, l] of config.limiters.entries()) {
@@ -183,13 +250,44 @@ export const ratelimitScenario: Scenario<Config> = {
       }
       for (const identifier of config.identifiers) {
         const mine = events.filter((e) => e.limiter === li && e.identifier === identifier);
-        const spread = Math.max(...config.skews[li]!) - Math.min(...config.skews[li]!);
+        // limitAll's bundles run on right clocks (skew 0).
+        const clocks = [...config.skews[li]!, ...(config.bundles > 0 ? [0] : [])];
+        const spread = Math.max(...clocks) - Math.min(...clocks);
         if (l.algorithm === "token-bucket") checkBucket(l, mine, spread);
-        else checkWindows(l, mine, config.limiters.length, spread);
+        else {
+          checkWindows(l, mine, config.limiters.length, spread);
+          if (l.lease === 1) checkStored(l, mine, sim.model.items(TABLE).get(JSON.stringify([`ratelimit:${l.name}:${l.algorithm}:${l.windowMs}:${identifier}`])), faulty);
+        }
       }
     }
+    await concurrency?.finish();
   },
 };
+
+/**
+ * All or nothing, read from DynamoDB's side: a window's stored count holds the units admitted in it and nothing of
+ * calls that were denied, except what faults may have left (an ambiguous take; the fallback's take whose give-back
+ * failed) or a give-back that came after the take's window had passed (it gives nothing, by design). Leases off.
+ */
+function checkStored(l: LimiterConfig, events: Event[], item: Record<string, unknown> | undefined, faulty: boolean): void {
+  if (!item) return;
+  const w = l.windowMs;
+  const windowOf = (t: number) => Math.floor(t / w);
+  for (const [name, value] of Object.entries(item)) {
+    const m = /^w(-?\d+)$/.exec(name);
+    if (!m) continue;
+    const k = Number(m[1]);
+    const stored = Number((value as { N: string }).N);
+    const admitted = sum(events.filter((e) => e.kind === "admitted" && e.window === k), "admitted");
+    const maybe = sum(events.filter((e) => e.kind === "maybeTaken" && reaches(e, k, w)), "maybeTaken");
+    const held = sum(events.filter((e) => e.kind === "held" && reaches(e, k, w) && (faulty || windowOf(e.done) !== windowOf(e.at))), "held");
+    check(stored <= admitted + maybe + held, "a denied limitAll call takes nothing from any limit", () =>
+      `${l.algorithm} ${l.limit}/${w} ms: window ${k} holds ${stored} units, ${admitted} admitted (+${maybe} maybe taken, +${held} held across faults or a window's end)`);
+  }
+}
+
+/** Whether a call could have taken in window k: a round at any time from its start to its answer, in its clock's window or the next. */
+const reaches = (e: Event, k: number, w: number): boolean => Math.floor(e.at / w) <= k && k <= Math.floor(e.done / w) + 1;
 
 const sum = (events: Event[], kind: Event["kind"] | Array<Event["kind"]>) =>
   events.filter((e) => (Array.isArray(kind) ? kind.includes(e.kind) : e.kind === kind)).reduce((a, e) => a + e.units, 0);
@@ -202,15 +300,19 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
     const k = e.window ?? Math.floor(e.at / w);
     byWindow.set(k, [...(byWindow.get(k) ?? []), e]);
   }
-  // Units that may be counted in window k: admitted there, or failed ambiguously in it or the window before (a
-  // call that began in k − 1 joins k when it finds k on the item).
-  const used = (k: number) => sum(byWindow.get(k) ?? [], ["admitted", "maybeTaken"]) + sum(byWindow.get(k - 1) ?? [], "maybeTaken");
+  // Units that may be counted in window k: admitted there, or failed ambiguously (or held for a moment by a denied
+  // limitAll call, which the fallback takes and gives back) in a call that could have taken in k: each round of a
+  // call reads the clock, and a call joins the window after its clock's when it finds that one on the item.
+  const maybe = events.filter((e) => e.kind === "maybeTaken" || e.kind === "held");
+  const used = (k: number) => sum(byWindow.get(k) ?? [], "admitted") + sum(maybe.filter((e) => reaches(e, k, w)), ["maybeTaken", "held"]);
   for (const [k, inWindow] of byWindow) {
     const previous = byWindow.get(k - 1) ?? [];
     // A refund goes to the window its instance reckons in, or the newer one it finds on the item: from its start
     // time, window k or the one before (and, sliding, the one before that, which weighs on k).
     const given = (j: number) => sum(events.filter((e) => (e.kind === "refunded" || e.kind === "maybeRefunded") && (e.window ?? Math.floor(e.at / w)) === j), ["refunded", "maybeRefunded"]);
-    const giveBack = given(k) + given(k - 1) + (l.algorithm === "sliding-window" ? given(k - 2) : 0);
+    // Without a result, a refund goes to the window of its instance's last answer, which a sliding limiter may
+    // still count from the window after (the previous one weighs): a refund begun in k + 1 may give back to k.
+    const giveBack = given(k) + given(k - 1) + (l.algorithm === "sliding-window" ? given(k - 2) + given(k + 1) : 0);
     let admitted = 0;
     for (const e of [...inWindow].sort((x, y) => x.done - y.done)) {
       if (e.kind !== "admitted") continue;
@@ -226,8 +328,10 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
     // a retried take.
     if (l.algorithm === "fixed-window" && l.lease === 1 && spread === 0 && giveBack === 0 && given(k + 1) === 0) {
       for (const e of inWindow) {
-        if (e.kind !== "denied" || e.reason === "cacheBlock") continue;
-        check(used(k) + e.units > l.limit || used(k + 1) + e.units > l.limit, "a limiter alone on its count admits up to its limit", () =>
+        // A limit of a denied limitAll call is not always asked (another denied first): its verdict is a guess.
+        if (e.kind !== "denied" || e.reason === "cacheBlock" || e.reason === "all") continue;
+        const decided = Array.from({ length: Math.floor(e.done / w) + 2 - k }, (_, i) => k + i);
+        check(decided.some((j) => used(j) + e.units > l.limit), "a limiter alone on its count admits up to its limit", () =>
           `fixed window ${l.limit}/${w} ms denied ${e.units} units at ${e.at % w} ms into window ${k} with ${used(k)} used (${limiters} limiters on this identifier); ` +
           `window: ${inWindow.map((x) => `${x.kind}${x.reason ? `/${x.reason}` : ""} ${x.units} @${x.at % w}–${x.done - x.at}ms`).join(", ")}`);
       }

@@ -1,0 +1,100 @@
+// Path normalisation: the page a URL counts as (no query, safe percent-decoding, slashes, case, a length cap).
+import { OTHER_PAGE } from "./layout.js";
+
+/** How URL paths become pages.
+ *
+ * @example
+ * ```ts
+ * new PageViewTracker(env.PAGE_VIEWS, { paths: { lowercase: true, trailingSlash: "keep", maxLength: 128 } });
+ * ```
+ */
+export interface PathOptions {
+  /** Lowercase paths (for sites whose paths are case-insensitive). @default false: `/About` and `/about` are two pages */
+  lowercase?: boolean;
+  /** `"strip"`: `/docs/` counts as `/docs`; `"keep"`: two pages. The root is always `/`. @default "strip" */
+  trailingSlash?: "strip" | "keep";
+  /** Longest page, in characters: a longer path is cut there. @default 256 */
+  maxLength?: number;
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+const decoder = /* @__PURE__ */ new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Decodes what percent-encoding may hide without changing a path's meaning: unreserved ASCII (`%7E` → `~`) and
+ * valid UTF-8 sequences of printable characters (`%C3%A9` → `é`). Reserved and control characters stay
+ * encoded, in uppercase hex (`%2f` → `%2F`), so `/a%2Fb` stays one segment.
+ */
+export function decodeSafe(path: string): string {
+  return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    const bytes = run
+      .slice(1)
+      .split("%")
+      .map((h) => parseInt(h, 16));
+    let out = "";
+    for (let i = 0; i < bytes.length; ) {
+      const b = bytes[i]!;
+      if (b < 0x80) {
+        const c = String.fromCharCode(b);
+        out += UNRESERVED.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+        i++;
+        continue;
+      }
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+      let text: string | undefined;
+      try {
+        text = decoder.decode(new Uint8Array(bytes.slice(i, i + length)));
+      } catch {
+        text = undefined;
+      }
+      // Printable characters only: no controls, format characters or separators that would hide in a report.
+      if (text !== undefined && length > 1 && !/[\p{C}\p{Z}]/u.test(text)) {
+        out += text;
+        i += length;
+      } else {
+        out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+        i++;
+      }
+    }
+    return out;
+  });
+}
+
+/**
+ * The page a URL counts as: its path (no query string or fragment), safely percent-decoded, repeated slashes
+ * collapsed, the trailing slash stripped (by default), lowercased when asked, cut at `maxLength` characters.
+ *
+ * @example
+ * ```ts
+ * normalizePath(new URL("https://example.com//Docs/caf%C3%A9/?utm_source=x")); // "/Docs/café"
+ * ```
+ */
+export function normalizePath(url: URL, options: PathOptions = {}): string {
+  let path = decodeSafe(url.pathname).replace(/\/{2,}/g, "/");
+  if (options.lowercase) path = path.toLowerCase();
+  if ((options.trailingSlash ?? "strip") === "strip" && path.length > 1) path = path.replace(/\/+$/, "") || "/";
+  const max = options.maxLength ?? 256;
+  if (path.length > max) {
+    // Cut on a code point, never inside a surrogate pair.
+    path = path.slice(0, max);
+    if (/[\uD800-\uDBFF]$/.test(path)) path = path.slice(0, -1);
+  }
+  return path || "/";
+}
+
+/** Which pages are counted by name; the rest count as "(other)".
+ *
+ * @example
+ * ```ts
+ * const allow: PageAllowlist = ["/", "/pricing", /^\/blog\/[a-z0-9-]+$/];
+ * ```
+ */
+export type PageAllowlist = ReadonlyArray<string | RegExp> | ((page: string) => boolean);
+
+/** `page`, or "(other)" when an allowlist is given and does not allow it. */
+export function allowed(page: string, list: PageAllowlist | undefined): string {
+  if (list === undefined) return page;
+  const ok =
+    typeof list === "function" ? list(page) : list.some((p) => (typeof p === "string" ? p === page : ((p.lastIndex = 0), p.test(page))));
+  return ok ? page : OTHER_PAGE;
+}
