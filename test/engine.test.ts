@@ -211,6 +211,23 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
     assert.equal(stored.get("ok"), 4);
   });
 
+  it("an expired session token is not a dead letter: the write is retried, and lands once the credentials are new", async () => {
+    const clock = new FakeClock();
+    let expired = true;
+    const expiredToken: Answer = { status: 400, body: { __type: "com.amazonaws.dynamodb.v20120810#ExpiredTokenException", message: "The security token included in the request is expired" } };
+    const { client, stored } = scripted(clock, () => (expired ? expiredToken : "ok"));
+    const { e, add, errors } = engine(clock, client, { writerId: "w" });
+    add("a", 2);
+    await assert.rejects(e.flush(), (error: unknown) => error instanceof CounterError && error.code === "AccessDenied" && error.retryable);
+    assert.equal(e.deadLetters.length, 0, "not set aside");
+    assert.equal(e.pending, 1, "still queued");
+    assert.ok(errors.length >= 1, "reported to onError");
+    expired = false; // the credentials refreshed
+    await clock.advance(60_000);
+    assert.equal(stored.get("a"), 2);
+    assert.equal(e.pending, 0);
+  });
+
   it("close() retries with backoff until its deadline, then rejects saying what is left; nothing retries after", async () => {
     const clock = new FakeClock();
     let down = true;

@@ -188,11 +188,18 @@ export function errorFromResponse(
     );
   }
   if (awsType !== undefined && ACCESS.has(awsType)) {
+    // An expired session token is a matter of time, not of setup: credentials that refresh (a credentials
+    // function, the chain's temporary ones) get new keys, so the write is retried (buffers back off and try again)
+    // rather than set aside for good. It was not applied.
+    const expired = awsType === "ExpiredTokenException";
     return new CounterError(
       "AccessDenied",
-      `DynamoDB refused the credentials (${awsType}). Check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ` +
-        `AWS_SESSION_TOKEN and the IAM policy for this table${said}`,
-      details,
+      `DynamoDB refused the credentials (${awsType}). ` +
+        (expired
+          ? "The session token expired: credentials that refresh are asked again and the request retried"
+          : "Check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and the IAM policy for this table") +
+        said,
+      { ...details, retryable: expired },
     );
   }
   if ((awsType !== undefined && THROTTLING.has(awsType)) || status === 429) {
