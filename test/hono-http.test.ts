@@ -126,11 +126,14 @@ function sameChecks(start: () => Promise<Served>) {
   });
 }
 
-/** The limiter's options: a small fixed window whose key records who was asked about. */
+/**
+ * The limiter's options: a bucket that refills over an hour (no calendar window a run could straddle and be
+ * admitted afresh in), whose key records who was asked about.
+ */
 const limiterOptions = (seen: string[], route: string) => ({
   limit: LIMIT,
-  windowMs: 60_000,
-  algorithm: "fixed-window" as const,
+  windowMs: 3_600_000,
+  algorithm: "token-bucket" as const,
   key: (id: string) => (seen.push(id), `${route}:${id}`),
 });
 
@@ -217,7 +220,7 @@ for (const [prefix, options] of [["/direct", {}], ["/proxied", { trustProxies: 1
     let limiter = limiters.get(prefix);
     if (!limiter) {
       const client = new CounterClient({ env: c.env, endpoint: config.endpoint, region: "us-east-1", credentials: config.credentials, tableName: config.tableName });
-      limiter = new RateLimiter(client, { limit: config.limit, windowMs: 60000, algorithm: "fixed-window", key: (id) => (seen.push(id), prefix + ":" + id) });
+      limiter = new RateLimiter(client, { limit: config.limit, windowMs: 3600000, algorithm: "token-bucket", key: (id) => (seen.push(id), prefix + ":" + id) });
       limiters.set(prefix, limiter);
     }
     return rateLimit(limiter, options)(c, next);
