@@ -142,7 +142,6 @@ export class FlushEngine {
   #chain: Promise<unknown> = Promise.resolve();
   /** The flush waiting behind the running one (not started yet), which later flush() calls join. */
   #queued: Promise<FlushResult> | undefined;
-  #started = 0;
   #closed = false;
   /** While close() runs: what every flush wrote, failed ones included. */
   #closing: FlushResult | undefined;
@@ -222,10 +221,6 @@ export class FlushEngine {
     return run;
   }
 
-  /** How many flushes have started (the simulator checks that a flush() call waits for at most two). */
-  get flushesStarted(): number {
-    return this.#started;
-  }
 
   /** Runs `fn` when no flush is running, and keeps flushes out until it settles. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -322,7 +317,6 @@ export class FlushEngine {
 
   async #flushNow(): Promise<FlushResult> {
     const { client, store, timers } = this.#c;
-    this.#started++;
     const result: FlushResult = { keys: 0, requests: 0, total: 0 };
     const errors: CounterError[] = [];
     const dead: HeldLetter[] = [];
