@@ -5,9 +5,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AwsClient } from "aws4fetch";
 import { markerAttribute } from "../src/buffer/writer.ts";
-import type { Item as PlanItem, Plan } from "../src/usecases/ratelimit/algorithm.ts";
+import { planUpdate, type Item as PlanItem, type Plan } from "../src/usecases/ratelimit/algorithm.ts";
 import { bucketAlgorithm } from "../src/usecases/ratelimit/bucket.ts";
 import { windowAlgorithm } from "../src/usecases/ratelimit/windows.ts";
+import { seededRandom } from "./support/fault-proxy.ts";
 import { credentials, servers, uniqueTable } from "./support/harness.ts";
 import { DynamoModel, type Flavor, type ModelAnswer } from "./sim/dynamo-model.ts";
 
@@ -18,17 +19,6 @@ const SEED = process.env.DIFF_SEED === undefined ? (Date.now() ^ (process.pid <<
 /** Random requests per table. */
 const STEPS = Number(process.env.DIFF_STEPS ?? 150);
 
-/** mulberry32: a tiny seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const stable = (x: unknown): string =>
@@ -100,7 +90,7 @@ class Trace {
       region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
       accountId: (env.AWS_ACCOUNT_ID || "0000-0000-0000").replace(/\D/g, ""),
     });
-    this.random = mulberry32(seed);
+    this.random = seededRandom(seed);
   }
 
   int(lo: number, hi: number): number {
@@ -178,16 +168,7 @@ function seen(c: Ctx, key: Key): PlanItem | undefined {
 }
 
 /** A limiter's conditional update (RateLimiter#update). */
-const planRequest = (c: Ctx, key: Key, plan: Plan): Json => ({
-  TableName: c.table.name,
-  Key: key,
-  UpdateExpression: plan.update,
-  ConditionExpression: plan.condition,
-  ExpressionAttributeNames: plan.names,
-  ExpressionAttributeValues: plan.values,
-  ReturnValues: "ALL_NEW",
-  ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-});
+const planRequest = (c: Ctx, key: Key, plan: Plan): Json => planUpdate(c.table.name, key, plan) as Json;
 
 const WINDOW = 1000;
 const EPOCH = 1_700_000_000_000;

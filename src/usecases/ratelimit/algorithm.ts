@@ -11,6 +11,21 @@ export interface Plan {
   values: Record<string, { N: string }>;
 }
 
+/**
+ * The `UpdateItem` body of a plan: the item after it when it applies, the item as it was when its condition
+ * fails (so a denied call learns the state from the same request).
+ */
+export const planUpdate = (tableName: string, key: Record<string, unknown>, plan: Plan) => ({
+  TableName: tableName,
+  Key: key,
+  UpdateExpression: plan.update,
+  ConditionExpression: plan.condition,
+  ExpressionAttributeNames: plan.names,
+  ExpressionAttributeValues: plan.values,
+  ReturnValues: "ALL_NEW",
+  ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+});
+
 /** What an item says at a given moment. */
 export interface Reading {
   /** Units that could be taken now. */

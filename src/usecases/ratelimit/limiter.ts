@@ -4,7 +4,7 @@ import { CounterError, validationError } from "../../core/errors.js";
 import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
 import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, schema, text, timerMs, typed, withTable, type Shape } from "../../core/options.js";
-import type { Item, Plan, Reading } from "./algorithm.js";
+import { planUpdate, type Item, type Plan, type Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { Memories, type Memory } from "./memory.js";
 import { Policies, type LimitSource, type Policy } from "./plan.js";
@@ -528,16 +528,7 @@ export class RateLimiter {
   async #update(key: Record<string, { S: string }>, plan: Plan): Promise<Item | undefined> {
     const out = await this.#client.send<{ Attributes?: Item }>(
       "UpdateItem",
-      {
-        TableName: this.#table.tableName,
-        Key: key,
-        UpdateExpression: plan.update,
-        ConditionExpression: plan.condition,
-        ExpressionAttributeNames: plan.names,
-        ExpressionAttributeValues: plan.values,
-        ReturnValues: "ALL_NEW",
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      },
+      planUpdate(this.#table.tableName, key, plan),
       // Never resent after an ambiguous failure, whatever the client's retry.atLeastOnce: a take applied twice
       // counts twice, a refund applied twice gives back twice (and admits over the limit).
       { idempotent: false, atLeastOnce: false, tableName: this.#table.tableName, throttle: FAIL_FAST },
