@@ -85,6 +85,29 @@ for (const server of await servers()) {
       assert.equal(await slot.renew(), false);
     });
 
+    it("a renewal overtaken by a later one never moves the lease back: the slot stays held to the later renewal's end", async () => {
+      const { client, proxy } = await throughProxy(server.endpoint);
+      let t = 4_500_000;
+      const limiter = new ConcurrencyLimiter(client, { limit: 1, leaseMs: 1000, now: () => t });
+      const slot = await limiter.acquire("o");
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      // The early renewal's request (its expiry is in the body) reaches DynamoDB only after the later one landed.
+      proxy.setFault((info) => (info.body.includes(String(4_501_100)) ? { hold: gate } : "pass"));
+      t += 100;
+      const early = slot.renew();
+      t += 500;
+      assert.equal(await slot.renew(), true);
+      open();
+      assert.equal(await early, true, "the overtaken renewal still holds the slot");
+      assert.equal(slot.reset, 4_501_600, "the later renewal's end");
+      t = 4_501_599;
+      assert.equal((await limiter.acquire("o")).success, false, "held until the later renewal runs out, not the early one");
+      t = 4_501_600;
+      assert.equal((await limiter.acquire("o")).success, true);
+      assert.equal(await slot.renew(), false);
+    });
+
     it("clocks: an instance whose clock runs S ms ahead takes a slot S ms before its lease ends, never earlier (the documented tolerance)", async () => {
       const { client } = await throughProxy(server.endpoint);
       let t = 5_000_000;

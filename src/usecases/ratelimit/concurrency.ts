@@ -245,20 +245,24 @@ export class ConcurrencyLimiter {
       if (state === "lost" || releasing) return false;
       const expires = this.#now() + this.leaseMs;
       try {
+        // `#e <= :exp`: a renewal overtaken by a later one (or resent after it) never moves the lease back.
         await this.#client.send(
           "UpdateItem",
-          this.#request(key, "SET #e = :exp, #t = :ttl", "#h = :me", i, { ":me": { S: holder }, ":exp": { N: String(expires) }, ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) } }),
+          this.#request(key, "SET #e = :exp, #t = :ttl", "#h = :me AND #e <= :exp", i, { ":me": { S: holder }, ":exp": { N: String(expires) }, ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) } }),
           { idempotent: false, atLeastOnce: true, tableName: this.#table.tableName },
         );
+        slot.reset = Math.max(slot.reset, expires);
+        return true;
       } catch (error) {
-        if (error instanceof CounterError && error.awsType === "ConditionalCheckFailedException") {
-          state = "lost";
-          return false;
+        const item = await this.#failedItem(error, key);
+        // Still this holder's, with a later expiry than this renewal's: a later renewal already stands.
+        if (item[holderAttribute(i)]?.S === holder) {
+          slot.reset = Math.max(slot.reset, Number(item[expiryAttribute(i)]?.N));
+          return true;
         }
-        throw error;
+        state = "lost";
+        return false;
       }
-      slot.reset = expires;
-      return true;
     };
     return slot;
   }

@@ -10,6 +10,8 @@ export interface ConcurrencyConfig {
   skews: number[];
   identifiers: string[];
   atLeastOnce: boolean;
+  /** The clients' timeout: a short one makes renewals time out and be resent behind later ones. */
+  timeoutMs: number;
 }
 
 /** A successful acquire, and the spans (true time) in which its holder may count on its slot. */
@@ -33,12 +35,16 @@ export function planConcurrency(rng: Rng, times: (n: number) => number[]): { con
     skews: Array.from({ length: rng.int(1, 3) }, () => (skewed ? rng.int(-Math.floor(leaseMs / 3), Math.floor(leaseMs / 3)) : 0)),
     identifiers: ["c1", "c2"].slice(0, rng.int(1, 2)),
     atLeastOnce: rng.chance(0.5),
+    timeoutMs: rng.pick([50, 300]),
   };
   const steps = times(rng.int(5, 40)).map((at): Step => {
     const r = rng.next();
-    if (r < 0.5) return { at, what: "acquire", args: [rng.int(0, config.skews.length - 1), rng.pick(config.identifiers)] };
+    // Some acquirers wait: denied, they try again at the `reset` the denial named (up to 5 times), as a
+    // client polling for a slot does; they arrive just as a lease runs out.
+    if (r < 0.5) return { at, what: "acquire", args: [rng.int(0, config.skews.length - 1), rng.pick(config.identifiers), rng.chance(0.4) ? rng.int(1, 5) : 0] };
     if (r < 0.75) return { at, what: "release", args: [rng.int(0, 1000), rng.chance(0.2)] };
-    return { at, what: "renew", args: [rng.int(0, 1000)] };
+    // Sometimes a second renewal of the same holder a few ms later: the two overtake each other on the network.
+    return { at, what: "renew", args: [rng.int(0, 1000), rng.chance(0.3) ? rng.int(1, config.leaseMs) : 0] };
   });
   return { config, steps };
 }
@@ -49,7 +55,7 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
   const instances = config.skews.map(
     (skew, i) =>
       new ConcurrencyLimiter(
-        network.client(`concurrency${i}`, { tableName: TABLE, timeoutMs: 300, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: config.atLeastOnce } }),
+        network.client(`concurrency${i}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: config.atLeastOnce } }),
         { limit: config.limit, leaseMs: config.leaseMs, name: "sim", now: () => Date.now() + skew },
       ),
   );
@@ -58,22 +64,31 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
   /** Acquires that failed ambiguously: they may hold a slot nobody knows of, until it runs out. */
   let orphans = 0;
   const live = () => holders.filter((h) => h.releasedAt === undefined);
+  /** Set when the checks begin: waiting acquirers stop trying. */
+  let finishing = false;
 
   for (const step of steps) {
     at(step, () => {
       if (step.what === "acquire") {
-        const [i, identifier] = step.args as [number, string];
-        const start = world.now;
-        world.spawn(async () => {
-          const slot = await instances[i]!.acquire(identifier);
-          checkNoSecrets(slot.error);
-          if (slot.error?.ambiguous) orphans++;
-          if (!slot.success || slot.reason) return;
-          // Its lease runs leaseMs from when its winning request was planned (on its own clock).
-          const [from, to] = [start + config.skews[i]! + config.leaseMs, world.now + config.skews[i]! + config.leaseMs];
-          check(slot.reset >= from && slot.reset <= to, "a held slot's reset is the end of its lease", () => `reset ${slot.reset - from} ms after the earliest possible`);
-          holders.push({ identifier, slot, spans: [[world.now, start + config.leaseMs - spread]] });
-        });
+        const [i, identifier, waits] = step.args as [number, string, number];
+        const attempt = (left: number) => {
+          if (finishing) return;
+          const start = world.now;
+          world.spawn(async () => {
+            const slot = await instances[i]!.acquire(identifier);
+            checkNoSecrets(slot.error);
+            if (slot.error?.ambiguous) orphans++;
+            if (!slot.success && !slot.reason && left > 0) {
+              world.setTimeout(() => attempt(left - 1), Math.max(1, slot.reset - (Date.now() + config.skews[i]!)));
+            }
+            if (!slot.success || slot.reason) return;
+            // Its lease runs leaseMs from when its winning request was planned (on its own clock).
+            const [from, to] = [start + config.skews[i]! + config.leaseMs, world.now + config.skews[i]! + config.leaseMs];
+            check(slot.reset >= from && slot.reset <= to, "a held slot's reset is the end of its lease", () => `reset ${slot.reset - from} ms after the earliest possible`);
+            holders.push({ identifier, slot, spans: [[world.now, start + config.leaseMs - spread]] });
+          });
+        };
+        attempt(waits);
       } else if (step.what === "release") {
         const [pick, twice] = step.args as [number, boolean];
         const candidates = live();
@@ -91,25 +106,32 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
         world.spawn(release);
         if (twice) world.spawn(release);
       } else if (step.what === "renew") {
-        const [pick] = step.args as [number];
+        const [pick, againMs] = step.args as [number, number];
         const candidates = live();
         if (candidates.length === 0) return;
         const holder = candidates[pick % candidates.length]!;
-        const start = world.now;
-        world.spawn(async () => {
-          try {
-            if (await holder.slot.renew()) holder.spans.push([world.now, start + config.leaseMs - spread]);
-          } catch (error) {
-            if (!(error instanceof CounterError)) throw error;
-            checkNoSecrets(error);
-          }
-        });
+        const renew = () => {
+          const start = world.now;
+          world.spawn(async () => {
+            try {
+              if (await holder.slot.renew()) holder.spans.push([world.now, start + config.leaseMs - spread]);
+            } catch (error) {
+              if (!(error instanceof CounterError)) throw error;
+              checkNoSecrets(error);
+            }
+          });
+        };
+        renew();
+        if (againMs > 0) world.setTimeout(() => holder.releasedAt === undefined && renew(), againMs);
       }
     });
   }
 
   return {
     async finish() {
+      // Acquires still on their way settle first (waiting ones try no more).
+      finishing = true;
+      await world.run(world.now + 2000);
       // Never more than `limit` holders at once: the spans (cut at each holder's release) never overlap more.
       for (const identifier of config.identifiers) {
         const spans = holders.filter((h) => h.identifier === identifier).flatMap((h) => union(h.spans.map(([a, b]): [number, number] => [a, Math.min(b, h.releasedAt ?? Infinity)])));
