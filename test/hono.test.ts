@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it, mock } from "node:test";
 import { Hono } from "hono";
-import { CounterError, RateLimiter } from "../src/index.ts";
-import { clientAddress, rateLimit, type RateLimitVariables } from "../src/hono.ts";
+import { ConcurrencyLimiter, CounterError, RateLimiter } from "../src/index.ts";
+import { clientAddress, rateLimit, type MultiRateLimitVariables, type RateLimitVariables } from "../src/hono.ts";
 import { servers, throughProxy } from "./support/harness.ts";
 import { bundleWorker, startMiniflare } from "./support/workers.ts";
 
@@ -314,7 +314,101 @@ for (const server of await servers()) {
       assert.equal(res.status, 200, await res.text());
       assert.deepEqual([tooLong.seen[0], tooLong.seen.at(-1)?.slice(0, 7)], ["1".repeat(250), "sha256:"]);
     });
+
+    it("several limits: a request one limit denies takes nothing from the others; one policy per limit in the headers", async () => {
+      const { client, direct } = await throughProxy(server.endpoint);
+      const now = 70 * WINDOW + 1000;
+      const perUser = new RateLimiter(client, { name: "user", limit: 3, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      const global = new RateLimiter(client, { name: "global", limit: 2, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      const app = new Hono<{ Variables: MultiRateLimitVariables }>();
+      app.use("*", rateLimit([{ limiter: perUser, identifier: (c) => c.req.header("x-user") ?? "anonymous" }, { limiter: global, identifier: () => "all", cost: (c) => (c.req.method === "POST" ? 2 : 1) }]));
+      app.all("/", (c) => c.json(c.get("rateLimit").results.map((r) => [r.name, r.remaining])));
+      const ok = await app.request("/", { headers: { "x-user": "ann" } });
+      assert.equal(ok.status, 200);
+      assert.deepEqual(await ok.json(), [["user", 2], ["global", 1]]);
+      assert.equal(ok.headers.get("RateLimit-Policy"), `"user";q=3;w=60, "global";q=2;w=60`);
+      const denied = await app.request("/", { method: "POST", headers: { "x-user": "ann" } });
+      assert.equal(denied.status, 429, "global has 1 unit left, the POST costs 2");
+      assert.match(denied.headers.get("RateLimit")!, /"user";r=2;t=\d+, "global";r=1;t=\d+/);
+      assert.equal((await app.request("/", { headers: { "x-user": "bob" } })).status, 200, "the denied POST took nothing from global");
+      assert.equal((await app.request("/", { headers: { "x-user": "bob" } })).status, 429);
+      const ann = await perUser.remaining("ann");
+      assert.equal(ann.remaining, 2, "the denied POST took nothing from ann's own limit");
+    });
+
+    it("several limits: bad checks are Validation errors naming the check; the single form's options are not taken", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW });
+      const invalid: [unknown, object, RegExp][] = [
+        [[], {}, /at least one/],
+        [[{ limiter: {} }], {}, /check 0: "limiter" must be a RateLimiter/],
+        [[{ limiter, identifer: () => "x" }], {}, /check 0 option "identifer": is not an option; did you mean "identifier"\?|identifer/],
+        [[{ limiter }], { identifier: () => "x" }, /"identifier": is not an option/],
+        [[{ limiter }], { policy: "p" }, /"policy"/],
+        [[{ limiter }], { concurrency: {} }, /"concurrency".*ConcurrencyLimiter/],
+        [[{ limiter }], { concurrency: { limiter: new ConcurrencyLimiter(client, { limit: 1 }), identity: () => "x" } }, /"identity"/],
+      ];
+      for (const [checks, options, message] of invalid) {
+        assert.throws(() => rateLimit(checks as never, options as never), (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message), message.source);
+      }
+    });
+
+    it("concurrency: a slot is held while the handler runs and renewed while it takes long; a request turned away spends no rate quota", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      const T = 80 * WINDOW;
+      let now = T;
+      const limiter = new RateLimiter(client, { name: "calls", limit: 10, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      const slots = new ConcurrencyLimiter(client, { limit: 1, leaseMs: 90, name: "exports", now: () => now });
+      let finish!: () => void;
+      let renewed!: () => void;
+      const renewal = new Promise<void>((resolve) => (renewed = resolve));
+      proxy.setFault((info) => {
+        // The acquire (its lease ends at T + 90) is on its way: the clock moves 60 ms, so the renewal writes T + 150.
+        if (info.body.includes("SET #h = :me") && now === T) now += 60;
+        if (info.body.includes("#h = :me AND #e <= :exp")) renewed();
+        return "pass";
+      });
+      const slot = async () => {
+        const out = await direct.send<{ Item?: Record<string, { N?: string }> }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: "concurrency:exports:ann" } }, ConsistentRead: true }, { idempotent: true });
+        return out.Item?.e0?.N;
+      };
+      const app = new Hono();
+      app.use("*", rateLimit(limiter, { identifier: () => "ann", concurrency: slots }));
+      app.get("/slow", async (c) => {
+        await new Promise<void>((resolve) => (finish = resolve));
+        return c.text("done");
+      });
+      app.get("/fail", () => {
+        throw new Error("handler failed");
+      });
+      app.onError((_error, c) => c.text("failed", 500));
+      app.get("/", (c) => c.text("ok"));
+      const slow = app.request("/slow");
+      // Every leaseMs / 3 while the handler runs (bounded, so a missing renewal fails rather than hangs).
+      await Promise.race([renewal, new Promise((_, reject) => setTimeout(() => reject(new Error("no renewal within 10 s")), 10_000).unref())]);
+      await waitFor(async () => (await slot()) === String(T + 150), "the renewal landed");
+      now = T + 100;
+      const busy = await app.request("/");
+      assert.equal(busy.status, 429, "past the first lease's end, held by its renewal");
+      assert.ok(Number(busy.headers.get("Retry-After")) >= 1);
+      assert.equal(busy.headers.get("RateLimit"), null, "turned away before the rate limit: no policy fields");
+      finish();
+      assert.equal((await slow).status, 200);
+      // The release is handed to the background (executionCtx.waitUntil on Workers), not awaited by the answer.
+      await waitFor(async () => (await slot()) === undefined, "released once the handler answered");
+      assert.equal((await app.request("/fail")).status, 500);
+      await waitFor(async () => (await slot()) === undefined, "a handler that throws releases its slot too");
+      assert.equal((await app.request("/")).status, 200);
+      const { remaining } = await limiter.remaining("ann");
+      assert.equal(remaining, 10 - 3, "three requests reached the rate limit: the one turned away took nothing");
+    });
   });
+}
+
+/** Reads until `condition` holds (each try one request to DynamoDB): for work the middleware leaves in the background. */
+async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) if (await condition()) return;
+  assert.fail(what);
 }
 
 describe("dynacount/hono inside workerd (miniflare)", () => {

@@ -2,10 +2,13 @@
 import type { Context, Env, MiddlewareHandler } from "hono";
 import { isCounterError, validationError } from "../core/errors.js";
 import { checkNames } from "../core/options.js";
+import { limitAll, type MultiRateLimitResult } from "../usecases/ratelimit/all.js";
 import { rateLimitHeaders, type RateLimitHeadersOptions } from "../usecases/ratelimit/headers.js";
 import type { RateLimiter, RateLimitResult } from "../usecases/ratelimit/limiter.js";
 import { ADDRESS_OPTION_NAMES, checkAddressOptions, locateClient, type ClientAddressOptions } from "./address.js";
+import { holdSlot, slotOption, type ConcurrencyOption } from "./concurrency.js";
 import { hashed, usable } from "./identifier.js";
+import { waitUntil } from "./wait-until.js";
 
 /** Options of {@link rateLimit}.
  *
@@ -36,6 +39,42 @@ export interface RateLimitMiddlewareOptions extends ClientAddressOptions {
   policy?: string;
   /** The answer when denied (the headers are added to it). @default a 429 "Too Many Requests" text answer */
   onDenied?: (c: Context, result: RateLimitResult) => Response | Promise<Response>;
+  /** A concurrency limit held while the handler runs (see {@link ConcurrencyOption}); its identifier defaults to this one's. */
+  concurrency?: ConcurrencyOption;
+}
+
+/** One limit of the several-limits form of {@link rateLimit}: a limiter and who it limits, per request.
+ *
+ * @example
+ * ```ts
+ * const check: RateLimitCheck = { limiter: perUser, identifier: (c) => c.req.header("x-api-key") ?? "anonymous" };
+ * ```
+ */
+export interface RateLimitCheck {
+  limiter: RateLimiter;
+  /**
+   * Who this limit limits, made safe like {@link RateLimitMiddlewareOptions.identifier}.
+   * @default the client's address (see {@link clientAddress} and the middleware's address options)
+   */
+  identifier?: (c: Context) => string | Promise<string>;
+  /** Units a request takes from this limit. @default 1 */
+  cost?: number | ((c: Context) => number | Promise<number>);
+}
+
+/** Options of the several-limits form of {@link rateLimit}: each limit's identifier and cost are in its check.
+ *
+ * @example
+ * ```ts
+ * rateLimit([{ limiter: perIp }, { limiter: global, identifier: () => "all" }], { trustProxies: 1 });
+ * ```
+ */
+export interface MultiRateLimitMiddlewareOptions extends ClientAddressOptions {
+  /** Header fields to send (one policy per limit, named by each limiter's `name`), or `false`. @default "latest" */
+  headers?: RateLimitHeadersOptions["format"] | false;
+  /** The answer when denied (the headers are added to it). @default a 429 "Too Many Requests" text answer */
+  onDenied?: (c: Context, result: MultiRateLimitResult) => Response | Promise<Response>;
+  /** A concurrency limit held while the handler runs; its identifier defaults to the first check's. */
+  concurrency?: ConcurrencyOption;
 }
 
 /**
@@ -49,7 +88,20 @@ export interface RateLimitMiddlewareOptions extends ClientAddressOptions {
  */
 export type RateLimitVariables = { rateLimit: RateLimitResult };
 
-const NAMES = /* @__PURE__ */ new Set<string>(["identifier", "cost", "headers", "policy", "onDenied", ...ADDRESS_OPTION_NAMES]);
+/**
+ * The context variable of the several-limits form: a {@link MultiRateLimitResult}, one result per limit.
+ *
+ * @example
+ * ```ts
+ * const app = new Hono<{ Variables: MultiRateLimitVariables }>();
+ * app.get("/api", (c) => c.json(c.get("rateLimit").results.map((r) => [r.name, r.remaining])));
+ * ```
+ */
+export type MultiRateLimitVariables = { rateLimit: MultiRateLimitResult };
+
+const NAMES = /* @__PURE__ */ new Set<string>(["identifier", "cost", "headers", "policy", "onDenied", "concurrency", ...ADDRESS_OPTION_NAMES]);
+const MULTI_NAMES = /* @__PURE__ */ new Set<string>(["headers", "onDenied", "concurrency", ...ADDRESS_OPTION_NAMES]);
+const CHECK_NAMES = /* @__PURE__ */ new Set<string>(["limiter", "identifier", "cost"]);
 
 /** Warnings already given, per limiter: the README's pattern builds the middleware per request, the limiter once. */
 const warned = /* @__PURE__ */ new WeakMap<object, Set<string>>();
@@ -88,6 +140,12 @@ function addressIdentifier(limiter: RateLimiter, options: ClientAddressOptions):
  * The result is left on the context (`c.get("rateLimit")`); background work goes to `executionCtx.waitUntil`.
  * Who is limited: see {@link RateLimitMiddlewareOptions.identifier} and {@link clientAddress}.
  *
+ * Several limits: pass an array of checks `{ limiter, identifier?, cost? }`, checked together by `limitAll` (a
+ * request one limit denies takes nothing from the others), with one policy per limit in the headers and a
+ * {@link MultiRateLimitResult} on the context. With `concurrency`, the request also holds a slot of a
+ * {@link ConcurrencyLimiter} while the handler runs (taken before the rate limits, so a request it turns away
+ * spends no quota).
+ *
  * @example
  * ```ts
  * import { Hono } from "hono";
@@ -95,44 +153,89 @@ function addressIdentifier(limiter: RateLimiter, options: ClientAddressOptions):
  *
  * const app = new Hono();
  * app.use("/api/*", rateLimit(new RateLimiter(client, { limit: 100, windowMs: 60_000 }), { trustProxies: 1 }));
+ * app.use("/export/*", rateLimit([
+ *   { limiter: perUser, identifier: (c) => c.req.header("x-user") ?? "anonymous" },
+ *   { limiter: global, identifier: () => "all" },
+ * ], { concurrency: exportSlots }));
  * ```
  */
 // E is the app's environment, so the middleware fits any app (its Bindings included).
-export function rateLimit<E extends Env = any>(limiter: RateLimiter, options: RateLimitMiddlewareOptions = {}): MiddlewareHandler<E> {
-  checkNames(options, NAMES, "rateLimit");
+export function rateLimit<E extends Env = any>(limiter: RateLimiter, options?: RateLimitMiddlewareOptions): MiddlewareHandler<E>;
+export function rateLimit<E extends Env = any>(checks: readonly RateLimitCheck[], options?: MultiRateLimitMiddlewareOptions): MiddlewareHandler<E>;
+export function rateLimit<E extends Env = any>(
+  limits: RateLimiter | readonly RateLimitCheck[],
+  options: RateLimitMiddlewareOptions | MultiRateLimitMiddlewareOptions = {},
+): MiddlewareHandler<E> {
+  const multi = Array.isArray(limits);
+  checkNames(options, multi ? MULTI_NAMES : NAMES, "rateLimit");
   checkAddressOptions(options, "rateLimit");
-  if (typeof limiter?.limit !== "function") throw validationError("rateLimit(limiter): the first argument must be a RateLimiter");
-  const { cost = 1, headers: format = "latest", policy, onDenied } = options;
-  const identifier = options.identifier ?? addressIdentifier(limiter, options);
+  const checks: readonly RateLimitCheck[] = multi ? limits : [{ limiter: limits as RateLimiter, ...pick(options as RateLimitMiddlewareOptions) }];
+  if (checks.length === 0) throw validationError("rateLimit([...]): give at least one { limiter, identifier?, cost? }");
+  const resolved = checks.map((check, i) => {
+    if (multi) checkNames(check, CHECK_NAMES, `rateLimit check ${i}`);
+    if (typeof check?.limiter?.limit !== "function") {
+      throw validationError(multi ? `rateLimit check ${i}: "limiter" must be a RateLimiter` : "rateLimit(limiter): the first argument must be a RateLimiter");
+    }
+    const { cost = 1 } = check;
+    const identifier = check.identifier ?? addressIdentifier(check.limiter, options);
+    return { limiter: check.limiter, identifier, cost };
+  });
+  const { headers: format = "latest", onDenied } = options;
+  const policy = multi ? undefined : (options as RateLimitMiddlewareOptions).policy;
+  const concurrency = slotOption(options.concurrency);
   return async (c, next) => {
-    const id = await usable(await identifier(c));
-    const call = { cost: typeof cost === "function" ? await cost(c) : cost };
-    let result: RateLimitResult;
+    const ids = await Promise.all(resolved.map(async (r) => usable(await r.identifier(c))));
+    const costs = await Promise.all(resolved.map((r) => (typeof r.cost === "function" ? r.cost(c) : r.cost)));
+    const held = concurrency && (await holdSlot(c, concurrency, ids[0]!));
+    if (held && !held.success) return held.denied;
     try {
-      result = await limiter.limit(id, call);
-    } catch (error) {
-      // Invalid as an item key (a `key` option may lengthen it): its hash fits. Any other error, or a Validation
-      // error that is not the identifier's (a bad cost), is thrown by the retry as it was.
-      if (!isCounterError(error, "Validation") || id.startsWith("sha256:")) throw error;
-      result = await limiter.limit(await hashed(id), call);
+      const result = multi ? await limitMany(resolved, ids, costs) : await limitOne(resolved[0]!.limiter, ids[0]!, costs[0]!);
+      (c as unknown as Context<{ Variables: { rateLimit: RateLimitResult | MultiRateLimitResult } }>).set("rateLimit", result);
+      waitUntil(c, result.pending);
+      const fields =
+        format === false ? {} : multi ? rateLimitHeaders(result, { format }) : rateLimitHeaders(result, { format, windowMs: resolved[0]!.limiter.windowMs, ...(policy ? { policy } : {}) });
+      if (!result.success) {
+        const res = onDenied ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result) : c.text("Too Many Requests", 429);
+        for (const [name, value] of Object.entries(fields)) res.headers.set(name, value);
+        if (!res.headers.has("Retry-After")) res.headers.set("Retry-After", String(Math.max(1, Math.ceil((result.reset - Date.now()) / 1000))));
+        return res;
+      }
+      await next();
+      setHeaders(c, fields);
+    } finally {
+      if (held) held.release();
     }
-    (c as unknown as Context<{ Variables: RateLimitVariables }>).set("rateLimit", result);
-    try {
-      c.executionCtx.waitUntil(result.pending);
-    } catch {
-      // No execution context (Node, Bun, tests): nothing is deferred, so nothing to wait for.
-    }
-    const fields = format === false ? {} : rateLimitHeaders(result, { format, windowMs: limiter.windowMs, ...(policy ? { policy } : {}) });
-    if (!result.success) {
-      const res = onDenied ? await onDenied(c, result) : c.text("Too Many Requests", 429);
-      for (const [name, value] of Object.entries(fields)) res.headers.set(name, value);
-      if (!res.headers.has("Retry-After"))
-        res.headers.set("Retry-After", String(Math.max(1, Math.ceil((result.reset - Date.now()) / 1000))));
-      return res;
-    }
-    await next();
-    setHeaders(c, fields);
   };
+}
+
+/** The single form's identifier and cost as a check's. */
+function pick(options: RateLimitMiddlewareOptions): Omit<RateLimitCheck, "limiter"> {
+  const out: Omit<RateLimitCheck, "limiter"> = {};
+  if (options.identifier) out.identifier = options.identifier;
+  if (options.cost !== undefined) out.cost = options.cost;
+  return out;
+}
+
+/** One limit; an identifier the limiter rejects as invalid (a `key` option may lengthen it) is tried as its hash. */
+async function limitOne(limiter: RateLimiter, id: string, cost: number): Promise<RateLimitResult> {
+  try {
+    return await limiter.limit(id, { cost });
+  } catch (error) {
+    // Any other error, or a Validation error that is not the identifier's (a bad cost), is thrown by the retry as it was.
+    if (!isCounterError(error, "Validation") || id.startsWith("sha256:")) throw error;
+    return limiter.limit(await hashed(id), { cost });
+  }
+}
+
+/** Several limits at once, with the same fallback to hashed identifiers. */
+async function limitMany(checks: ReadonlyArray<{ limiter: RateLimiter }>, ids: string[], costs: number[]): Promise<MultiRateLimitResult> {
+  const call = (list: string[]) => limitAll(checks.map((check, i) => ({ limiter: check.limiter, identifier: list[i]!, cost: costs[i]! })));
+  try {
+    return await call(ids);
+  } catch (error) {
+    if (!isCounterError(error, "Validation") || ids.every((id) => id.startsWith("sha256:"))) throw error;
+    return call(await Promise.all(ids.map((id) => (id.startsWith("sha256:") ? id : hashed(id)))));
+  }
 }
 
 /** Adds header fields to the handler's answer; one with immutable headers (e.g. straight from `fetch`) is copied first. */

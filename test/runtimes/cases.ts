@@ -18,7 +18,7 @@ const table = (runtime: string) => `rt_${runtime}_${Date.now().toString(36)}_${(
 
 /** The cases for `lib` (however this runtime imported dynacount) against one server `endpoint`. */
 export function runtimeCases(lib: typeof Dynacount, runtime: string, server: string, endpoint: string): RuntimeCase[] {
-  const { CounterClient, CounterBuffer, CounterError, RateLimiter, IdAllocator, rateLimitHeaders } = lib;
+  const { CounterClient, CounterBuffer, CounterError, RateLimiter, IdAllocator, rateLimitHeaders, limitAll, ConcurrencyLimiter } = lib;
   const client = (tableName = table(runtime)) =>
     new CounterClient({ endpoint, region: "us-east-1", env: {}, tableName, credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" } });
   const fresh = async () => {
@@ -110,6 +110,30 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         same(headers, { "RateLimit-Policy": `"default";q=3;w=60`, RateLimit: `"default";r=0;t=20`, "Retry-After": "20" }, "headers");
         await denied.pending;
         now += 60_000;
+      },
+    },
+    {
+      name: at("several limits: all or nothing, one policy per limit; a concurrency limit across instances"),
+      async run() {
+        const c = await fresh();
+        const now = 3_000_000;
+        const perUser = new RateLimiter(c, { name: "user", limit: 3, windowMs: 60_000, algorithm: "fixed-window", now: () => now });
+        const global = new RateLimiter(c, { name: "global", limit: 4, windowMs: 60_000, algorithm: "fixed-window", now: () => now });
+        const call = (user: string, cost = 1) => limitAll([{ limiter: perUser, identifier: user }, { limiter: global, identifier: "all", cost }]);
+        same((await call("ann")).results.map((r) => r.remaining), [2, 3], "both charged");
+        const denied = await call("ann", 4);
+        same([denied.success, denied.results.map((r) => r.success)], [false, [true, false]], "global denies a cost of 4");
+        same(rateLimitHeaders(denied, { now })["RateLimit-Policy"], `"user";q=3;w=60, "global";q=4;w=60`, "one policy per limit");
+        same((await perUser.remaining("ann")).remaining, 2, "the denied call took nothing from the user's limit");
+        same((await call("bob", 3)).success, true, "nor from the global one");
+        const slots = [0, 1].map(() => new ConcurrencyLimiter(c, { limit: 2, leaseMs: 60_000, now: () => now }));
+        const held = await Promise.all(Array.from({ length: 8 }, (_, i) => slots[i % 2]!.acquire("job")));
+        same(held.filter((s) => s.success && !s.reason).length, 2, "two holders across two instances");
+        const first = held.find((s) => s.success)!;
+        same(await first.renew(), true, "renewed");
+        await first.release();
+        same(await first.renew(), false, "released: not renewable");
+        same((await slots[1]!.acquire("job")).success, true, "the released slot is taken again");
       },
     },
     {

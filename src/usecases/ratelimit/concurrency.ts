@@ -256,7 +256,7 @@ export class ConcurrencyLimiter {
       } catch (error) {
         const item = await this.#failedItem(error, key);
         // Still this holder's, with a later expiry than this renewal's: a later renewal already stands.
-        if (item[holderAttribute(i)]?.S === holder) {
+        if ((item[holderAttribute(i)] as { S?: string } | undefined)?.S === holder) {
           slot.reset = Math.max(slot.reset, Number(item[expiryAttribute(i)]?.N));
           return true;
         }
