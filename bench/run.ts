@@ -10,11 +10,12 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { CounterBuffer, CounterClient } from "dynacount";
 import { startServers } from "../test/support/servers.ts";
+import { limitAllBench } from "./limitall.ts";
 import { rateLimitBench } from "./ratelimit.ts";
 import { bundleWorker, root, startMiniflare } from "../test/support/workers.ts";
 
 const quick = process.argv.includes("--quick");
-/** `--only=load,cold`: just those sections (bundles, workerd-cold, load, cold, workerd-cpu, buffers, memory, breakdown, ratelimit). */
+/** `--only=load,cold`: just those sections (bundles, workerd-cold, load, cold, workerd-cpu, buffers, memory, breakdown, ratelimit, limitall). */
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
 const want = (name: string) => !only || only.includes(name);
 const LIBS = ["dynacount", "sdk", "aws4fetch"] as const;
@@ -361,6 +362,23 @@ async function rateLimiting(servers: { name: string; endpoint: string }[]) {
   }
 }
 
+/** 9. Three limits per call through the same proxy: limitAll vs three limit() calls vs RateLimiterUnion. */
+async function severalLimits(servers: { name: string; endpoint: string }[]) {
+  section("Three limits per call (minute 40, hour 30, day 25 per user; 100 users × 40 calls, 32 in flight) through a 30 ms delay proxy");
+  const rows = await limitAllBench(servers, quick);
+  results.severalLimits = rows;
+  let server = "";
+  for (const r of rows) {
+    if (r.server !== server) row((server = r.server));
+    row(
+      `  ${r.implementation}`,
+      `${r.requestsPerCall.toFixed(2)} req · ${r.wcuPerCall.toFixed(2)} WCU per call`,
+      `p50 ${r.p50Ms.toFixed(1)} · p99 ${r.p99Ms.toFixed(1)} ms`,
+      `${r.admitted} / ${r.exact} admitted; ${r.wronglyCharged} denied calls charged other limits (${r.extraUnits} units past the admitted calls')`,
+    );
+  }
+}
+
 function svg(): string {
   const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<string, Stat> }>;
   const shown = ["dynacount", "sdk", "floor-fetch"] as const;
@@ -424,6 +442,7 @@ try {
   if (want("memory")) await memory();
   if (want("breakdown")) await breakdown();
   if (want("ratelimit")) log("rate limiting…"), await rateLimiting(running.servers);
+  if (want("limitall")) log("several limits…"), await severalLimits(running.servers);
 } finally {
   await running.stop();
 }
