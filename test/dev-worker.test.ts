@@ -34,6 +34,8 @@ describe("npm run dev:worker", { timeout: 180_000 }, () => {
       const url = await ready;
       assert.equal(url, `http://127.0.0.1:${port}`);
       assert.match(output, /curl .*\/count\?page=/, "it says what to try");
+      // Offline means quiet: no failed lookups of Cloudflare's hosts, no stack traces, no update notice.
+      assert.doesNotMatch(output, /getaddrinfo|ENOTFOUND|update available|^\s+at /m, "nothing tries the network");
       const dynalite = /dynalite \(embedded\) on (http:\/\/\S+),/.exec(output)![1]!;
 
       for (let i = 0; i < 3; i++) assert.equal((await fetch(`${url}/hello`)).status, 200);

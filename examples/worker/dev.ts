@@ -41,7 +41,14 @@ const wrangler = spawn(
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ],
   // Its own process group, so stopping it stops workerd too.
-  { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_API_TOKEN: "" }, stdio: ["ignore", "pipe", "inherit"], detached: true },
+  // Offline for real: no metrics, no version check in the banner, and no fetch of the `request.cf` sample
+  // (which prints a stack trace when there is no network; the Worker gets miniflare's placeholder).
+  {
+    cwd: root,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true", CLOUDFLARE_CF_FETCH_ENABLED: "false", CLOUDFLARE_API_TOKEN: "" },
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+  },
 );
 
 const url = `http://127.0.0.1:${port}`;
