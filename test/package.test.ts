@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { inspect } from "node:util";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -63,7 +64,18 @@ describe("package", () => {
     const esmMain = await import("dynacount");
     const esmCompat = await import("dynacount/compat");
     esmCompat.config.update({ endpoint: "http://127.0.0.1:9", accessKeyId: "a", secretAccessKey: "b" });
-    assert.ok((await esmCompat.increment("").catch((e: unknown) => e)) instanceof esmMain.CounterError, "one class in ESM");
+    const esmError = await esmCompat.increment("").catch((e: unknown) => e);
+    assert.ok(esmError instanceof esmMain.CounterError, "one class in ESM");
+    // Classes keep their names through the build (minifiers rename them `_class` without keepNames): what a user
+    // sees when an error is logged.
+    for (const [format, lib, logged] of [["CJS", main, error], ["ESM", esmMain, esmError]] as const) {
+      assert.match(inspect(logged), /^CounterError: /, `${format}: a logged error says CounterError`);
+      assert.deepEqual(
+        ["CounterError", "CounterClient", "CounterBuffer", "RateLimiter", "ConcurrencyLimiter", "IdAllocator"].filter((name) => (lib as Record<string, { name?: string }>)[name]?.name !== name),
+        [],
+        `${format}: every class keeps its name`,
+      );
+    }
   });
 
   it("the built output has no node: import and no unguarded process, Buffer, Deno or Bun", () => {
