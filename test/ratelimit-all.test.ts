@@ -205,6 +205,26 @@ for (const server of await servers()) {
       assert.equal(item?.w601?.N, "1", "window 601 keeps its own unit");
     });
 
+    it("the fallback: a take that failed ambiguously before another limit denied keeps its failOpen answer and error (it may have counted; it is not given back)", async () => {
+      const { client, direct, proxy } = await throughProxy(server.endpoint);
+      // Two clients: the fallback on both servers.
+      const other = clientFor(server.endpoint, { tableName: direct.table.tableName });
+      const now = () => at(650);
+      const user = new RateLimiter(client, { name: "user", limit: 5, windowMs: W, algorithm: "fixed-window", cacheBlocked: false, now });
+      const strict = new RateLimiter(other, { name: "strict", limit: 1, windowMs: 86_400_000, algorithm: "fixed-window", cacheBlocked: false, now });
+      await strict.limit("x"); // strict is used up
+      // The user take reaches DynamoDB and is applied, but its answer is lost: not resent, answered failOpen.
+      proxy.setFault((info) => (info.operation === "UpdateItem" && info.body.includes("ratelimit:user") ? "drop-after" : "pass"));
+      const r = await limitAll([{ limiter: user, identifier: "x" }, { limiter: strict, identifier: "x" }]);
+      proxy.setFault(() => "pass");
+      assert.equal(r.success, false);
+      assert.equal((await itemOf(direct, user, "x"))?.w650?.N, "1", "the lost take was applied: the denied call may hold a unit");
+      // So the answer must say so: not a clean "had room, not charged".
+      assert.deepEqual([r.results[0]!.reason, r.results[0]!.error?.ambiguous], ["failOpen", true]);
+      assert.equal(r.error?.ambiguous, true, "the call's error is the ambiguous one");
+      assert.deepEqual([r.results[1]!.success, r.results[1]!.error], [false, undefined]);
+    });
+
     if (server.transactions) {
       it("a transaction whose answer is lost is resent with the same token and counts once", async () => {
         const { client, direct, proxy } = await throughProxy(server.endpoint);

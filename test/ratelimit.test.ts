@@ -154,6 +154,33 @@ for (const server of await servers()) {
     }
 
     for (const algorithm of ["sliding-window", "fixed-window"] as const) {
+      it(`${algorithm}: a refund without a result gives back to the window it was asked in, never to one that began while it was on its way`, async () => {
+        const { client, proxy } = await throughProxy(server.endpoint);
+        const t = clock(1200 * WINDOW + WINDOW - 10); // late in window 1200
+        const options: RateLimiterOptions = { limit: 3, windowMs: WINDOW, algorithm, cacheBlocked: false, now: t.fn };
+        const other = new RateLimiter(client, options);
+        // An instance that never answered for the identifier: its refund has no result and nothing remembered.
+        const refunder = new RateLimiter(client, options);
+        // Its first request is held (a slow network) until window 1201 has begun and another instance has taken
+        // all of it; then that request's condition fails and the refund tries again, in window 1201.
+        let held = false;
+        let filled: boolean | undefined;
+        proxy.setFault((info) => {
+          if (held || info.operation !== "UpdateItem" || !info.body.includes(":neg")) return "pass";
+          held = true;
+          return { hold: (async () => {
+            t.now = 1201 * WINDOW + 10;
+            filled = (await other.limit("late", { cost: 3 })).success;
+          })() };
+        });
+        await refunder.refund("late", 3);
+        proxy.setFault(() => "pass");
+        assert.deepEqual([held, filled], [true, true], "the refund's request was held while window 1201 filled up");
+        // Units the refund gives back were taken before it was asked: window 1201 never had them.
+        assert.equal((await other.limit("late")).success, false, "window 1201 admits no more than its limit");
+        assert.equal((await other.remaining("late")).remaining, 0);
+      });
+
       it(`${algorithm}: an item holds at most the windows it needs, whatever the call pattern`, async () => {
         const { client, direct, proxy } = await throughProxy(server.endpoint);
         const t = clock(1000 * WINDOW);

@@ -303,7 +303,8 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
 /**
  * The fallback: each limit in order, as `limit()` takes it. On a denial, what the earlier limits took is given
  * back, each into the window of its take (a window that has passed gets nothing, so nothing is ever admitted
- * over a limit); a give-back that fails leaves its units taken (fewer admitted, never more).
+ * over a limit); a give-back that fails leaves its units taken (fewer admitted, never more), and so does a take
+ * that failed ambiguously (answered by failureMode "open"), whose answer keeps its error.
  */
 async function inOrder(calls: Call[]): Promise<RateLimitResult[]> {
   const now = calls.map((c) => c.internals.now());
@@ -314,8 +315,11 @@ async function inOrder(calls: Call[]): Promise<RateLimitResult[]> {
     const answer = await call.internals.limit(call.p);
     answers.push(answer);
     if (!answer.success) {
+      // A failed take (failOpen) is not given back: if its failure was ambiguous it may have counted, but giving
+      // back units it may not have taken would credit other calls' units. Its answer stands, error included, so
+      // the caller can tell that this limit may have been charged; a clean verdict would say it was not.
       const given = await Promise.all(
-        answers.slice(0, -1).map((taken, i) => calls[i]!.internals.giveBack(calls[i]!.p, taken).then(() => true, () => false)),
+        answers.slice(0, -1).map((taken, i) => (taken.reason === "failOpen" ? false : calls[i]!.internals.giveBack(calls[i]!.p, taken).then(() => true, () => false))),
       );
       // Limits given back answer as they now are (they had room, and hold nothing of this call).
       return calls.map((c, i) => (i === answers.length - 1 ? answer : i < answers.length - 1 && !given[i] ? answers[i]! : verdict(c, c.internals.now())));

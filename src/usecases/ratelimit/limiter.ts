@@ -294,10 +294,10 @@ export class RateLimiter {
 
   /**
    * Gives back `cost` units to `identifier`: to the window they were taken in when given the `result` of the
-   * call that took them (else the window this instance last answered in, else the current one), and never to
-   * a window that began after it (a refund once that window has passed gives nothing); a token bucket gets
-   * tokens back, never past full. Never below zero use: nothing is credited to an identifier that used
-   * nothing. Never resent after an ambiguous failure. Failures are thrown.
+   * call that took them (else the window this instance last answered in, else the one current when `refund` is
+   * called), and never to a window that began after it (a refund once that window has passed gives nothing); a
+   * token bucket gets tokens back, never past full. Never below zero use: nothing is credited to an identifier
+   * that used nothing. Never resent after an ambiguous failure. Failures are thrown.
    *
    * @example
    * ```ts
@@ -413,7 +413,10 @@ export class RateLimiter {
     const { key, memory, policy, cost: units } = p;
     const algo = policy.algo;
     memory.blockedUntil = undefined;
-    const takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : undefined;
+    // The window is fixed when the refund is asked for, not at each round: units to give back were taken by then,
+    // so a refund whose rounds outlast its window (retries, a slow read of the failed item) must not give them to
+    // a window that began meanwhile, as units that window never had (they would admit calls over its limit).
+    const takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : this.#now();
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const now = this.#now();
       const fix = algo.normalize(now, memory.seen);
