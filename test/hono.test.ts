@@ -316,7 +316,7 @@ for (const server of await servers()) {
     });
 
     it("several limits: a request one limit denies takes nothing from the others; one policy per limit in the headers", async () => {
-      const { client, direct } = await throughProxy(server.endpoint);
+      const { client } = await throughProxy(server.endpoint);
       const now = 70 * WINDOW + 1000;
       const perUser = new RateLimiter(client, { name: "user", limit: 3, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
       const global = new RateLimiter(client, { name: "global", limit: 2, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
