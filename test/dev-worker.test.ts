@@ -33,16 +33,25 @@ describe("npm run dev:worker", { timeout: 180_000 }, () => {
     try {
       const url = await ready;
       assert.equal(url, `http://127.0.0.1:${port}`);
-      assert.match(output, /curl .*\/count\?page=/, "it says what to try");
+      assert.match(output, /curl .*\/stats\?page=/, "it says what to try");
       // Offline means quiet: no failed lookups of Cloudflare's hosts, no stack traces, no update notice.
       assert.doesNotMatch(output, /getaddrinfo|ENOTFOUND|update available|^\s+at /m, "nothing tries the network");
       const dynalite = /dynalite \(embedded\) on (http:\/\/\S+),/.exec(output)![1]!;
 
-      for (let i = 0; i < 3; i++) assert.equal((await fetch(`${url}/hello`)).status, 200);
-      const count = async () => ((await (await fetch(`${url}/count?page=/hello`)).json()) as { views: number }).views;
-      assert.equal(await count(), 3, "buffered views count");
-      assert.deepEqual(await (await fetch(`${url}/flush?page=/hello`, { method: "POST" })).json(), { keys: 1, requests: 1 });
-      assert.equal(await count(), 3, "flushed views count");
+      // Three visitors open /hello in a browser; curl is not counted.
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${url}/hello`, { headers: { accept: "text/html", "sec-fetch-dest": "document", "user-agent": "Mozilla/5.0 Firefox/140.0", "cf-connecting-ip": `203.0.113.${i}` } });
+        assert.equal(res.status, 200);
+        assert.match(await res.text(), /badge\.svg\?page=%2Fhello/);
+      }
+      await (await fetch(`${url}/hello`, { headers: { "user-agent": "curl/8.5.0" } })).text();
+      const stats = async () => (await (await fetch(`${url}/stats?page=/hello`)).json()) as { total: number; today: { uniques: number } };
+      // The views reach the object after the answers: flush until they are in DynamoDB.
+      for (let i = 0; i < 100 && (await stats()).total < 3; i++) await (await fetch(`${url}/flush`, { method: "POST" })).text();
+      const { total, today } = await stats();
+      assert.deepEqual([total, today.uniques], [3, 3], "3 views by 3 visitors");
+      assert.match(await (await fetch(`${url}/badge.svg?page=/hello`)).text(), /views: 3/);
+      assert.match(await (await fetch(`${url}/chart.svg?page=/hello`)).text(), /last 24 hours: 3/);
 
       const statuses: number[] = [];
       let first: Response | undefined;

@@ -24,11 +24,18 @@ const tableName = "AtomicCounters";
 const database = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
 await new Promise<void>((resolve) => database.listen(0, "127.0.0.1", resolve));
 const endpoint = `http://127.0.0.1:${(database.address() as AddressInfo).port}`;
-await new CounterClient({ endpoint, region: "us-east-1", credentials, env: {}, tableName }).createTable();
+// With the page-view index (`top`); TTL is not an API dynalite has, so nothing expires here.
+await new CounterClient({ endpoint, region: "us-east-1", credentials, env: {}, tableName }).createTable({ pageViews: true });
 console.log(`dynalite (embedded) on ${endpoint}, table ${tableName}`);
 
 const state = mkdtempSync(path.join(os.tmpdir(), "dynacount-dev-"));
-const vars = { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey };
+// A fresh secret per run for hashing visitors (unique counts): in production, `wrangler secret put PAGEVIEWS_SECRET`.
+const vars = {
+  AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+  AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  PAGEVIEWS_SECRET: crypto.randomUUID(),
+};
 const wrangler = spawn(
   process.execPath,
   [
@@ -60,10 +67,11 @@ wrangler.stdout.on("data", (chunk: Buffer) => {
     console.log(`
 The example Worker is running on ${url} (wrangler dev, offline; Ctrl-C stops everything).
 Try:
-  curl ${url}/hello                      # counts a view of /hello (buffered in a Durable Object)
-  curl '${url}/count?page=/hello'        # DynamoDB's value plus what is buffered
-  curl -X POST '${url}/flush?page=/hello' # write it to DynamoDB now
-  curl -i ${url}/api/orders              # rate limited: RateLimit headers; 429 after 10 a minute
+  open ${url}/hello in a browser             # a page that counts its own view (bots and curl are not counted)
+  curl '${url}/stats?page=/hello'            # views: total, today, uniques, last 24 hours and 30 days, top pages
+  ${url}/chart.svg?page=/hello and ${url}/badge.svg?page=/hello
+  curl -X POST ${url}/flush                  # write pending views now (the objects flush every 5 s anyway)
+  curl -i ${url}/api/orders                  # rate limited: RateLimit headers; 429 after 10 a minute
 dev:worker ready ${url}`);
   }
 });

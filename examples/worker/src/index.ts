@@ -1,62 +1,82 @@
-// A Worker that counts page views without a DynamoDB write per view (each view is an RPC to a Durable
-// Object that stores the increment and flushes all of them on an alarm, exactly once) and rate-limits its
-// API per client IP (a token bucket: bursts of RATE_LIMIT, refilled over a minute) with at most one DynamoDB
-// request per call, answering with the IETF RateLimit header fields.
+// A page-view counter on Cloudflare Workers, and a rate-limited API. Every page load is tracked by the Worker
+// (bots and assets left out), sent in batches to a Durable Object (DurablePageViews) that stores it and flushes
+// per page and hour to DynamoDB on an alarm, exactly once; the stats are read back from DynamoDB.
 //
-//   GET  /api/<anything>    rate limited: RATE_LIMIT requests per minute per IP, else 429
-//   GET  /<any path>        counts a view of that path
-//   GET  /count?page=/path  → { page, views }: DynamoDB's value plus what is still buffered
-//   POST /flush?page=/path  writes that page's buffer now (e.g. before a deploy)
+//   GET  /<any path>             an HTML page that counts its own view and shows its badge and chart
+//   GET  /stats?page=/path       → JSON: total, today's views and unique visitors, 24 hourly and 30 daily counts, today's top pages
+//   GET  /chart.svg?page=/path   an SVG chart of the last 24 hours and 30 days
+//   GET  /badge.svg?page=/path   an SVG badge with the page's total views
+//   POST /flush                  writes every object's pending views now (e.g. before a deploy)
+//   GET  /api/<anything>         rate limited: RATE_LIMIT requests per minute per client IP, else 429
 import { DurableObject } from "cloudflare:workers";
-import { CounterClient, RateLimiter, rateLimitHeaders } from "dynacount";
-import { DurableCounterBuffer } from "dynacount/durable-object";
+import { CounterClient, PageViews, PageViewTracker, RateLimiter, rateLimitHeaders, type PageView, type SeriesPoint } from "dynacount";
+import { DurablePageViews } from "dynacount/durable-object";
+import { badge, chart } from "./svg.ts";
 
+// What `wrangler types` would generate for wrangler.toml (plus the secrets): no index signature needed.
 export interface Env {
-  PAGE_COUNTER: DurableObjectNamespace<PageCounter>;
-  TABLE_NAME?: string;
-  FLUSH_INTERVAL_MS?: string;
+  PAGE_VIEWS: DurableObjectNamespace<PageViewsObject>;
+  /** Hashes visitors for unique counts (`wrangler secret put PAGEVIEWS_SECRET`); without it, no uniques. */
+  PAGEVIEWS_SECRET?: string;
+  TABLE_NAME: string;
+  FLUSH_INTERVAL_MS: string;
   RATE_LIMIT?: string;
-  // AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_DYNAMODB: vars, secrets or .dev.vars
-  [name: string]: unknown;
+  AWS_REGION: string;
+  AWS_ACCESS_KEY_ID?: string;
+  AWS_SECRET_ACCESS_KEY?: string;
+  AWS_ENDPOINT_URL_DYNAMODB?: string;
 }
 
-export class PageCounter extends DurableObject<Env> {
-  buffer = new DurableCounterBuffer(
-    this.ctx,
-    new CounterClient({ env: this.env, tableName: this.env.TABLE_NAME ?? "AtomicCounters" }),
-    { maxKeys: 100, flushIntervalMs: Number(this.env.FLUSH_INTERVAL_MS ?? 5000) },
-  );
+/** Objects the pages are spread over (by a hash of the page); `/flush` flushes each. */
+const OBJECTS = 2;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
 
-  async add(key: string, by = 1): Promise<void> {
-    await this.buffer.add(key, by);
-  }
+const clientOf = (env: Env) => new CounterClient({ env, tableName: env.TABLE_NAME });
 
-  async total(key: string): Promise<number> {
-    return this.buffer.total(key);
+export class PageViewsObject extends DurableObject<Env> {
+  views = new DurablePageViews(this.ctx, clientOf(this.env), {
+    ...(this.env.PAGEVIEWS_SECRET ? { secret: this.env.PAGEVIEWS_SECRET } : { uniques: false }),
+    flushIntervalMs: Number(this.env.FLUSH_INTERVAL_MS),
+  });
+
+  /** RPC from the Worker's tracker: stored before it resolves; a resent batch id is recorded once. */
+  async record(views: PageView[], batchId?: string): Promise<void> {
+    await this.views.record(views, batchId);
   }
 
   async flush(): Promise<{ keys: number; requests: number }> {
-    const { keys, requests } = await this.buffer.flush();
+    const { keys, requests } = await this.views.flush();
     return { keys, requests };
   }
 
   override async alarm(info?: AlarmInvocationInfo): Promise<void> {
-    await this.buffer.alarm(info);
+    await this.views.alarm(info);
   }
 }
 
-/** One object per page: every view of a page coalesces into one pending increment. */
-const counterFor = (env: Env, page: string) => env.PAGE_COUNTER.get(env.PAGE_COUNTER.idFromName(page));
-
-// One limiter per isolate, so identifiers already over the limit are answered from its memory.
+// One tracker and one limiter per isolate: the tracker batches views of concurrent requests into few RPCs, the
+// limiter answers identifiers already over their limit from memory.
+let tracker: PageViewTracker | undefined;
 let limiter: RateLimiter | undefined;
 
+async function stats(env: Env, page: string, now = Date.now()) {
+  const views = new PageViews(clientOf(env));
+  const hour = Math.floor(now / HOUR) * HOUR;
+  const today = Math.floor(now / DAY) * DAY;
+  const day = new Date(today).toISOString().slice(0, 10);
+  const [total, last24h, last30d, top, uniques] = await Promise.all([
+    views.total(page),
+    views.series(page, { bucket: "hour", from: hour - 23 * HOUR, to: hour + HOUR }),
+    views.series(page, { bucket: "day", from: today - 29 * DAY, to: today + DAY }),
+    views.top({ day, limit: 10 }),
+    env.PAGEVIEWS_SECRET ? views.uniques(page, { day }) : undefined,
+  ]);
+  return { page, total, today: { day, views: last30d.at(-1)?.views ?? 0, ...(uniques === undefined ? {} : { uniques }) }, last24h, last30d, top };
+}
+
 async function api(request: Request, env: Env, url: URL): Promise<Response> {
-  limiter ??= new RateLimiter(new CounterClient({ env, tableName: env.TABLE_NAME ?? "AtomicCounters" }), {
-    limit: Number(env.RATE_LIMIT ?? 10),
-    windowMs: 60_000,
-    algorithm: "token-bucket",
-  });
+  limiter ??= new RateLimiter(clientOf(env), { limit: Number(env.RATE_LIMIT ?? 10), windowMs: 60_000, algorithm: "token-bucket" });
   const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
   const result = await limiter.limit(`ip:${ip}`);
   const headers = rateLimitHeaders(result, { windowMs: limiter.windowMs });
@@ -64,17 +84,37 @@ async function api(request: Request, env: Env, url: URL): Promise<Response> {
   return Response.json({ path: url.pathname, served: true, ...(result.reason ? { reason: result.reason } : {}) }, { headers });
 }
 
+const svg = (body: string) => new Response(body, { headers: { "content-type": "image/svg+xml; charset=utf-8", "cache-control": "no-cache" } });
+
+function page(path: string, env: Env): Response {
+  const q = encodeURIComponent(path);
+  const html = `<!doctype html><meta charset="utf-8"><title>${path.replace(/[<&]/g, "")}</title>
+<h1>You are on <code>${path.replace(/[<&]/g, "")}</code></h1>
+<p><img src="/badge.svg?page=${q}" alt="views"></p>
+<p><img src="/chart.svg?page=${q}" alt="views over time"></p>
+<p>This view is counted once the page-view object flushes (every ${Number(env.FLUSH_INTERVAL_MS) / 1000} s here). <a href="/stats?page=${q}">JSON</a></p>`;
+  return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
+}
+
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/api/")) return api(request, env, url);
-    if (url.pathname === "/count" || url.pathname === "/flush") {
-      const page = url.searchParams.get("page");
-      if (!page) return Response.json({ error: "missing ?page=" }, { status: 400 });
-      if (url.pathname === "/flush" && request.method === "POST") return Response.json(await counterFor(env, page).flush());
-      return Response.json({ page, views: await counterFor(env, page).total(`page:${page}`) });
+    if (url.pathname === "/flush" && request.method === "POST") {
+      const flushed = await Promise.all(Array.from({ length: OBJECTS }, (_, i) => env.PAGE_VIEWS.get(env.PAGE_VIEWS.idFromName(`pageviews-${i}`)).flush()));
+      return Response.json(flushed.reduce((a, f) => ({ keys: a.keys + f.keys, requests: a.requests + f.requests }), { keys: 0, requests: 0 }));
     }
-    await counterFor(env, url.pathname).add(`page:${url.pathname}`);
-    return new Response(`counted a view of ${url.pathname}\n`);
+    if (url.pathname === "/stats" || url.pathname === "/chart.svg" || url.pathname === "/badge.svg") {
+      const path = url.searchParams.get("page");
+      if (!path?.startsWith("/")) return Response.json({ error: "?page= must be a path such as /hello" }, { status: 400 });
+      const s = await stats(env, path);
+      if (url.pathname === "/stats") return Response.json(s);
+      return svg(url.pathname === "/badge.svg" ? badge(s.total) : chart(path, s.last24h as SeriesPoint[], s.last30d as SeriesPoint[]));
+    }
+    const response = page(url.pathname, env);
+    tracker ??= new PageViewTracker(env.PAGE_VIEWS, { objects: OBJECTS, ...(env.PAGEVIEWS_SECRET ? { secret: env.PAGEVIEWS_SECRET } : {}) });
+    // Counted after the answer: only page loads by people (a browser's navigation, not curl), only successful ones.
+    ctx.waitUntil(tracker.track(request, response));
+    return response;
   },
 } satisfies ExportedHandler<Env>;
