@@ -110,7 +110,7 @@ function engine(clock: FakeClock, client: CounterClient, options: Partial<{ writ
   });
   const add = (key: string, by = 1) => {
     e.slots.add(key, by);
-    void e.added();
+    void e.scheduleFlush();
   };
   return { e, add, errors };
 }

@@ -4,25 +4,25 @@ import { keyParts, resolveLayout, type CounterKey, type TableLayout, type TableO
 import { addChecked, amountToWire, type Amount } from "../core/numbers.js";
 import { checkNames, TABLE_OPTION_NAMES } from "../core/options.js";
 
-/** Where a slot's item lives: its validated table layout and key parts, and the coalescing keys. */
+/** Where a slot's item lives: its validated table layout and key parts, and the coalescing references. */
 export interface Location {
   readonly table: TableLayout;
-  /** The table's coalescing key (tableName, key attributes, count attribute). */
-  readonly tableKey: string;
+  /** The table's coalescing reference (tableName, key attributes, count attribute). */
+  readonly tableRef: string;
   readonly id: string;
   readonly sort: string | undefined;
-  /** The item's coalescing key within its table. */
-  readonly itemKey: string;
+  /** The item's coalescing reference within its table. */
+  readonly itemRef: string;
 }
 
 /**
- * Everything waiting for one item: `delta`, added since the last write began, and `sent`, the write in
+ * Everything waiting for one item: `delta`, added since the last write began, and `inFlight`, the write in
  * progress (or failed and waiting to be retried as it is, with its sequence number). A key has at most one
  * write in progress, so its writes stay in order while other keys move on.
  */
 export interface Slot extends Location {
   delta: Amount;
-  sent?: { seq: number; delta: Amount } | undefined;
+  inFlight?: { seq: number; delta: Amount } | undefined;
 }
 
 /**
@@ -30,11 +30,11 @@ export interface Slot extends Location {
  * Keys are often caller input (a path, a user name): the bound in bytes is what keeps a flood of long ones from
  * taking a Worker's or a Durable Object's 128 MB while DynamoDB is failing.
  */
-export const slotBytes = (at: Pick<Location, "id" | "sort" | "itemKey">): number =>
-  200 + 2 * (at.id.length + (at.sort?.length ?? 0) + (at.itemKey === at.id ? 0 : at.itemKey.length));
+export const slotBytes = (at: Pick<Location, "id" | "sort" | "itemRef">): number =>
+  200 + 2 * (at.id.length + (at.sort?.length ?? 0) + (at.itemRef === at.id ? 0 : at.itemRef.length));
 
-/** An item's coalescing key within its table: the partition key, or both keys, unambiguously joined. */
-const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string =>
+/** An item's coalescing reference within its table: the partition key, or both keys, unambiguously joined. */
+const itemRefOf = (t: TableLayout, id: string, sort: string | undefined): string =>
   t.sortKeyAttribute === undefined ? id : `${id.length}:${id}\u0000${sort}`;
 
 /**
@@ -42,9 +42,9 @@ const itemKeyOf = (t: TableLayout, id: string, sort: string | undefined): string
  * with it one exactly-once marker, so they are written together.
  */
 export const itemIdOf = (at: Location): string =>
-  `${JSON.stringify([at.table.tableName, at.table.keyAttribute, at.table.sortKeyAttribute ?? null])}\n${at.itemKey}`;
+  `${JSON.stringify([at.table.tableName, at.table.keyAttribute, at.table.sortKeyAttribute ?? null])}\n${at.itemRef}`;
 
-export const tableKeyOf = (t: TableLayout): string =>
+export const tableRefOf = (t: TableLayout): string =>
   JSON.stringify([t.tableName, t.keyAttribute, t.sortKeyAttribute ?? null, t.countAttribute]);
 
 const ADD_OPTIONS = /* @__PURE__ */ new Set(TABLE_OPTION_NAMES);
@@ -55,10 +55,10 @@ const ADD_OPTIONS = /* @__PURE__ */ new Set(TABLE_OPTION_NAMES);
  * `BufferFull` error; adding to a key already waiting costs no memory and is always accepted.
  */
 export class Coalescer {
-  readonly #base: { table: TableLayout; tableKey: string };
+  readonly #base: { table: TableLayout; tableRef: string };
   #tables = new Map<string, Map<string, Slot>>();
   // Layouts by their values (not by the options object, which a caller may mutate and reuse).
-  readonly #layouts = new Map<string, { table: TableLayout; tableKey: string }>();
+  readonly #layouts = new Map<string, { table: TableLayout; tableRef: string }>();
   #size = 0;
   #bytes = 0;
   maxSize = Infinity;
@@ -68,7 +68,7 @@ export class Coalescer {
   heldBytes = 0;
 
   constructor(base: TableLayout) {
-    this.#base = { table: base, tableKey: tableKeyOf(base) };
+    this.#base = { table: base, tableRef: tableRefOf(base) };
   }
 
   /** Distinct items waiting (a write in progress included). */
@@ -81,7 +81,7 @@ export class Coalescer {
     if (typeof by !== "number" || !Number.isSafeInteger(by)) amountToWire(by, "by");
     const layout = options === undefined ? this.#base : this.#layout(options);
     // The hot case: a string key already waiting in this table was validated when it was first added.
-    const seen = typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableKey)?.get(key) : undefined;
+    const seen = typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableRef)?.get(key) : undefined;
     if (seen === undefined) return this.merge(this.#at(layout, key), by);
     seen.delta = addChecked(seen.delta, by, "by");
     return seen;
@@ -93,9 +93,9 @@ export class Coalescer {
     return this.#at(options === undefined ? this.#base : this.#layout(options), key);
   }
 
-  #at({ table, tableKey }: { table: TableLayout; tableKey: string }, key: CounterKey): Location {
+  #at({ table, tableRef }: { table: TableLayout; tableRef: string }, key: CounterKey): Location {
     const { id, sort } = keyParts(table, key);
-    return { table, tableKey, id, sort, itemKey: itemKeyOf(table, id, sort) };
+    return { table, tableRef, id, sort, itemRef: itemRefOf(table, id, sort) };
   }
 
   /**
@@ -103,8 +103,8 @@ export class Coalescer {
    * `restoring` skips the size bound (what storage already holds is never refused).
    */
   merge(at: Location, delta: Amount, restoring = false): Slot {
-    let items = this.#tables.get(at.tableKey);
-    let slot = items?.get(at.itemKey);
+    let items = this.#tables.get(at.tableRef);
+    let slot = items?.get(at.itemRef);
     if (slot === undefined) {
       const bytes = slotBytes(at);
       if (!restoring && (this.#size >= this.maxSize || this.#bytes + this.heldBytes + bytes > this.maxBytes)) {
@@ -118,9 +118,9 @@ export class Coalescer {
       }
       this.#bytes += bytes;
       const sum = addChecked(0, delta, "by");
-      if (items === undefined) this.#tables.set(at.tableKey, (items = new Map()));
-      slot = { table: at.table, tableKey: at.tableKey, id: at.id, sort: at.sort, itemKey: at.itemKey, delta: sum };
-      items.set(at.itemKey, slot);
+      if (items === undefined) this.#tables.set(at.tableRef, (items = new Map()));
+      slot = { table: at.table, tableRef: at.tableRef, id: at.id, sort: at.sort, itemRef: at.itemRef, delta: sum };
+      items.set(at.itemRef, slot);
       this.#size++;
       return slot;
     }
@@ -130,7 +130,7 @@ export class Coalescer {
 
   /** The slot for a location, if one is waiting. */
   find(at: Location): Slot | undefined {
-    return this.#tables.get(at.tableKey)?.get(at.itemKey);
+    return this.#tables.get(at.tableRef)?.get(at.itemRef);
   }
 
   /** Every slot, in insertion order per table. */
@@ -140,15 +140,15 @@ export class Coalescer {
 
   /** Removes one slot. */
   delete(slot: Slot): void {
-    const items = this.#tables.get(slot.tableKey);
-    if (items?.delete(slot.itemKey)) {
+    const items = this.#tables.get(slot.tableRef);
+    if (items?.delete(slot.itemRef)) {
       this.#size--;
       this.#bytes -= slotBytes(slot);
-      if (items.size === 0) this.#tables.delete(slot.tableKey);
+      if (items.size === 0) this.#tables.delete(slot.tableRef);
     }
   }
 
-  #layout(options: TableOptions): { table: TableLayout; tableKey: string } {
+  #layout(options: TableOptions): { table: TableLayout; tableRef: string } {
     checkNames(options, ADD_OPTIONS, "add");
     const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = options;
     if (tableName === undefined && keyAttribute === undefined && sortKeyAttribute === undefined && countAttribute === undefined) return this.#base;
@@ -159,7 +159,7 @@ export class Coalescer {
     let resolved = this.#layouts.get(id);
     if (resolved === undefined) {
       const table = resolveLayout(this.#base.table, options);
-      resolved = { table, tableKey: tableKeyOf(table) };
+      resolved = { table, tableRef: tableRefOf(table) };
       // Bounded: a caller cycling through endless layouts must not grow this cache without limit.
       if (this.#layouts.size >= 1000) this.#layouts.clear();
       this.#layouts.set(id, resolved);

@@ -50,8 +50,8 @@ type StoredMeta = EngineMeta & { batchSeq?: number };
 const encoder = new TextEncoder();
 
 /** The storage key suffix of an item's records: item keys can be 2 KB and more, storage keys must stay under 2 KiB. */
-export async function storageSuffix(at: Pick<Location, "tableKey" | "itemKey">): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(`${at.tableKey}\n${at.itemKey}`)));
+export async function storageSuffix(at: Pick<Location, "tableRef" | "itemRef">): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(`${at.tableRef}\n${at.itemRef}`)));
   let hex = "";
   for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
   return hex;
@@ -109,7 +109,7 @@ export class DurableSlotStore implements EngineStore {
 
   assign(slots: readonly Slot[], meta: EngineMeta): Promise<void> {
     return this.#write(
-      [[META, meta], ...slots.map((s): [string, unknown] => [SENT + this.#suffix(s), { ...toStored(s, s.sent!.delta), s: s.sent!.seq }])],
+      [[META, meta], ...slots.map((s): [string, unknown] => [SENT + this.#suffix(s), { ...toStored(s, s.inFlight!.delta), s: s.inFlight!.seq }])],
       slots.map((s) => PENDING + this.#suffix(s)),
     );
   }
@@ -138,7 +138,7 @@ export class DurableSlotStore implements EngineStore {
 
   /** Reads every record back into `slots` (version 0.1's records included) and returns the rest. */
   async load(slots: Coalescer): Promise<Loaded> {
-    const [pending, sent, dead, meta, alarm] = await Promise.all([
+    const [pending, inFlight, dead, meta, alarm] = await Promise.all([
       this.#storage.list<StoredEntry>({ prefix: PENDING }),
       this.#storage.list<StoredEntry>({ prefix: SENT }),
       this.#storage.list<StoredEntry>({ prefix: DEAD }),
@@ -148,21 +148,21 @@ export class DurableSlotStore implements EngineStore {
     // One options object per stored table, so each layout is resolved and validated once.
     const tables = new Map<string, TableOptions>();
     const locate = (stored: StoredEntry): Location => {
-      const tableKey = JSON.stringify(stored.t);
-      let options = tables.get(tableKey);
+      const tableRef = JSON.stringify(stored.t);
+      let options = tables.get(tableRef);
       if (!options) {
         const [tableName, keyAttribute, sortKeyAttribute, countAttribute] = stored.t;
         options = layoutOptions({ tableName, keyAttribute, sortKeyAttribute: sortKeyAttribute ?? undefined, countAttribute });
-        tables.set(tableKey, options);
+        tables.set(tableRef, options);
       }
       return slots.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
     };
     for (const [key, stored] of pending) this.#suffixes.set(slots.merge(locate(stored), parseDelta(stored.d), true), key.slice(PENDING.length));
-    for (const [key, stored] of sent) {
+    for (const [key, stored] of inFlight) {
       const at = locate(stored);
       const slot = slots.find(at) ?? slots.merge(at, 0, true);
       // 0.1 kept one batch's sequence number in META.batchSeq instead of on each record.
-      slot.sent = { seq: stored.s ?? meta?.batchSeq ?? meta?.seq ?? 0, delta: parseDelta(stored.d) };
+      slot.inFlight = { seq: stored.s ?? meta?.batchSeq ?? meta?.seq ?? 0, delta: parseDelta(stored.d) };
       this.#suffixes.set(slot, key.slice(SENT.length));
     }
     const letters: HeldLetter[] = [...dead].map(([key, stored]) => {

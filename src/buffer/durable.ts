@@ -112,7 +112,7 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     const suffix = await storageSuffix(at);
     // From here to the put nothing awaits, so a flush cannot move the delta between the two.
     const slot = this.#engine.slots.merge(at, by);
-    await Promise.all([this.#store.putPending(slot, suffix), this.#engine.added()]);
+    await Promise.all([this.#store.putPending(slot, suffix), this.#engine.scheduleFlush()]);
   }
 
   /**
@@ -128,8 +128,8 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       const stored: Amount = wireToValue(item[at.table.countAttribute]?.N, "bigint", `counter ${shown(at.table.countAttribute)}`);
       const slot = this.#engine.slots.find(at);
       // Applied when the marker reached the write's seq (the marker is per item: any attribute's write tells).
-      const applied = slot?.sent !== undefined && Number(item[this.#marker]?.N ?? -1) >= slot.sent.seq;
-      const sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.sent?.delta ?? 0));
+      const applied = slot?.inFlight !== undefined && Number(item[this.#marker]?.N ?? -1) >= slot.inFlight.seq;
+      const sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.inFlight?.delta ?? 0));
       return wireToValue(String(sum), this.#client.numbers, `total of ${shown(at.id)}`);
     });
   }

@@ -31,7 +31,7 @@ export interface EngineMeta {
 
 /** Where an engine keeps its state: nothing to do in memory; Durable Object storage for the DO buffer. */
 export interface EngineStore {
-  /** `slots` now carry `sent` (moved from their pending delta). Must be durable before anything is sent. */
+  /** `slots` now carry `inFlight` (moved from their pending delta). Must be durable before anything is sent. */
   assign(slots: readonly Slot[], meta: EngineMeta): Promise<void> | void;
   /** `done` slots' writes are confirmed; `dead` were set aside. */
   settle(done: readonly Slot[], dead: readonly HeldLetter[], meta: EngineMeta): Promise<void> | void;
@@ -114,15 +114,15 @@ const isZero = (a: Amount) => a === 0 || a === 0n;
  */
 function oldestWrites(round: readonly Slot[]): Slot[] {
   const oldest = new Map<string, number>();
-  for (const s of round) if (s.sent !== undefined) oldest.set(itemIdOf(s), Math.min(oldest.get(itemIdOf(s)) ?? Infinity, s.sent.seq));
-  return round.filter((s) => s.sent !== undefined && s.sent.seq === oldest.get(itemIdOf(s)));
+  for (const s of round) if (s.inFlight !== undefined) oldest.set(itemIdOf(s), Math.min(oldest.get(itemIdOf(s)) ?? Infinity, s.inFlight.seq));
+  return round.filter((s) => s.inFlight !== undefined && s.inFlight.seq === oldest.get(itemIdOf(s)));
 }
 const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { id: at.id, sort: at.sort });
 
 /**
  * The one implementation of the flush protocol behind `CounterBuffer` and `DurableCounterBuffer`.
  *
- * - Ordering is per key: a key has at most one write in progress (`slot.sent`, retried as it is, with its
+ * - Ordering is per key: a key has at most one write in progress (`slot.inFlight`, retried as it is, with its
  *   sequence number) and its newer adds wait for it; every other key moves on.
  * - A write that fails with a non-retryable error becomes a dead letter: reported, held, never retried by
  *   itself, never blocking the rest.
@@ -131,9 +131,9 @@ const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { i
  */
 export class FlushEngine {
   readonly slots: Coalescer;
-  readonly #c: EngineConfig;
+  readonly #config: EngineConfig;
   #meta: EngineMeta = { seq: 0, failures: 0 };
-  /** Dead letters by key (table and item coalescing keys): one per key, amounts summed. */
+  /** Dead letters by key (table and item coalescing references): one per key, amounts summed. */
   readonly #held = new Map<string, HeldLetter>();
   /** Letters new in this flush (or failing with a new code): the ones reported. */
   readonly #reported = new WeakSet<HeldLetter>();
@@ -147,7 +147,7 @@ export class FlushEngine {
   #closing: FlushResult | undefined;
 
   constructor(config: EngineConfig) {
-    this.#c = config;
+    this.#config = config;
     this.slots = new Coalescer(config.client.table);
     this.slots.maxSize = config.maxPendingKeys;
     this.slots.maxBytes = config.maxPendingBytes;
@@ -161,7 +161,7 @@ export class FlushEngine {
   /** The sum of everything waiting. */
   get unwritten(): Amount {
     let total: Amount = 0;
-    for (const s of this.slots.slots()) total = addAmounts(addAmounts(total, s.delta), s.sent?.delta ?? 0);
+    for (const s of this.slots.slots()) total = addAmounts(addAmounts(total, s.delta), s.inFlight?.delta ?? 0);
     return total;
   }
 
@@ -183,18 +183,18 @@ export class FlushEngine {
 
   /** After a restore: work found in storage gets a flush even if its alarm was lost (at the backoff time, if one was running). */
   resume(): Promise<void> | void {
-    if ((this.slots.size === 0 && !this.#c.side?.pending) || this.#scheduledAt !== undefined) return;
-    return this.#schedule(Math.max(this.#c.timers.now(), this.#meta.retryAt ?? 0), true);
+    if ((this.slots.size === 0 && !this.#config.side?.pending) || this.#scheduledAt !== undefined) return;
+    return this.#schedule(Math.max(this.#config.timers.now(), this.#meta.retryAt ?? 0), true);
   }
 
   /** After an add: make sure a flush is scheduled; never pulls a backoff forward. */
-  added(): Promise<void> | void {
+  scheduleFlush(): Promise<void> | void {
     if (this.#closed || this.#meta.retryAt !== undefined) return;
-    const now = this.#c.timers.now();
+    const now = this.#config.timers.now();
     // A flush that has not started yet takes this add, so maxKeys pulls nothing forward then (else every add at
     // maxKeys during a flush queued one more flush: thousands a second under load). The add still gets a
     // wake-up of its own, once: a Durable Object evicted before that flush ran keeps only its storage and alarm.
-    const at = this.#queued === undefined && this.slots.size >= this.#c.maxKeys ? now : now + this.#c.intervalMs;
+    const at = this.#queued === undefined && this.slots.size >= this.#config.maxKeys ? now : now + this.#config.intervalMs;
     // The common case, checked here so that an add costs no promise: a flush is already due by then.
     if (this.#scheduledAt !== undefined && this.#scheduledAt <= at) return;
     return this.#schedule(at, false);
@@ -233,7 +233,7 @@ export class FlushEngine {
   async stop(): Promise<void> {
     this.#closed = true;
     this.#scheduledAt = undefined;
-    await this.#c.scheduler.clear();
+    await this.#config.scheduler.clear();
   }
 
   /**
@@ -243,7 +243,7 @@ export class FlushEngine {
    */
   async close(timeoutMs: number): Promise<FlushResult> {
     await this.stop();
-    const { timers } = this.#c;
+    const { timers } = this.#config;
     const deadline = timers.now() + timeoutMs;
     const total: FlushResult = (this.#closing = { keys: 0, requests: 0, total: 0 });
     let lastError: unknown;
@@ -257,7 +257,7 @@ export class FlushEngine {
         lastError = error;
       }
       if (this.pending === 0) break;
-      const wait = Math.min(flushRetryDelay(Math.max(1, this.#meta.failures), this.#c.maxRetryDelayMs), deadline - timers.now());
+      const wait = Math.min(flushRetryDelay(Math.max(1, this.#meta.failures), this.#config.maxRetryDelayMs), deadline - timers.now());
       if (wait > 0) await new Promise<void>((resolve) => timers.setTimeout(resolve, wait));
     }
     // A write still on the wire at the deadline is let finish (its own timeout bounds it), so that nothing runs
@@ -269,7 +269,7 @@ export class FlushEngine {
       throw new CounterError(
         "Timeout",
         `close() gave up after ${timeoutMs} ms (timeoutMs): ${this.pending} keys with a total of ${String(this.unwritten)} are still ` +
-          `unwritten. They stay in the buffer: a later flush() writes them${this.#c.writerId ? " (exactly once)" : ""}.${last}`,
+          `unwritten. They stay in the buffer: a later flush() writes them${this.#config.writerId ? " (exactly once)" : ""}.${last}`,
         { retryable: true, cause: lastError },
       );
     }
@@ -291,8 +291,8 @@ export class FlushEngine {
     return this.exclusive(async () => {
       const letters = this.#release();
       const slots = letters.map((h) => this.slots.merge(h.at, h.letter.amount, true));
-      await this.#c.store?.release(letters, slots);
-      if (letters.length > 0) await this.added();
+      await this.#config.store?.release(letters, slots);
+      if (letters.length > 0) await this.scheduleFlush();
       return letters.length;
     });
   }
@@ -301,13 +301,13 @@ export class FlushEngine {
   async takeDeadLetters(): Promise<DeadLetter[]> {
     return this.exclusive(async () => {
       const letters = this.#release();
-      await this.#c.store?.release(letters, undefined);
+      await this.#config.store?.release(letters, undefined);
       return letters.map((h) => h.letter);
     });
   }
 
   #within<T>(promise: Promise<T>, ms: number): Promise<T> {
-    const { timers } = this.#c;
+    const { timers } = this.#config;
     let handle: unknown;
     const deadline = new Promise<never>((_, reject) => {
       handle = timers.setTimeout(() => reject(new CounterError("Timeout", "close() deadline passed during a flush")), ms);
@@ -316,7 +316,7 @@ export class FlushEngine {
   }
 
   async #flushNow(): Promise<FlushResult> {
-    const { client, store, timers } = this.#c;
+    const { client, store, timers } = this.#config;
     const result: FlushResult = { keys: 0, requests: 0, total: 0 };
     const errors: CounterError[] = [];
     const dead: HeldLetter[] = [];
@@ -325,46 +325,46 @@ export class FlushEngine {
     let ambiguous = false;
     let round = [...this.slots.slots()];
     // Items retried in this flush may write their newer adds in a second round once the retry is confirmed.
-    const retried = new Set(round.filter((s) => s.sent !== undefined).map(itemIdOf));
+    const retried = new Set(round.filter((s) => s.inFlight !== undefined).map(itemIdOf));
     let seq: number | undefined;
     for (let r = 0; r < 2 && round.length > 0; r++) {
       // An item with a write in progress writes nothing new until that write is confirmed: its marker would
       // take the newer seq first, and the retry would then look like a Conflict.
       // (Every slot counts, not only this round's: an item may still hold an older write left for the next round.)
-      const busy = new Set([...this.slots.slots()].filter((s) => s.sent !== undefined).map(itemIdOf));
-      const fresh = round.filter((s) => s.sent === undefined && !busy.has(itemIdOf(s)));
+      const busy = new Set([...this.slots.slots()].filter((s) => s.inFlight !== undefined).map(itemIdOf));
+      const fresh = round.filter((s) => s.inFlight === undefined && !busy.has(itemIdOf(s)));
       if (fresh.length > 0) {
         seq ??= this.#meta.seq = nextSeq(this.#meta.seq, timers.now());
         for (const s of fresh) {
-          s.sent = { seq, delta: s.delta };
+          s.inFlight = { seq, delta: s.delta };
           s.delta = 0;
         }
         // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
         await store?.assign(fresh, this.#meta);
       }
-      const { results, requests } = await writeSlots(client, oldestWrites(round), { writerId: this.#c.writerId, concurrency: this.#c.concurrency, sets: this.#c.sets });
+      const { results, requests } = await writeSlots(client, oldestWrites(round), { writerId: this.#config.writerId, concurrency: this.#config.concurrency, sets: this.#config.sets });
       result.requests += requests;
       const done: Slot[] = [];
       const deadNow: HeldLetter[] = [];
       for (const res of results) {
         const { slot } = res;
-        const sent = slot.sent!;
+        const inFlight = slot.inFlight!;
         if (res.status === "failed") {
           errors.push(res.error);
           failedKeys++;
           ambiguous ||= res.error.ambiguous;
           continue;
         }
-        slot.sent = undefined;
+        slot.inFlight = undefined;
         if (res.status === "done") {
-          if (!isZero(sent.delta)) {
+          if (!isZero(inFlight.delta)) {
             written.add(itemIdOf(slot));
-            result.total = addAmounts(result.total, sent.delta);
+            result.total = addAmounts(result.total, inFlight.delta);
           }
-          if (res.markers !== undefined && res.markers > this.#c.markerWarnAt) this.#crowded(result, slot, res.markers);
+          if (res.markers !== undefined && res.markers > this.#config.markerWarnAt) this.#crowded(result, slot, res.markers);
           done.push(slot);
         } else {
-          const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: sent.delta, error: res.error };
+          const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: inFlight.delta, error: res.error };
           // One letter per key: a key failing again adds to its letter (a fresh id only for the first).
           deadNow.push(this.#hold({ letter, at: slot, id: crypto.randomUUID() }));
         }
@@ -374,10 +374,10 @@ export class FlushEngine {
       await store?.settle(done, deadNow, this.#meta);
       // The second round: what waited behind a retried item whose write is now confirmed.
       const confirmed = new Set(done.map(itemIdOf).filter((id) => retried.has(id)));
-      round = confirmed.size === 0 ? [] : [...this.slots.slots()].filter((s) => s.sent === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
+      round = confirmed.size === 0 ? [] : [...this.slots.slots()].filter((s) => s.inFlight === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
     }
-    if (this.#c.side?.pending) {
-      const side = await this.#c.side.write();
+    if (this.#config.side?.pending) {
+      const side = await this.#config.side.write();
       result.requests += side.requests;
       errors.push(...side.failed);
       failedKeys += side.failed.length;
@@ -392,15 +392,15 @@ export class FlushEngine {
     if (dead.length > 0) {
       result.deadLetters = dead.length;
       // Once per key and failure code: a key that keeps failing the same way is one report, not one a flush.
-      for (const h of dead) if (this.#reported.has(h)) notify(this.#c.onDeadLetter, h.letter);
+      for (const h of dead) if (this.#reported.has(h)) notify(this.#config.onDeadLetter, h.letter);
     }
     if (errors.length > 0) {
       this.#meta.failures++;
-      const retryInMs = flushRetryDelay(this.#meta.failures, this.#c.maxRetryDelayMs);
+      const retryInMs = flushRetryDelay(this.#meta.failures, this.#config.maxRetryDelayMs);
       this.#meta.retryAt = timers.now() + retryInMs;
       await store?.saveMeta(this.#meta);
       if (!this.#closed) await this.#schedule(this.#meta.retryAt, true);
-      notify(this.#c.onError, errors[0]!, { keys: failedKeys, ambiguous, failures: this.#meta.failures, retryInMs });
+      notify(this.#config.onError, errors[0]!, { keys: failedKeys, ambiguous, failures: this.#meta.failures, retryInMs });
       throw errors[0]!;
     }
     if (this.#meta.failures !== 0 || this.#meta.retryAt !== undefined) {
@@ -409,14 +409,14 @@ export class FlushEngine {
       await store?.saveMeta(this.#meta);
     }
     // Adds that arrived during the flush wait for their own interval.
-    if (this.slots.size > 0) await this.added();
-    notify(this.#c.onFlush, result);
+    if (this.slots.size > 0) await this.scheduleFlush();
+    notify(this.#config.onFlush, result);
     return result;
   }
 
   /** Holds `h`, or adds it to the letter already held for its key; returns the letter held. Counts its memory. */
   #hold(h: HeldLetter, restoring = false): HeldLetter {
-    const id = `${h.at.tableKey}\n${h.at.itemKey}`;
+    const id = `${h.at.tableRef}\n${h.at.itemRef}`;
     const held = this.#held.get(id);
     if (held === undefined) {
       this.#held.set(id, h);
@@ -444,8 +444,8 @@ export class FlushEngine {
   #crowded(result: FlushResult, slot: Slot, markers: number): void {
     const item: CrowdedItem = { key: keyOf(slot), tableName: slot.table.tableName, markers };
     (result.crowded ??= []).push(item);
-    const id = `${slot.tableKey}\n${slot.itemKey}`;
-    if (this.#c.onFlush === undefined && !this.#warned.has(id) && this.#warned.size < 1000) {
+    const id = `${slot.tableRef}\n${slot.itemRef}`;
+    if (this.#config.onFlush === undefined && !this.#warned.has(id) && this.#warned.size < 1000) {
       this.#warned.add(id);
       console.warn(
         `dynacount: item ${shown(slot.id)} in table "${slot.table.tableName}" carries ${markers} exactly-once markers (one per writerId ` +
@@ -458,6 +458,6 @@ export class FlushEngine {
     if (this.#closed) return;
     if (!force && this.#scheduledAt !== undefined && this.#scheduledAt <= at) return;
     this.#scheduledAt = at;
-    await this.#c.scheduler.set(at);
+    await this.#config.scheduler.set(at);
   }
 }

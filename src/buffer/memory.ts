@@ -96,7 +96,7 @@ export class CounterBuffer {
   add(key: CounterKey, by: Amount = 1, options?: TableOptions): void {
     if (this.#closed) throw new CounterError("Closed", "This CounterBuffer is closed: create a new one, or add before calling close()");
     this.#engine.slots.add(key, by, options);
-    void this.#engine.added();
+    void this.#engine.scheduleFlush();
   }
 
   /**

@@ -272,7 +272,7 @@ export class DurablePageViews {
     const writes: Array<Promise<unknown>> = [...slots].map(([slot, suffix]) => this.#store.putPending(slot, suffix));
     for (const c of chunks(Object.entries(resolvePuts(puts)), MAX_KV_KEYS)) writes.push(this.#storage.put(Object.fromEntries(c)));
     for (const c of chunks(deletes, MAX_KV_KEYS)) writes.push(this.#storage.delete(c));
-    writes.push(Promise.resolve(this.#engine.added()));
+    writes.push(Promise.resolve(this.#engine.scheduleFlush()));
     const done = Promise.all(writes).then(() => undefined);
     if (batchId !== undefined) this.#batches.set(batchId, { at: now, done });
     await done;

@@ -37,7 +37,7 @@ export interface Sender {
   send<T = Record<string, unknown>>(operation: string, body: unknown, options: { idempotent: boolean; tableName?: string | undefined }): Promise<T>;
 }
 
-const isZero = (slot: Slot) => slot.sent!.delta === 0 || slot.sent!.delta === 0n;
+const isZero = (slot: Slot) => slot.inFlight!.delta === 0 || slot.inFlight!.delta === 0n;
 
 /**
  * Groups slots into writes: one per item and sequence number. The exactly-once marker is per (writer, item),
@@ -48,7 +48,7 @@ const isZero = (slot: Slot) => slot.sent!.delta === 0 || slot.sent!.delta === 0n
 export function itemWrites(slots: readonly Slot[]): Slot[][] {
   const writes = new Map<string, Slot[]>();
   for (const slot of slots) {
-    const id = `${slot.sent!.seq}\n${itemIdOf(slot)}`;
+    const id = `${slot.inFlight!.seq}\n${itemIdOf(slot)}`;
     const write = writes.get(id);
     if (write) write.push(slot);
     else writes.set(id, [slot]);
@@ -57,7 +57,7 @@ export function itemWrites(slots: readonly Slot[]): Slot[][] {
 }
 
 /**
- * Writes each item's `sent` deltas with one `UpdateItem` that ADDs to every count attribute at once, at most
+ * Writes each item's `inFlight` deltas with one `UpdateItem` that ADDs to every count attribute at once, at most
  * `concurrency` at a time, and reports every item on its own: one item's failure never affects another's.
  *
  * With a writer id the update is conditional on the writer's marker being older than the write's `seq`, so
@@ -89,7 +89,7 @@ export async function writeSlots(client: Sender, slots: readonly Slot[], options
       const values: Record<string, { N: string }> = {};
       live.forEach((s, i) => {
         names[`#c${i}`] = s.table.countAttribute;
-        values[`:d${i}`] = { N: String(s.sent!.delta) };
+        values[`:d${i}`] = { N: String(s.inFlight!.delta) };
       });
       const adds = `ADD ${live.map((_, i) => `#c${i} :d${i}`).join(", ")}`;
       // Attributes set with the ADDs (a TTL, index keys): part of the same conditional write, so never half-applied.
@@ -115,7 +115,7 @@ export async function writeSlots(client: Sender, slots: readonly Slot[], options
           continue;
         }
         names["#w"] = marker;
-        values[":s"] = { N: String(first.sent!.seq) };
+        values[":s"] = { N: String(first.inFlight!.seq) };
         const out = await client.send<{ Attributes?: Record<string, unknown> }>("UpdateItem", {
           TableName: t.tableName,
           Key: key,
@@ -147,7 +147,7 @@ const countMarkers = (item: Record<string, unknown> | undefined): number => {
 
 /** Decides a failed marker check from the item's stored marker (from the error, or read when a server omits it). */
 async function checkedMarker(client: Sender, slot: Slot, marker: string, failure: CounterError): Promise<Outcome> {
-  const seq = slot.sent!.seq;
+  const seq = slot.inFlight!.seq;
   let item = failure.item as Record<string, { N?: string }> | undefined;
   if (item === undefined) {
     // Servers without ReturnValuesOnConditionCheckFailure (dynalite): one consistent read of the marker.

@@ -66,7 +66,7 @@ export async function holdSlot(c: Context, option: Resolved, fallback: string): 
   return {
     success: true,
     release() {
-      clearInterval(timer);
+      if (timer !== undefined) clearInterval(timer);
       // Not awaited: the answer is not held back; a release that fails frees the slot after leaseMs anyway.
       waitUntil(c, slot.release().catch(() => undefined));
     },

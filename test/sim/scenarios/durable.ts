@@ -71,7 +71,7 @@ export const durableScenario: Scenario<Config> = {
     const acked = new Map<string, bigint>();
     // Storage as an older version left it (a record per count attribute, each with its own seq), some applied.
     for (const l of config.legacy) {
-      const at = { tableKey: JSON.stringify([TABLE, "id", null, l.attribute]), itemKey: l.item };
+      const at = { tableRef: JSON.stringify([TABLE, "id", null, l.attribute]), itemRef: l.item };
       object.data.set(`b:${await storageSuffix(at)}`, { t: [TABLE, "id", null, l.attribute], id: l.item, d: String(l.delta), s: l.seq });
       if (l.applied) {
         model.handle("UpdateItem", {
