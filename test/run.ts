@@ -25,16 +25,20 @@ const nodeCounts = (out: string) => {
   return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
 };
 
-const testFiles = readdirSync(path.join(root, "test"))
-  .filter((f) => f.endsWith(".test.ts"))
-  .sort()
-  .map((f) => path.join("test", f));
+// The Node suite: every tier folder's files (unit: no servers; server: both servers; build: the built package).
+const testFiles = ["unit", "server", "build", "."]
+  .flatMap((tier) =>
+    readdirSync(path.join(root, "test", tier))
+      .filter((f) => f.endsWith(".test.ts"))
+      .map((f) => path.join("test", tier, f)),
+  )
+  .sort();
 
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
 const suites: Suite[] = [
   {
-    // The deterministic simulator: no servers (an in-memory stand-in, proven by test/differential.test.ts), its
+    // The deterministic simulator: no servers (an in-memory stand-in, proven by test/server/differential.test.ts), its
     // own suite so that its worker threads do not compete with the server suites for the two cores.
     name: "sim",
     command: process.execPath,
@@ -51,7 +55,7 @@ const suites: Suite[] = [
     // The client suites again, with every client on fetch instead of Node's default node:http.
     name: "node-fetch",
     command: process.execPath,
-    args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "test/client.test.ts", "test/failures.test.ts"],
+    args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "test/server/client.test.ts", "test/server/failures.test.ts"],
     env: { DYNACOUNT_TEST_TRANSPORT: "fetch" },
     counts: nodeCounts,
   },

@@ -577,7 +577,7 @@ interface TransactAction {
 
 /**
  * An in-memory DynamoDB of one flavor: `handle(operation, body)` applies a JSON API request atomically and
- * synchronously and returns the status and parsed body the real server would (test/differential.test.ts compares
+ * synchronously and returns the status and parsed body the real server would (test/server/differential.test.ts compares
  * the two on random traces; measured against dynalite 4.0.0 and DynamoDB Local 1.25.1).
  *
  * Scope: the requests of src/: CreateTable (PAY_PER_REQUEST, S keys), DescribeTable, DescribeTimeToLive,

@@ -1,0 +1,63 @@
+// ShardedCounter when its shard count changes between deployments, on both real servers: no count is lost
+// whichever instance reads (issue 26).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ShardedCounter, type CounterClient } from "../../src/index.ts";
+import type { CounterKey } from "../../src/core/keys.ts";
+import { freshTable, servers } from "../support/harness.ts";
+
+/** `n` adds of 1 through `counter`, 10 at a time. */
+async function addMany(counter: ShardedCounter, n: number): Promise<void> {
+  let left = n;
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (left-- > 0) await counter.add();
+    }),
+  );
+}
+
+/** How many shards of `id` (`<id>#<i>`, i < 1000) hold a count. */
+async function shardsUsed(client: CounterClient, id: string, upTo: number, sort?: string): Promise<number> {
+  const values = await Promise.all(
+    Array.from({ length: upTo }, (_, i) => client.get(sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort })),
+  );
+  return values.filter((v) => v > 0).length;
+}
+
+for (const server of await servers()) {
+  describe(`ShardedCounter with a changing shard count on ${server.name}`, () => {
+    it("shrinking shards never undercounts: 200 adds over 20 shards read back as 200 with shards: 10", async () => {
+      const client = await freshTable(server.endpoint);
+      await addMany(new ShardedCounter(client, "likes", { shards: 20 }), 200);
+      assert.ok((await shardsUsed(client, "likes", 20)) > 10, "the adds reached shards past the tenth");
+      assert.equal(await new ShardedCounter(client, "likes", { shards: 10 }).total(), 200);
+      assert.equal(await new ShardedCounter(client, "likes", { shards: 1 }).total(), 200);
+      assert.equal(await new ShardedCounter(client, "likes", { shards: 20 }).total(), 200);
+    });
+
+    it("raising shards: writers with 5 and 20 shards, every reader totals both", async () => {
+      const client = await freshTable(server.endpoint);
+      await addMany(new ShardedCounter(client, "views", { shards: 5 }), 100);
+      assert.equal(
+        await new ShardedCounter(client, "views", { shards: 20 }).total(),
+        100,
+        "more shards than were written: the empty ones add nothing",
+      );
+      await addMany(new ShardedCounter(client, "views", { shards: 20 }), 100);
+      for (const shards of [5, 10, 20, 40]) {
+        assert.equal(await new ShardedCounter(client, "views", { shards }).total(), 200, `a reader with ${shards} shards`);
+      }
+    });
+
+    it("shrinking shards on a table with a sort key: every shard of that sort value is read", async () => {
+      const client = await freshTable(server.endpoint, { sortKeyAttribute: "day" });
+      const key: CounterKey = { id: "clicks", sort: "2026-11-29" };
+      const other: CounterKey = { id: "clicks", sort: "2026-11-30" };
+      await addMany(new ShardedCounter(client, key, { shards: 30 }), 150);
+      await addMany(new ShardedCounter(client, other, { shards: 3 }), 7);
+      assert.ok((await shardsUsed(client, "clicks", 30, "2026-11-29")) > 3);
+      assert.equal(await new ShardedCounter(client, key, { shards: 3 }).total(), 150);
+      assert.equal(await new ShardedCounter(client, other, { shards: 3 }).total(), 7, "another sort value keeps its own count");
+    });
+  });
+}
