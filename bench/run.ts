@@ -329,7 +329,7 @@ async function breakdown() {
   section("Where the time goes on Node, CPU µs per operation");
   const { AwsClient } = await import("aws4fetch");
   const aws = new AwsClient({ ...credentials, service: "dynamodb", region: "us-east-1", retries: 0 });
-  const { toKey, DEFAULT_LAYOUT } = await import("../src/core/keys.ts");
+  const { dynamoKey, DEFAULT_LAYOUT } = await import("../src/core/keys.ts");
   const { amountToWire } = await import("../src/core/numbers.ts");
   const n = quick ? 50 : 5000;
   const cpu = async (fn: () => unknown) => {
@@ -340,7 +340,7 @@ async function breakdown() {
     return (u.user + u.system) / n;
   };
   const body = () =>
-    JSON.stringify({ TableName: "AtomicCounters", Key: toKey(DEFAULT_LAYOUT, "page:/home"), UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: amountToWire(1, "by") } }, ReturnValues: "UPDATED_NEW" });
+    JSON.stringify({ TableName: "AtomicCounters", Key: dynamoKey(DEFAULT_LAYOUT, "page:/home"), UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: amountToWire(1, "by") } }, ReturnValues: "UPDATED_NEW" });
   const ours = await cpu(body);
   const sign = await cpu(() => aws.sign("http://127.0.0.1:9/", { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" }, body: body() }));
   const parse = await cpu(() => JSON.parse('{"Attributes":{"lastValue":{"N":"12345"}}}'));

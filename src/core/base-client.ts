@@ -4,7 +4,7 @@ import { profileRegion } from "./credentials/profile.js";
 import { refreshing } from "./credentials/provider.js";
 import { envReader, type EnvSource } from "./env.js";
 import { CounterError, shown } from "./errors.js";
-import { DEFAULT_LAYOUT, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
+import { DEFAULT_LAYOUT, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
 import { callOptionNames, checkNames, fn, lazy, int, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
 import { AwsV4Signer } from "aws4fetch";
@@ -228,7 +228,7 @@ export class BaseClient<M extends NumberMode = "number"> {
       "UpdateItem",
       {
         TableName: table.tableName,
-        Key: toKey(table, key),
+        Key: dynamoKey(table, key),
         UpdateExpression: "ADD #c :by",
         ExpressionAttributeNames: { "#c": table.countAttribute },
         ExpressionAttributeValues: { ":by": { N: by } },
@@ -254,7 +254,7 @@ export class BaseClient<M extends NumberMode = "number"> {
       "GetItem",
       {
         TableName: table.tableName,
-        Key: toKey(table, key),
+        Key: dynamoKey(table, key),
         ConsistentRead: options.consistent ?? true,
         ProjectionExpression: "#c",
         ExpressionAttributeNames: { "#c": table.countAttribute },

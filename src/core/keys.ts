@@ -120,7 +120,7 @@ export function keyAttributes(layout: TableLayout, id: string, sort: string | un
 }
 
 /** Validates `key` and returns DynamoDB's `Key` object for it. */
-export function toKey(layout: TableLayout, key: CounterKey): Record<string, { S: string }> {
+export function dynamoKey(layout: TableLayout, key: CounterKey): Record<string, { S: string }> {
   const { id, sort } = keyParts(layout, key);
   return keyAttributes(layout, id, sort);
 }

@@ -2,7 +2,7 @@
 import { chunks } from "../core/chunks.js";
 import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
-import { keyParts, layoutOptions, resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
+import { keyParts, layoutOptions, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
 import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
 import { int, lazy, parseOptions, withTable, type Shape } from "../core/options.js";
 import { sleep } from "../core/timers.js";
@@ -67,8 +67,8 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     const { id, sort } = keyParts(this.#table, key);
     this.#shardKey = (i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort });
     this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => this.#shardKey(i));
-    this.#keys = this.#shards.map((shard) => toKey(this.#table, shard));
-    this.#meta = toKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
+    this.#keys = this.#shards.map((shard) => dynamoKey(this.#table, shard));
+    this.#meta = dynamoKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
     this.#recordId = JSON.stringify([this.#table.tableName, this.#meta, this.#shards.length]);
     this.#tableOptions = layoutOptions(this.#table);
   }
@@ -130,7 +130,7 @@ export class ShardedCounter<M extends NumberMode = "number"> {
       recorded = Math.max(recorded, Number(item[SHARDS_ATTRIBUTE]?.N ?? 0));
     }
     if (recorded > this.#keys.length) {
-      const more = Array.from({ length: Math.min(recorded, 1000) - this.#keys.length }, (_, i) => toKey(this.#table, this.#shardKey(this.#keys.length + i)));
+      const more = Array.from({ length: Math.min(recorded, 1000) - this.#keys.length }, (_, i) => dynamoKey(this.#table, this.#shardKey(this.#keys.length + i)));
       for (const item of await this.#read(more)) {
         const n = item[this.#table.countAttribute]?.N;
         if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));

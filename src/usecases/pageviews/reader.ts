@@ -1,7 +1,7 @@
 // PageViews: lifetime totals, hourly and daily series, unique visitors and the top pages of a day, read from DynamoDB.
 import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
-import { keyAttributes, keyParts, resolveLayout, toKey, type TableLayout, type TableOptions } from "../../core/keys.js";
+import { keyAttributes, keyParts, resolveLayout, dynamoKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
 import { checkNames, lazy, parseOptions, text, typed, withTable, type Shape } from "../../core/options.js";
 import { batchGet, type Item } from "./batch-get.js";
@@ -267,7 +267,7 @@ export class PageViews<M extends NumberMode = "number"> {
   /** The items at `keys`, in their order (undefined when missing or expired), with `attributes` (and the TTL) or whole. */
   async #get(keys: ReturnType<typeof itemKey>[], attributes: string[] | undefined): Promise<Array<Item | undefined>> {
     const t = this.#table;
-    const wire = keys.map((k) => toKey(t, k));
+    const wire = keys.map((k) => dynamoKey(t, k));
     const names = attributes && [t.keyAttribute, ...(t.sortKeyAttribute ? [t.sortKeyAttribute] : []), this.#ttl, ...attributes];
     const items = await batchGet(this.#client, t.tableName, wire, { consistent: this.#consistent, ...(names && { names }) });
     const now = Date.now() / 1000;

@@ -3,7 +3,7 @@ import type { DurableStorage } from "../../buffer/durable-store.js";
 import type { SideWrites } from "../../buffer/engine.js";
 import type { Sender } from "../../buffer/writer.js";
 import { CounterError } from "../../core/errors.js";
-import { keyParts, toKey, type TableLayout } from "../../core/keys.js";
+import { keyParts, dynamoKey, type TableLayout } from "../../core/keys.js";
 import { DAY_MS, dayEnd } from "./buckets.js";
 import { Sketch } from "./hll.js";
 import { dayExpiry, fnv1a, itemKey, SKETCH, SKETCH_VERSION, type Retention } from "./layout.js";
@@ -123,7 +123,7 @@ export class SketchBook implements SideWrites {
             "UpdateItem",
             {
               TableName: this.table.tableName,
-              Key: toKey(this.table, key),
+              Key: dynamoKey(this.table, key),
               UpdateExpression: "SET #h = :h, #v = :v, #t = :t",
               // Versions only grow: a write overtaken by a later one (a resend on a slow network) changes nothing.
               ConditionExpression: "attribute_not_exists(#v) OR #v < :v",

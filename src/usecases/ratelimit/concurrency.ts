@@ -1,7 +1,7 @@
 // ConcurrencyLimiter: at most `limit` holders per identifier across instances, as slots with an expiry on one item.
 import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
-import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
+import { resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
 import { fn, int, lazy, oneOf, parseOptions, positiveInt, text, timerMs, withTable, type Shape } from "../../core/options.js";
 import { ttlSeconds, type Item } from "./algorithm.js";
@@ -171,7 +171,7 @@ export class ConcurrencyLimiter {
    * ```
    */
   async acquire(identifier: string): Promise<ConcurrencySlot> {
-    const key = this.#itemKey(identifier);
+    const key = this.#dynamoKey(identifier);
     // Random per acquire: the fence of release and renew, and what makes a resent claim harmless.
     const holder = crypto.randomUUID().replace(/-/g, "");
     let seen = this.#recall(identifier);
@@ -364,8 +364,8 @@ export class ConcurrencyLimiter {
     return item;
   }
 
-  #itemKey(identifier: string): Key {
+  #dynamoKey(identifier: string): Key {
     if (typeof identifier !== "string" || identifier.length === 0) throw validationError(`identifier must be a non-empty string`);
-    return toKey(this.#table, this.#key(identifier));
+    return dynamoKey(this.#table, this.#key(identifier));
   }
 }

@@ -1,7 +1,7 @@
 // RateLimiter: runs one algorithm against DynamoDB, with a cache of blocked identifiers and optional leases.
 import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
-import { resolveLayout, toKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
+import { resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
 import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, schema, text, timerMs, typed, withTable, type Shape } from "../../core/options.js";
 import { planUpdate, type Item, type Plan, type Reading } from "./algorithm.js";
@@ -334,14 +334,14 @@ export class RateLimiter {
    * ```
    */
   async reset(identifier: string): Promise<void> {
-    const key = this.#itemKey(identifier);
+    const key = this.#dynamoKey(identifier);
     this.#memory.forget(identifier);
     await this.#client.send("DeleteItem", { TableName: this.#table.tableName, Key: key }, { idempotent: true, tableName: this.#table.tableName });
   }
 
   /** Checks the identifier and the units (against the identifier's limit when `capped`) and resolves its policy. */
   async #prepare(identifier: string, units: number, capped: boolean): Promise<Prepared> {
-    const key = this.#itemKey(identifier);
+    const key = this.#dynamoKey(identifier);
     const memory = this.#memory.recall(identifier);
     const found = this.#policies.of(identifier, memory, this.#now());
     const policy = found instanceof Promise ? await found : found;
@@ -563,9 +563,9 @@ export class RateLimiter {
     return units;
   }
 
-  #itemKey(identifier: string): Record<string, { S: string }> {
+  #dynamoKey(identifier: string): Record<string, { S: string }> {
     if (typeof identifier !== "string" || identifier.length === 0) throw validationError(`identifier must be a non-empty string`);
-    return toKey(this.#table, this.#key(identifier));
+    return dynamoKey(this.#table, this.#key(identifier));
   }
 
   #busyError(what: string): CounterError {
