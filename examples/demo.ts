@@ -2,7 +2,15 @@
 import { createRequire } from "node:module";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CounterBuffer, CounterClient, type CounterError, IdAllocator, RateLimiter, rateLimitHeaders, ShardedCounter } from "../src/index.ts";
+import {
+  CounterBuffer,
+  CounterClient,
+  type CounterError,
+  IdAllocator,
+  RateLimiter,
+  rateLimitHeaders,
+  ShardedCounter,
+} from "../src/index.ts";
 import * as atomicCounter from "../src/compat.ts";
 
 const require = createRequire(import.meta.url);
@@ -11,7 +19,10 @@ const dynalite = require("dynalite") as (options: object) => Server;
 const server = dynalite({ createTableMs: 0 });
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-const line = (label: string, value: unknown) => console.log(`  ${label.padEnd(42)} ${typeof value === "string" ? value : JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}`);
+const line = (label: string, value: unknown) =>
+  console.log(
+    `  ${label.padEnd(42)} ${typeof value === "string" ? value : JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v))}`,
+  );
 
 try {
   console.log(`dynacount demo: embedded dynalite at ${endpoint}\n`);
@@ -40,7 +51,12 @@ try {
   for (const r of ranges) line(`reserve("order-id", ${r.last - r.first + 1})`, r);
 
   console.log("\nbig numbers");
-  const big = new CounterClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "demo", secretAccessKey: "demo-secret" }, numbers: "bigint" });
+  const big = new CounterClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "demo", secretAccessKey: "demo-secret" },
+    numbers: "bigint",
+  });
   line("bigint increment by 2^60", await big.increment("big", { by: 2n ** 60n }));
   await client.get("big").catch((e: CounterError) => line("same value as number", `CounterError ${e.code}`));
 
@@ -79,14 +95,27 @@ try {
     return out;
   });
   const allowed = decisions.filter((d) => d.success).length;
-  line("25 calls from one IP", `${allowed} allowed, ${25 - allowed} blocked (${decisions.filter((d) => d.reason === "cacheBlock").length} answered from the local cache)`);
-  line("last answer", { success: decisions[24]!.success, remaining: decisions[24]!.remaining, reset: new Date(decisions[24]!.reset).toISOString() });
+  line(
+    "25 calls from one IP",
+    `${allowed} allowed, ${25 - allowed} blocked (${decisions.filter((d) => d.reason === "cacheBlock").length} answered from the local cache)`,
+  );
+  line("last answer", {
+    success: decisions[24]!.success,
+    remaining: decisions[24]!.remaining,
+    reset: new Date(decisions[24]!.reset).toISOString(),
+  });
 
   console.log("\na hot API key: 4 instances sharing 500 requests a minute with lease: 20 (token bucket)");
-  const instances = Array.from({ length: 4 }, () => new RateLimiter(counted, { limit: 500, windowMs: 60_000, algorithm: "token-bucket", lease: 20 }));
+  const instances = Array.from(
+    { length: 4 },
+    () => new RateLimiter(counted, { limit: 500, windowMs: 60_000, algorithm: "token-bucket", lease: 20 }),
+  );
   const [hot, hotRequests] = await spent(() => Promise.all(Array.from({ length: 800 }, (_, i) => instances[i % 4]!.limit("key:hot"))));
   const hotAllowed = hot.filter((d) => d.success).length;
-  line("800 calls on one key", `${hotAllowed} allowed (a bucket of 500, refilling 500 a minute), ${hot.filter((d) => d.reason === "lease").length} answered from a lease`);
+  line(
+    "800 calls on one key",
+    `${hotAllowed} allowed (a bucket of 500, refilling 500 a minute), ${hot.filter((d) => d.reason === "lease").length} answered from a lease`,
+  );
   line("requests per call", `${hotRequests} requests for 800 calls = ${(hotRequests / 800).toFixed(3)}`);
   const denied = hot.find((d) => !d.success);
   if (denied) line("headers of a denied call", rateLimitHeaders(denied, { windowMs: 60_000 }));
@@ -96,7 +125,10 @@ try {
     const allocators = [new IdAllocator(counted, "order-id"), new IdAllocator(counted, "order-id")];
     return Promise.all(Array.from({ length: 1000 }, (_, i) => allocators[i % 2]!.next()));
   });
-  line("1,000 ids from 2 allocators", `${new Set(ids).size} unique, ${Math.min(...ids)}…${Math.max(...ids)} (after the 250 reserved above)`);
+  line(
+    "1,000 ids from 2 allocators",
+    `${new Set(ids).size} unique, ${Math.min(...ids)}…${Math.max(...ids)} (after the 250 reserved above)`,
+  );
 
   console.log("\na hot counter (ShardedCounter, 8 shards)");
   const likes = new ShardedCounter(counted, "likes:launch-post", { shards: 8 });

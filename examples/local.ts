@@ -26,7 +26,13 @@ const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 console.log(`embedded dynalite at ${endpoint}: ${runtime} ${args.join(" ")}\n`);
 
 // Throwaway credentials: dynalite checks none, and nothing here can reach AWS.
-const env = { ...process.env, AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: "local", AWS_SECRET_ACCESS_KEY: "local-secret" };
+const env = {
+  ...process.env,
+  AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+  AWS_REGION: "us-east-1",
+  AWS_ACCESS_KEY_ID: "local",
+  AWS_SECRET_ACCESS_KEY: "local-secret",
+};
 const command = runtime === "node" ? process.execPath : path.join(root, "node_modules", ".bin", runtime);
 const child = spawn(command, args, { cwd: root, env, stdio: "inherit" });
 const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));

@@ -23,5 +23,9 @@ export type { CompatPromise, DeferredState } from "./compat/deferred.js";
  */
 
 /** The module as the old package's `require` returned it: `{ config, increment, getLastValue }`. */
-const compat: { config: typeof config; increment: typeof increment; getLastValue: typeof getLastValue } = { config, increment, getLastValue };
+const compat: { config: typeof config; increment: typeof increment; getLastValue: typeof getLastValue } = {
+  config,
+  increment,
+  getLastValue,
+};
 export default compat;

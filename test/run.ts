@@ -55,7 +55,15 @@ const suites: Suite[] = [
     // The client suites again, with every client on fetch instead of Node's default node:http.
     name: "node-fetch",
     command: process.execPath,
-    args: ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "test/server/client.test.ts", "test/server/failures.test.ts"],
+    args: [
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=spec",
+      "--test-concurrency=2",
+      "test/server/client.test.ts",
+      "test/server/failures.test.ts",
+    ],
     env: { DYNACOUNT_TEST_TRANSPORT: "fetch" },
     counts: nodeCounts,
   },
@@ -73,7 +81,15 @@ const suites: Suite[] = [
     name: "deno",
     command: bin("deno"),
     // Least permissions: loopback only and the one variable; the run fails if the code needs more.
-    args: ["test", "--config", "jsr.json", "--no-prompt", "--allow-net=127.0.0.1", `--allow-env=${SERVERS_ENV}`, "test/runtimes/deno.test.ts"],
+    args: [
+      "test",
+      "--config",
+      "jsr.json",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      `--allow-env=${SERVERS_ENV}`,
+      "test/runtimes/deno.test.ts",
+    ],
     counts: (out) => {
       // eslint-disable-next-line no-control-regex
       const m = /(\d+) passed.*?\| (\d+) failed/.exec(out.replace(/\x1b\[[0-9;]*m/g, ""));
@@ -108,7 +124,11 @@ const started = Date.now();
 const running = await startServers();
 console.log(`servers: ${running.servers.map((s) => `${s.name} ${s.endpoint}`).join(", ")} (${Date.now() - started} ms)`);
 // Deno fetches jsr.json's npm imports itself; with the system's CA store too it works behind TLS-inspecting proxies.
-const env = { ...process.env, [SERVERS_ENV]: JSON.stringify(running.servers), DENO_TLS_CA_STORE: process.env.DENO_TLS_CA_STORE ?? "system,mozilla" };
+const env = {
+  ...process.env,
+  [SERVERS_ENV]: JSON.stringify(running.servers),
+  DENO_TLS_CA_STORE: process.env.DENO_TLS_CA_STORE ?? "system,mozilla",
+};
 
 const results: { name: string; code: number; passed: number; failed: number; ms: number }[] = [];
 try {

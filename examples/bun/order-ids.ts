@@ -18,11 +18,16 @@ const counting = new CounterClient({
 
 // Three "checkout workers", each with its own allocator, as three processes would have.
 const workers = Array.from({ length: 3 }, () => new IdAllocator(counting, "order-id", { blockSize: 100 }));
-const orders = await Promise.all(
-  Array.from({ length: 900 }, async (_, i) => ({ worker: i % 3, id: await workers[i % 3]!.next() })),
-);
+const orders = await Promise.all(Array.from({ length: 900 }, async (_, i) => ({ worker: i % 3, id: await workers[i % 3]!.next() })));
 
 const ids = orders.map((o) => o.id);
-const summary = { runtime: `bun ${Bun.version}`, orders: orders.length, unique: new Set(ids).size, min: Math.min(...ids), max: Math.max(...ids), requests };
+const summary = {
+  runtime: `bun ${Bun.version}`,
+  orders: orders.length,
+  unique: new Set(ids).size,
+  min: Math.min(...ids),
+  max: Math.max(...ids),
+  requests,
+};
 console.log(`handed out ${summary.unique} unique order ids (${summary.min}…${summary.max}) with ${requests} DynamoDB requests`);
 console.log(JSON.stringify(summary));

@@ -25,14 +25,20 @@ async function main() {
 
   const last = await new Promise((resolve) => atomicCounter.getLastValue("users", { tableName }).done(resolve));
   const zero = await atomicCounter.increment("users", { tableName, increment: 0 }); // the old package added 1 here
-  const failed = await new Promise((resolve) =>
-    atomicCounter.getLastValue("users", { tableName: "NoSuchTable" }).fail((error) => resolve(error.code)), // the old package swallowed this
+  const failed = await new Promise(
+    (resolve) => atomicCounter.getLastValue("users", { tableName: "NoSuchTable" }).fail((error) => resolve(error.code)), // the old package swallowed this
   );
   // Ten at once, combined with _.when as the old README did: it hands the ten numbers to done.
   const promises = [];
   for (let i = 0; i < 10; i++) promises.push(atomicCounter.increment("clients", { tableName }));
-  const clients = await new Promise((resolve, reject) => _.when(promises).done((...ids) => resolve(ids)).fail(reject));
-  console.log(`user ids ${report.ids.join(", ")}; last value ${last}; increment 0 → ${zero}; missing table → ${failed}; 10 at once → ${clients.join(", ")}`);
+  const clients = await new Promise((resolve, reject) =>
+    _.when(promises)
+      .done((...ids) => resolve(ids))
+      .fail(reject),
+  );
+  console.log(
+    `user ids ${report.ids.join(", ")}; last value ${last}; increment 0 → ${zero}; missing table → ${failed}; 10 at once → ${clients.join(", ")}`,
+  );
   console.log(JSON.stringify({ runtime: `node ${process.version}`, ids: report.ids, last, zero, failed, clients }));
 }
 

@@ -41,9 +41,12 @@ const wrangler = spawn(
   [
     path.join(root, "node_modules/wrangler/bin/wrangler.js"),
     "dev",
-    "--ip", "127.0.0.1",
-    "--port", String(port),
-    "--persist-to", state,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--persist-to",
+    state,
     "--show-interactive-dev-session=false",
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ],
@@ -52,7 +55,13 @@ const wrangler = spawn(
   // (which prints a stack trace when there is no network; the Worker gets miniflare's placeholder).
   {
     cwd: root,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true", CLOUDFLARE_CF_FETCH_ENABLED: "false", CLOUDFLARE_API_TOKEN: "" },
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_HIDE_BANNER: "true",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      CLOUDFLARE_API_TOKEN: "",
+    },
     stdio: ["ignore", "pipe", "inherit"],
     detached: true,
   },

@@ -81,7 +81,8 @@ export class Coalescer {
     if (typeof by !== "number" || !Number.isSafeInteger(by)) amountToWire(by, "by");
     const layout = options === undefined ? this.#base : this.#layout(options);
     // The hot case: a string key already waiting in this table was validated when it was first added.
-    const seen = typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableRef)?.get(key) : undefined;
+    const seen =
+      typeof key === "string" && layout.table.sortKeyAttribute === undefined ? this.#tables.get(layout.tableRef)?.get(key) : undefined;
     if (seen === undefined) return this.merge(this.#at(layout, key), by);
     seen.delta = addChecked(seen.delta, by, "by");
     return seen;
@@ -108,7 +109,10 @@ export class Coalescer {
     if (slot === undefined) {
       const bytes = slotBytes(at);
       if (!restoring && (this.#size >= this.maxSize || this.#bytes + this.heldBytes + bytes > this.maxBytes)) {
-        const [what, option] = this.#size >= this.maxSize ? [`${this.#size} distinct keys`, "maxPendingKeys"] : [`~${this.#bytes + this.heldBytes} bytes of keys`, "maxPendingBytes"];
+        const [what, option] =
+          this.#size >= this.maxSize
+            ? [`${this.#size} distinct keys`, "maxPendingKeys"]
+            : [`~${this.#bytes + this.heldBytes} bytes of keys`, "maxPendingBytes"];
         throw new CounterError(
           "BufferFull",
           `The buffer holds ${what} (${option}) and cannot take a new one; DynamoDB is ` +
@@ -151,9 +155,11 @@ export class Coalescer {
   #layout(options: TableOptions): { table: TableLayout; tableRef: string } {
     checkNames(options, ADD_OPTIONS, "add");
     const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = options;
-    if (tableName === undefined && keyAttribute === undefined && sortKeyAttribute === undefined && countAttribute === undefined) return this.#base;
+    if (tableName === undefined && keyAttribute === undefined && sortKeyAttribute === undefined && countAttribute === undefined)
+      return this.#base;
     // A non-string value is never looked up (its text could match a valid name's): resolveLayout rejects it.
-    for (const v of [tableName, keyAttribute, sortKeyAttribute, countAttribute]) if (v !== undefined && typeof v !== "string") resolveLayout(this.#base.table, options);
+    for (const v of [tableName, keyAttribute, sortKeyAttribute, countAttribute])
+      if (v !== undefined && typeof v !== "string") resolveLayout(this.#base.table, options);
     // JSON keeps every value apart: an option left out (null) from one named "undefined", names holding NUL.
     const id = JSON.stringify([tableName ?? null, keyAttribute ?? null, sortKeyAttribute ?? null, countAttribute ?? null]);
     let resolved = this.#layouts.get(id);

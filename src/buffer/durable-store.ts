@@ -109,7 +109,10 @@ export class DurableSlotStore implements EngineStore {
 
   assign(slots: readonly Slot[], meta: EngineMeta): Promise<void> {
     return this.#write(
-      [[META, meta], ...slots.map((s): [string, unknown] => [SENT + this.#suffix(s), { ...toStored(s, s.inFlight!.delta), s: s.inFlight!.seq }])],
+      [
+        [META, meta],
+        ...slots.map((s): [string, unknown] => [SENT + this.#suffix(s), { ...toStored(s, s.inFlight!.delta), s: s.inFlight!.seq }]),
+      ],
       slots.map((s) => PENDING + this.#suffix(s)),
     );
   }
@@ -157,7 +160,8 @@ export class DurableSlotStore implements EngineStore {
       }
       return slots.locate(stored.sort === undefined ? stored.id : { id: stored.id, sort: stored.sort }, 0, options);
     };
-    for (const [key, stored] of pending) this.#suffixes.set(slots.merge(locate(stored), parseDelta(stored.d), true), key.slice(PENDING.length));
+    for (const [key, stored] of pending)
+      this.#suffixes.set(slots.merge(locate(stored), parseDelta(stored.d), true), key.slice(PENDING.length));
     for (const [key, stored] of inFlight) {
       const at = locate(stored);
       const slot = slots.find(at) ?? slots.merge(at, 0, true);
@@ -172,11 +176,21 @@ export class DurableSlotStore implements EngineStore {
       return {
         at,
         id: key.slice(DEAD.length),
-        letter: { key: at.sort === undefined ? at.id : { id: at.id, sort: at.sort }, tableName: at.table.tableName, countAttribute: at.table.countAttribute, amount: parseDelta(stored.d), error },
+        letter: {
+          key: at.sort === undefined ? at.id : { id: at.id, sort: at.sort },
+          tableName: at.table.tableName,
+          countAttribute: at.table.countAttribute,
+          amount: parseDelta(stored.d),
+          error,
+        },
       };
     });
     for (const h of letters) this.#suffixes.set(h.at, await storageSuffix(h.at));
-    return { meta: meta ? { seq: meta.seq, failures: meta.failures, retryAt: meta.retryAt } : undefined, letters, alarm: alarm ?? undefined };
+    return {
+      meta: meta ? { seq: meta.seq, failures: meta.failures, retryAt: meta.retryAt } : undefined,
+      letters,
+      alarm: alarm ?? undefined,
+    };
   }
 }
 

@@ -160,5 +160,4 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
     await this.#ready;
     return this.#engine.takeDeadLetters();
   }
-
 }

@@ -8,7 +8,6 @@ import type { CrowdedItem, DeadLetter, FlushErrorInfo, FlushResult } from "./res
 import { Coalescer, itemIdOf, slotBytes, type Location, type Slot } from "./coalescer.js";
 import { writeSlots, type ItemSets, type Sender } from "./writer.js";
 
-
 /** A held dead letter with where it goes, for storage and `retryDeadLetters`: at most one per key. */
 export interface HeldLetter {
   letter: DeadLetter;
@@ -114,7 +113,8 @@ const isZero = (a: Amount) => a === 0 || a === 0n;
  */
 function oldestWrites(round: readonly Slot[]): Slot[] {
   const oldest = new Map<string, number>();
-  for (const s of round) if (s.inFlight !== undefined) oldest.set(itemIdOf(s), Math.min(oldest.get(itemIdOf(s)) ?? Infinity, s.inFlight.seq));
+  for (const s of round)
+    if (s.inFlight !== undefined) oldest.set(itemIdOf(s), Math.min(oldest.get(itemIdOf(s)) ?? Infinity, s.inFlight.seq));
   return round.filter((s) => s.inFlight !== undefined && s.inFlight.seq === oldest.get(itemIdOf(s)));
 }
 const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { id: at.id, sort: at.sort });
@@ -220,7 +220,6 @@ export class FlushEngine {
     this.#queued = run;
     return run;
   }
-
 
   /** Runs `fn` when no flush is running, and keeps flushes out until it settles. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -342,7 +341,11 @@ export class FlushEngine {
         // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
         await store?.assign(fresh, this.#meta);
       }
-      const { results, requests } = await writeSlots(client, oldestWrites(round), { writerId: this.#config.writerId, concurrency: this.#config.concurrency, sets: this.#config.sets });
+      const { results, requests } = await writeSlots(client, oldestWrites(round), {
+        writerId: this.#config.writerId,
+        concurrency: this.#config.concurrency,
+        sets: this.#config.sets,
+      });
       result.requests += requests;
       const done: Slot[] = [];
       const deadNow: HeldLetter[] = [];
@@ -364,7 +367,13 @@ export class FlushEngine {
           if (res.markers !== undefined && res.markers > this.#config.markerWarnAt) this.#crowded(result, slot, res.markers);
           done.push(slot);
         } else {
-          const letter: DeadLetter = { key: keyOf(slot), tableName: slot.table.tableName, countAttribute: slot.table.countAttribute, amount: inFlight.delta, error: res.error };
+          const letter: DeadLetter = {
+            key: keyOf(slot),
+            tableName: slot.table.tableName,
+            countAttribute: slot.table.countAttribute,
+            amount: inFlight.delta,
+            error: res.error,
+          };
           // One letter per key: a key failing again adds to its letter (a fresh id only for the first).
           deadNow.push(this.#hold({ letter, at: slot, id: crypto.randomUUID() }));
         }
@@ -374,7 +383,10 @@ export class FlushEngine {
       await store?.settle(done, deadNow, this.#meta);
       // The second round: what waited behind a retried item whose write is now confirmed.
       const confirmed = new Set(done.map(itemIdOf).filter((id) => retried.has(id)));
-      round = confirmed.size === 0 ? [] : [...this.slots.slots()].filter((s) => s.inFlight === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
+      round =
+        confirmed.size === 0
+          ? []
+          : [...this.slots.slots()].filter((s) => s.inFlight === undefined && !isZero(s.delta) && confirmed.has(itemIdOf(s)));
     }
     if (this.#config.side?.pending) {
       const side = await this.#config.side.write();

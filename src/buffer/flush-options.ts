@@ -81,7 +81,9 @@ export function notify<A extends unknown[]>(observer: ((...args: A) => void) | u
 
 /** What a failed flush logs when no onError is given. */
 export const warnFlushFailure = (error: CounterError, info: { keys: number; retryInMs: number }): void =>
-  console.warn(`dynacount: flush of ${info.keys} keys failed (${error.code}: ${printable(error.message)}); retrying in ${Math.round(info.retryInMs)} ms`);
+  console.warn(
+    `dynacount: flush of ${info.keys} keys failed (${error.code}: ${printable(error.message)}); retrying in ${Math.round(info.retryInMs)} ms`,
+  );
 
 /** What a dead letter logs when no onDeadLetter is given. */
 export const warnDeadLetter = (letter: DeadLetter): void =>

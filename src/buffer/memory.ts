@@ -29,10 +29,12 @@ export interface BufferOptions extends FlushOptions {
   writerId?: string;
 }
 
-const bufferOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
-  ...flushOptionsShape(),
-  writerId: text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -"),
-}));
+const bufferOptionsShape = /* @__PURE__ */ lazy(
+  (): Shape => ({
+    ...flushOptionsShape(),
+    writerId: text(1, 200, /^[A-Za-z0-9_.:@-]+$/, "may contain only letters, digits and _ . : @ -"),
+  }),
+);
 
 const closeShape = /* @__PURE__ */ lazy((): Shape => ({ timeoutMs: timerMs() }));
 

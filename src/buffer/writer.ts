@@ -1,4 +1,3 @@
-
 import { CounterError, shown } from "../core/errors.js";
 import { keyAttributes } from "../core/keys.js";
 import { itemIdOf, type Slot } from "./coalescer.js";
@@ -34,7 +33,11 @@ export type WriteResult = Outcome & { slot: Slot };
 
 /** What a writer needs of a client: its request path (a small object in tests, the simulator's network in the simulator). */
 export interface Sender {
-  send<T = Record<string, unknown>>(operation: string, body: unknown, options: { idempotent: boolean; tableName?: string | undefined }): Promise<T>;
+  send<T = Record<string, unknown>>(
+    operation: string,
+    body: unknown,
+    options: { idempotent: boolean; tableName?: string | undefined },
+  ): Promise<T>;
 }
 
 const isZero = (slot: Slot) => slot.inFlight!.delta === 0 || slot.inFlight!.delta === 0n;
@@ -65,7 +68,11 @@ export function itemWrites(slots: readonly Slot[]): Slot[][] {
  * equal to `seq` means this write was applied before (done); a newer one means another live writer uses the
  * same id, or a clock went back, and the deltas are a `Conflict` (dead: they may or may not be in the count).
  */
-export async function writeSlots(client: Sender, slots: readonly Slot[], options: WriterOptions): Promise<{ results: WriteResult[]; requests: number }> {
+export async function writeSlots(
+  client: Sender,
+  slots: readonly Slot[],
+  options: WriterOptions,
+): Promise<{ results: WriteResult[]; requests: number }> {
   const marker = options.writerId === undefined ? undefined : markerAttribute(options.writerId);
   const writes = itemWrites(slots);
   const results: WriteResult[] = [];
@@ -104,32 +111,43 @@ export async function writeSlots(client: Sender, slots: readonly Slot[], options
       requests++;
       try {
         if (!marker) {
-          await client.send("UpdateItem", {
-            TableName: t.tableName,
-            Key: key,
-            UpdateExpression: sets.length > 0 ? `${adds} SET ${sets.join(", ")}` : adds,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }, { idempotent: false, tableName: t.tableName });
+          await client.send(
+            "UpdateItem",
+            {
+              TableName: t.tableName,
+              Key: key,
+              UpdateExpression: sets.length > 0 ? `${adds} SET ${sets.join(", ")}` : adds,
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            },
+            { idempotent: false, tableName: t.tableName },
+          );
           settle(write, { status: "done" });
           continue;
         }
         names["#w"] = marker;
         values[":s"] = { N: String(first.inFlight!.seq) };
-        const out = await client.send<{ Attributes?: Record<string, unknown> }>("UpdateItem", {
-          TableName: t.tableName,
-          Key: key,
-          UpdateExpression: `${adds} SET ${["#w = :s", ...sets].join(", ")}`,
-          ConditionExpression: "attribute_not_exists(#w) OR #w < :s",
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          // The item's attribute names tell how many writers' markers it carries (they cost write capacity).
-          ReturnValues: "ALL_NEW",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }, { idempotent: true, tableName: t.tableName });
+        const out = await client.send<{ Attributes?: Record<string, unknown> }>(
+          "UpdateItem",
+          {
+            TableName: t.tableName,
+            Key: key,
+            UpdateExpression: `${adds} SET ${["#w = :s", ...sets].join(", ")}`,
+            ConditionExpression: "attribute_not_exists(#w) OR #w < :s",
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            // The item's attribute names tell how many writers' markers it carries (they cost write capacity).
+            ReturnValues: "ALL_NEW",
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          },
+          { idempotent: true, tableName: t.tableName },
+        );
         settle(write, { status: "done", markers: countMarkers(out.Attributes) });
       } catch (error) {
-        const e = error instanceof CounterError ? error : new CounterError("Service", String(error), { cause: error, retryable: true, ambiguous: !marker });
+        const e =
+          error instanceof CounterError
+            ? error
+            : new CounterError("Service", String(error), { cause: error, retryable: true, ambiguous: !marker });
         if (marker && e.awsType === "ConditionalCheckFailedException") settle(write, await checkedMarker(client, first, marker, e));
         else settle(write, { status: e.retryable ? "failed" : "dead", error: e });
       }
@@ -177,15 +195,24 @@ async function checkedMarker(client: Sender, slot: Slot, marker: string, failure
 }
 
 /** One strongly consistent read of an item's marker and the given count attributes. */
-export async function readMarker(client: Sender, slot: Pick<Slot, "table" | "id" | "sort">, marker: string, countAttribute?: string): Promise<Record<string, { N?: string }>> {
+export async function readMarker(
+  client: Sender,
+  slot: Pick<Slot, "table" | "id" | "sort">,
+  marker: string,
+  countAttribute?: string,
+): Promise<Record<string, { N?: string }>> {
   const names: Record<string, string> = { "#w": marker };
   if (countAttribute !== undefined) names["#c"] = countAttribute;
-  const out = await client.send<{ Item?: Record<string, { N?: string }> }>("GetItem", {
-    TableName: slot.table.tableName,
-    Key: keyAttributes(slot.table, slot.id, slot.sort),
-    ConsistentRead: true,
-    ProjectionExpression: countAttribute === undefined ? "#w" : "#w, #c",
-    ExpressionAttributeNames: names,
-  }, { idempotent: true, tableName: slot.table.tableName });
+  const out = await client.send<{ Item?: Record<string, { N?: string }> }>(
+    "GetItem",
+    {
+      TableName: slot.table.tableName,
+      Key: keyAttributes(slot.table, slot.id, slot.sort),
+      ConsistentRead: true,
+      ProjectionExpression: countAttribute === undefined ? "#w" : "#w, #c",
+      ExpressionAttributeNames: names,
+    },
+    { idempotent: true, tableName: slot.table.tableName },
+  );
   return out.Item ?? {};
 }

@@ -44,7 +44,14 @@ export interface CompatConfig extends IgnoredConfig {
    * 2^31 − 1 ms, about 24.8 days, which is also the most a larger value gets). Its other fields are ignored.
    * @default { timeout: 5000 }
    */
-  httpOptions?: { timeout?: number; connectTimeout?: number; agent?: unknown; proxy?: string; xhrAsync?: boolean; xhrWithCredentials?: boolean };
+  httpOptions?: {
+    timeout?: number;
+    connectTimeout?: number;
+    agent?: unknown;
+    proxy?: string;
+    xhrAsync?: boolean;
+    xhrWithCredentials?: boolean;
+  };
   /** `base`: upper bound of the first retry's backoff in ms (`customBackoff` is ignored). @default { base: 25 } */
   retryDelayOptions?: { base?: number; customBackoff?: unknown };
   /** Settings for DynamoDB only (AWS SDK v2's service-specific configuration), over the ones above. @default {} */
@@ -72,15 +79,48 @@ export interface V2Credentials {
 /** The `AWS.Config` fields `config.update` accepts and ignores (listed in {@link IGNORED_FIELDS}). */
 export type IgnoredConfig = { [K in (typeof IGNORED_FIELDS)[number]]?: unknown };
 
-const APPLIED = ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken", "credentials", "credentialProvider", "maxRetries", "httpOptions", "retryDelayOptions"];
+const APPLIED = [
+  "region",
+  "endpoint",
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+  "credentials",
+  "credentialProvider",
+  "maxRetries",
+  "httpOptions",
+  "retryDelayOptions",
+];
 
 /** AWS SDK v2's other `AWS.Config` fields: none changes what a counter returns, so each is ignored. */
 export const IGNORED_FIELDS = [
-  "apiVersion", "apiVersions", "clientSideMonitoring", "computeChecksums", "convertResponseTypes", "correctClockSkew",
-  "customUserAgent", "dynamoDbCrc32", "endpointCacheSize", "endpointDiscoveryEnabled",
-  "hostPrefixEnabled", "logger", "maxRedirects", "paramValidation", "s3BucketEndpoint", "s3DisableBodySigning",
-  "s3ForcePathStyle", "s3UsEast1RegionalEndpoint", "s3UseArnRegion", "signatureCache", "signatureVersion",
-  "sslEnabled", "stsRegionalEndpoints", "systemClockOffset", "token", "useAccelerateEndpoint", "useDualstackEndpoint",
+  "apiVersion",
+  "apiVersions",
+  "clientSideMonitoring",
+  "computeChecksums",
+  "convertResponseTypes",
+  "correctClockSkew",
+  "customUserAgent",
+  "dynamoDbCrc32",
+  "endpointCacheSize",
+  "endpointDiscoveryEnabled",
+  "hostPrefixEnabled",
+  "logger",
+  "maxRedirects",
+  "paramValidation",
+  "s3BucketEndpoint",
+  "s3DisableBodySigning",
+  "s3ForcePathStyle",
+  "s3UsEast1RegionalEndpoint",
+  "s3UseArnRegion",
+  "signatureCache",
+  "signatureVersion",
+  "sslEnabled",
+  "stsRegionalEndpoints",
+  "systemClockOffset",
+  "token",
+  "useAccelerateEndpoint",
+  "useDualstackEndpoint",
   "useFipsEndpoint",
 ] as const;
 
@@ -127,7 +167,9 @@ export function clientOptions(settings: CompatConfig): ClientOptions {
   } else {
     const { accessKeyId, secretAccessKey, sessionToken } = (given as Credentials | undefined) ?? s;
     if (accessKeyId != null || secretAccessKey != null) {
-      options.credentials = sessionToken ? { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey!, sessionToken } : { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
+      options.credentials = sessionToken
+        ? { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey!, sessionToken }
+        : { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! };
     }
   }
   const retry: NonNullable<ClientOptions["retry"]> = {};

@@ -76,24 +76,42 @@ export const config: { update(options: CompatConfig, allowUnknownKeys?: boolean)
   },
 };
 
-const OPTIONS = /* @__PURE__ */ new Set(["tableName", "keyAttribute", "countAttribute", "increment", "success", "error", "complete", "context", "dynamodb"]);
+const OPTIONS = /* @__PURE__ */ new Set([
+  "tableName",
+  "keyAttribute",
+  "countAttribute",
+  "increment",
+  "success",
+  "error",
+  "complete",
+  "context",
+  "dynamodb",
+]);
 // Request parameters that only add to DynamoDB's answer; any other one would change what the call does.
 const INCREMENT_PARAMS = /* @__PURE__ */ new Set(["ReturnConsumedCapacity", "ReturnItemCollectionMetrics"]);
 const GET_PARAMS = /* @__PURE__ */ new Set(["ConsistentRead", "ReturnConsumedCapacity"]);
 
 /** Checks the call's options, then runs `work`; callbacks and the returned promise see the outcome. */
-function settle<T>(options: CompatOptions<T>, params: ReadonlySet<string>, work: (client: BaseClient) => Promise<number>): CompatPromise<T> {
+function settle<T>(
+  options: CompatOptions<T>,
+  params: ReadonlySet<string>,
+  work: (client: BaseClient) => Promise<number>,
+): CompatPromise<T> {
   const run = async () => {
     checkNames(options, OPTIONS, "counter");
     for (const name of ["success", "error", "complete"] as const) {
-      if (options[name] != null && typeof options[name] !== "function") throw validationError(`Invalid counter option "${name}": must be a function`);
+      if (options[name] != null && typeof options[name] !== "function")
+        throw validationError(`Invalid counter option "${name}": must be a function`);
     }
     if (options.dynamodb != null) checkNames(options.dynamodb, params, "dynamodb");
     client ??= new BaseClient(clientOptions(settings));
     return work(client);
   };
   const toError = (e: unknown) => (e instanceof CounterError ? e : new CounterError("Service", String(e), { cause: e }));
-  const promise = deferred<T, number>(run().catch((e: unknown) => Promise.reject(toError(e))), options.context as T);
+  const promise = deferred<T, number>(
+    run().catch((e: unknown) => Promise.reject(toError(e))),
+    options.context as T,
+  );
   return promise.done(options.success).fail(options.error).always(options.complete);
 }
 

@@ -64,7 +64,11 @@ export function deferred<T, V, E = CounterError>(promise: Promise<V>, context: T
   let state: DeferredState = "pending";
   // Registered first, so `state()` is already final inside every callback; handling the rejection here is
   // what keeps a callback-only caller's failure from becoming an unhandled rejection, as with jQuery.
-  nativeThen.call(p, () => void (state = "resolved"), () => void (state = "rejected"));
+  nativeThen.call(
+    p,
+    () => void (state = "resolved"),
+    () => void (state = "rejected"),
+  );
 
   const each = <F extends (...args: never[]) => unknown>(callbacks: Callbacks<F>, add: (f: F) => void) => {
     for (const c of callbacks.flat()) if (typeof c === "function") add(c as F);
@@ -75,7 +79,13 @@ export function deferred<T, V, E = CounterError>(promise: Promise<V>, context: T
 
   p.done = (...callbacks) => each(callbacks, (f) => on((v) => f.call(context, v)));
   p.fail = (...callbacks) => each(callbacks, (f) => on(undefined, (e) => f.call(context, e)));
-  p.always = (...callbacks) => each(callbacks, (f) => on((v) => f.call(context, v), (e) => f.call(context, e)));
+  p.always = (...callbacks) =>
+    each(callbacks, (f) =>
+      on(
+        (v) => f.call(context, v),
+        (e) => f.call(context, e),
+      ),
+    );
   p.progress = () => p;
   p.then = ((onDone?: unknown, onFail?: unknown) =>
     deferred(

@@ -6,7 +6,21 @@ import { envReader, type EnvSource } from "./env.js";
 import { CounterError, shown } from "./errors.js";
 import { DEFAULT_LAYOUT, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "./keys.js";
 import { amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "./numbers.js";
-import { callOptionNames, checkNames, fn, lazy, int, oneOf, parseOptions, schema, text, timerMs, typed, withTable, type Shape } from "./options.js";
+import {
+  callOptionNames,
+  checkNames,
+  fn,
+  lazy,
+  int,
+  oneOf,
+  parseOptions,
+  schema,
+  text,
+  timerMs,
+  typed,
+  withTable,
+  type Shape,
+} from "./options.js";
 import { AwsV4Signer } from "aws4fetch";
 import { nodeFastPath, type Signer } from "./node.js";
 import { fetchPost, type Fetch, type Post } from "./post.js";
@@ -90,23 +104,28 @@ export interface GetOptions extends TableOptions {
   consistent?: boolean;
 }
 
-const clientOptionsShape = /* @__PURE__ */ lazy((): Shape => withTable({
-  region: text(1, 64, /^[a-z0-9-]+$/, "must be an AWS region name such as us-east-1"),
-  credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: typed("string") },
-  endpoint: typed("string"),
-  env: schema<EnvSource>((v) => (typeof v === "function" || (typeof v === "object" && v !== null) ? undefined : "must be an object or a function")),
-  timeoutMs: timerMs(1),
-  retry: {
-    attempts: int(1, 100),
-    baseDelayMs: timerMs(),
-    maxDelayMs: timerMs(),
-    atLeastOnce: typed("boolean"),
-    throttle: { attempts: int(1, 100), baseDelayMs: timerMs(), maxDelayMs: timerMs() },
-  },
-  fetch: fn(),
-  transport: oneOf(["auto", "fetch"] as const),
-  numbers: oneOf(["number", "bigint"] as const),
-}));
+const clientOptionsShape = /* @__PURE__ */ lazy(
+  (): Shape =>
+    withTable({
+      region: text(1, 64, /^[a-z0-9-]+$/, "must be an AWS region name such as us-east-1"),
+      credentials: { accessKeyId: text(1, 1e6), secretAccessKey: text(1, 1e6), sessionToken: typed("string") },
+      endpoint: typed("string"),
+      env: schema<EnvSource>((v) =>
+        typeof v === "function" || (typeof v === "object" && v !== null) ? undefined : "must be an object or a function",
+      ),
+      timeoutMs: timerMs(1),
+      retry: {
+        attempts: int(1, 100),
+        baseDelayMs: timerMs(),
+        maxDelayMs: timerMs(),
+        atLeastOnce: typed("boolean"),
+        throttle: { attempts: int(1, 100), baseDelayMs: timerMs(), maxDelayMs: timerMs() },
+      },
+      fetch: fn(),
+      transport: oneOf(["auto", "fetch"] as const),
+      numbers: oneOf(["number", "bigint"] as const),
+    }),
+);
 
 // Per-call option names, checked on every call so that a typo is an error, not a silent default.
 const INCREMENT = /* @__PURE__ */ callOptionNames("by", "atLeastOnce");
@@ -184,14 +203,23 @@ export class BaseClient<M extends NumberMode = "number"> {
       o.endpoint !== undefined
         ? ["endpoint", o.endpoint]
         : (["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"].map((name) => [name, env(name)]).find(([, value]) => value) ?? []);
-    this.endpoint = endpointSource !== undefined ? checkEndpoint(endpoint!, endpointSource) : `https://dynamodb.${this.region}.amazonaws.com/`;
+    this.endpoint =
+      endpointSource !== undefined ? checkEndpoint(endpoint!, endpointSource) : `https://dynamodb.${this.region}.amazonaws.com/`;
     this.numbers = (o.numbers ?? "number") as M;
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 
     const keys = o.credentials as Credentials | undefined;
     this.#transport = new Transport({
       // Keys given are copied: a caller's later change to its object would escape the transport's scrubbing.
-      credentials: typeof given === "function" ? refreshing(given) : keys ? ((copy) => () => copy)({ ...keys }) : defaultCredentials(o.env, this.region),
+      credentials:
+        typeof given === "function"
+          ? refreshing(given)
+          : keys
+            ? (
+                (copy) => () =>
+                  copy
+              )({ ...keys })
+            : defaultCredentials(o.env, this.region),
       region: this.region,
       endpoint: this.endpoint,
       timeoutMs: o.timeoutMs ?? 5000,

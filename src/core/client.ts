@@ -54,7 +54,9 @@ export interface Reservation<V> {
 
 const RESERVE = /* @__PURE__ */ callOptionNames("atLeastOnce");
 // createTable is set-up, not a per-request path: its options get the full schema check.
-const createTableShape = /* @__PURE__ */ lazy((): Shape => withTable({ ttlAttribute: text(1, 255), waitMs: int(0), pageViews: typed("boolean") }));
+const createTableShape = /* @__PURE__ */ lazy(
+  (): Shape => withTable({ ttlAttribute: text(1, 255), waitMs: int(0), pageViews: typed("boolean") }),
+);
 
 /**
  * Atomic counters in a DynamoDB table, over DynamoDB's JSON API signed with aws4fetch.
@@ -157,7 +159,10 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
           `Table "${table.tableName}" did not ${notFound ? "appear" : `become ACTIVE (status ${status})`} within ${waitMs} ms (waitMs)` +
             (notFound ? ": DescribeTable still answers ResourceNotFoundException (table metadata is eventually consistent)" : "") +
             ". Call createTable() again, or pass a larger waitMs",
-          { retryable: true, ...(notFound && { status: notFound.status, awsType: notFound.awsType, requestId: notFound.requestId, cause: notFound }) },
+          {
+            retryable: true,
+            ...(notFound && { status: notFound.status, awsType: notFound.awsType, requestId: notFound.requestId, cause: notFound }),
+          },
         );
       }
       // Exponential, capped at 1 s, half of it jittered so clients that created together poll apart; never
@@ -174,25 +179,55 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
    * for it to be ACTIVE. dynalite accepts that UpdateTable and silently adds nothing: an index still missing after
    * it is a Config error.
    */
-  async #addIndex(tableName: string, attributes: unknown[], index: IndexSpec, table: TableDescription | undefined, deadline: number, waitMs: number): Promise<void> {
+  async #addIndex(
+    tableName: string,
+    attributes: unknown[],
+    index: IndexSpec,
+    table: TableDescription | undefined,
+    deadline: number,
+    waitMs: number,
+  ): Promise<void> {
     const options = { idempotent: true, tableName };
     const find = (t: TableDescription | undefined) => t?.GlobalSecondaryIndexes?.find((i) => i.IndexName === index.IndexName);
     const check = (found: NonNullable<ReturnType<typeof find>>) => {
       const keys = (found.KeySchema ?? []).map((k) => `${k.AttributeName}:${k.KeyType}`).join(",");
       const wanted = index.KeySchema.map((k) => `${k.AttributeName}:${k.KeyType}`).join(",");
       if (keys !== wanted) {
-        throw new CounterError("Config", `Table "${tableName}" has an index "${index.IndexName}" with the key schema ${keys}, not ${wanted} as page views need: delete that index (or use another table) and call createTable({ pageViews: true }) again`);
+        throw new CounterError(
+          "Config",
+          `Table "${tableName}" has an index "${index.IndexName}" with the key schema ${keys}, not ${wanted} as page views need: delete that index (or use another table) and call createTable({ pageViews: true }) again`,
+        );
       }
     };
     let found = find(table);
     if (found === undefined) {
-      const provisioned = table?.BillingModeSummary?.BillingMode === "PROVISIONED" || (table?.BillingModeSummary === undefined && (table?.ProvisionedThroughput?.WriteCapacityUnits ?? 0) > 0);
-      const create = provisioned ? { ...index, ProvisionedThroughput: { ReadCapacityUnits: table!.ProvisionedThroughput!.ReadCapacityUnits ?? 5, WriteCapacityUnits: table!.ProvisionedThroughput!.WriteCapacityUnits ?? 5 } } : index;
-      const update = (c: unknown) => this.send("UpdateTable", { TableName: tableName, AttributeDefinitions: attributes, GlobalSecondaryIndexUpdates: [{ Create: c }] }, options);
+      const provisioned =
+        table?.BillingModeSummary?.BillingMode === "PROVISIONED" ||
+        (table?.BillingModeSummary === undefined && (table?.ProvisionedThroughput?.WriteCapacityUnits ?? 0) > 0);
+      const create = provisioned
+        ? {
+            ...index,
+            ProvisionedThroughput: {
+              ReadCapacityUnits: table!.ProvisionedThroughput!.ReadCapacityUnits ?? 5,
+              WriteCapacityUnits: table!.ProvisionedThroughput!.WriteCapacityUnits ?? 5,
+            },
+          }
+        : index;
+      const update = (c: unknown) =>
+        this.send(
+          "UpdateTable",
+          { TableName: tableName, AttributeDefinitions: attributes, GlobalSecondaryIndexUpdates: [{ Create: c }] },
+          options,
+        );
       try {
         await update(create).catch((error: unknown) => {
           // dynalite's schema wants a throughput even for on-demand tables (DynamoDB refuses one there).
-          if (error instanceof CounterError && error.code === "Validation" && /provisionedThroughput/i.test(error.message) && create === index) {
+          if (
+            error instanceof CounterError &&
+            error.code === "Validation" &&
+            /provisionedThroughput/i.test(error.message) &&
+            create === index
+          ) {
             return update({ ...index, ProvisionedThroughput: { ReadCapacityUnits: 1, WriteCapacityUnits: 1 } });
           }
           throw error;
@@ -218,7 +253,11 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
         );
       }
       if (now >= deadline) {
-        throw new CounterError("Timeout", `The index "${index.IndexName}" of table "${tableName}" did not become ACTIVE within ${waitMs} ms (waitMs; DynamoDB builds it in the background): call createTable({ pageViews: true }) again later`, { retryable: true });
+        throw new CounterError(
+          "Timeout",
+          `The index "${index.IndexName}" of table "${tableName}" did not become ACTIVE within ${waitMs} ms (waitMs; DynamoDB builds it in the background): call createTable({ pageViews: true }) again later`,
+          { retryable: true },
+        );
       }
       await sleep(Math.min(deadline - now, Math.min(1000, 25 * 2 ** attempt)));
       found = find((await this.send<{ Table?: TableDescription }>("DescribeTable", { TableName: tableName }, options)).Table);
@@ -229,8 +268,13 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
     const options = { idempotent: true, tableName };
     // Whether TTL is on (or turning on) for `attribute`; a Config error when it is for another attribute.
     const isOn = async () => {
-      const d = (await this.send<{ TimeToLiveDescription?: { TimeToLiveStatus?: string; AttributeName?: string } }>("DescribeTimeToLive", { TableName: tableName }, options))
-        .TimeToLiveDescription;
+      const d = (
+        await this.send<{ TimeToLiveDescription?: { TimeToLiveStatus?: string; AttributeName?: string } }>(
+          "DescribeTimeToLive",
+          { TableName: tableName },
+          options,
+        )
+      ).TimeToLiveDescription;
       const other = d?.AttributeName;
       const on = d?.TimeToLiveStatus === "ENABLED" || d?.TimeToLiveStatus === "ENABLING";
       if (on && other !== attribute) {
@@ -245,7 +289,11 @@ export class CounterClient<M extends NumberMode = "number"> extends BaseClient<M
     try {
       if (await isOn()) return;
       try {
-        await this.send("UpdateTimeToLive", { TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }, options);
+        await this.send(
+          "UpdateTimeToLive",
+          { TableName: tableName, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } },
+          options,
+        );
       } catch (error) {
         // Another client may have set TTL since we looked: on this attribute that is a success (DynamoDB
         // says "already enabled"), on another one a Config error.
@@ -284,7 +332,12 @@ const topIndex = (ttlAttribute: string): { attributes: Array<{ AttributeName: st
 
 /** The parts of DescribeTable's `Table` that createTable reads. */
 interface TableDescription {
-  GlobalSecondaryIndexes?: Array<{ IndexName?: string; IndexStatus?: string; Backfilling?: boolean; KeySchema?: Array<{ AttributeName?: string; KeyType?: string }> }>;
+  GlobalSecondaryIndexes?: Array<{
+    IndexName?: string;
+    IndexStatus?: string;
+    Backfilling?: boolean;
+    KeySchema?: Array<{ AttributeName?: string; KeyType?: string }>;
+  }>;
   BillingModeSummary?: { BillingMode?: string };
   ProvisionedThroughput?: { ReadCapacityUnits?: number; WriteCapacityUnits?: number };
   TableStatus?: string;

@@ -174,7 +174,9 @@ export function errorFromResponse(
   // Server text may quote the request (attribute names, values): printable, like caller text.
   const serverMessage = printable(String(body?.message ?? body?.Message ?? "").trim());
   const item = typeof body?.Item === "object" && body.Item !== null ? (body.Item as Record<string, unknown>) : undefined;
-  const cancellationReasons = Array.isArray(body?.CancellationReasons) ? (body.CancellationReasons as CounterErrorDetails["cancellationReasons"]) : undefined;
+  const cancellationReasons = Array.isArray(body?.CancellationReasons)
+    ? (body.CancellationReasons as CounterErrorDetails["cancellationReasons"])
+    : undefined;
   const details: CounterErrorDetails = { status, awsType, requestId: context.requestId, item, cancellationReasons };
   const said = serverMessage ? `: ${serverMessage}` : "";
 
@@ -203,11 +205,10 @@ export function errorFromResponse(
     );
   }
   if ((awsType !== undefined && THROTTLING.has(awsType)) || status === 429) {
-    return new CounterError(
-      "Throttled",
-      `DynamoDB throttled the request (${awsType ?? status}); it was not applied${said}`,
-      { ...details, retryable: true },
-    );
+    return new CounterError("Throttled", `DynamoDB throttled the request (${awsType ?? status}); it was not applied${said}`, {
+      ...details,
+      retryable: true,
+    });
   }
   if (awsType === "ValidationException" || awsType === "SerializationException") {
     return new CounterError("Validation", `DynamoDB rejected the request${said}`, details);

@@ -56,15 +56,22 @@ export const DEFAULT_LAYOUT: TableLayout = {
 export function resolveLayout(base: TableLayout, options?: { [K in keyof TableOptions]?: TableOptions[K] | undefined }): TableLayout {
   if (options === undefined || TABLE_OPTION_NAMES.every((name) => options[name] === undefined)) return base;
   // Only the layout's own fields: the object may carry other options, checked by their owner.
-  const fields = (pick: (name: keyof TableOptions) => string | undefined) => Object.fromEntries(TABLE_OPTION_NAMES.map((name) => [name, pick(name)]));
-  parseOptions(tableOptionsShape, fields((name) => options[name]), "table");
+  const fields = (pick: (name: keyof TableOptions) => string | undefined) =>
+    Object.fromEntries(TABLE_OPTION_NAMES.map((name) => [name, pick(name)]));
+  parseOptions(
+    tableOptionsShape,
+    fields((name) => options[name]),
+    "table",
+  );
   return fields((name) => options[name] ?? base[name]) as unknown as TableLayout;
 }
 
 /** The per-call options that select `layout`. */
 export function layoutOptions(layout: TableLayout): TableOptions {
   const { tableName, keyAttribute, sortKeyAttribute, countAttribute } = layout;
-  return sortKeyAttribute === undefined ? { tableName, keyAttribute, countAttribute } : { tableName, keyAttribute, sortKeyAttribute, countAttribute };
+  return sortKeyAttribute === undefined
+    ? { tableName, keyAttribute, countAttribute }
+    : { tableName, keyAttribute, sortKeyAttribute, countAttribute };
 }
 
 /** UTF-8 length of `s`, or -1 when it holds a lone surrogate (which DynamoDB cannot store). */
@@ -97,7 +104,8 @@ function checkKeyPart(value: unknown, field: string, maxBytes: number): string {
 /** Validated partition and sort values of `key` for `layout`. */
 export function keyParts(layout: TableLayout, key: CounterKey): { id: string; sort: string | undefined } {
   const whole = typeof key === "string";
-  if (!whole && (key === null || typeof key !== "object")) throw validationError(`key must be a string or { id, sort }, got ${key === null ? "null" : typeof key}`);
+  if (!whole && (key === null || typeof key !== "object"))
+    throw validationError(`key must be a string or { id, sort }, got ${key === null ? "null" : typeof key}`);
   const { id, sort } = whole ? { id: key, sort: undefined } : key;
   checkKeyPart(id, whole ? "key" : "key.id", 2048);
   if (layout.sortKeyAttribute === undefined) {
@@ -107,7 +115,9 @@ export function keyParts(layout: TableLayout, key: CounterKey): { id: string; so
     return { id, sort: undefined };
   }
   if (sort === undefined) {
-    throw validationError(`key.sort is required (a key must be { id, sort }): table "${layout.tableName}" has the sort key ${shown(layout.sortKeyAttribute)}`);
+    throw validationError(
+      `key.sort is required (a key must be { id, sort }): table "${layout.tableName}" has the sort key ${shown(layout.sortKeyAttribute)}`,
+    );
   }
   return { id, sort: checkKeyPart(sort, "key.sort", 1024) };
 }

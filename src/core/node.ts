@@ -55,7 +55,8 @@ let node: { post: Post; Signer: Signer } | undefined;
 function onNode(): { post: Post; Signer: Signer } | undefined {
   const g = globalThis as NodeGlobals;
   const load = g.process?.getBuiltinModule;
-  if (!g.process?.versions?.node || g.Bun || g.Deno || g.navigator?.userAgent === "Cloudflare-Workers" || typeof load !== "function") return undefined;
+  if (!g.process?.versions?.node || g.Bun || g.Deno || g.navigator?.userAgent === "Cloudflare-Workers" || typeof load !== "function")
+    return undefined;
   return { post: nodePost(load), Signer: nodeSigner(load("node:crypto") as NodeCrypto) };
 }
 declare const DYNACOUNT_WEB_BUILD: true | undefined;
@@ -88,7 +89,11 @@ function nodePost(load: (id: string) => unknown): Post {
         });
         response.on("error", fail);
         // A connection closed mid-body: what fetch reports as a network error.
-        response.on("close", () => response.complete || fail(Object.assign(new Error("the connection closed before the answer ended"), { code: "ECONNRESET" })));
+        response.on(
+          "close",
+          () =>
+            response.complete || fail(Object.assign(new Error("the connection closed before the answer ended"), { code: "ECONNRESET" })),
+        );
       });
       // Rejected first, so whatever the destroyed request reports next is ignored.
       const timer = setTimeout(() => (reject(new TimedOut()), request.destroy()), timeoutMs);
@@ -130,4 +135,3 @@ function nodeSigner(crypto: NodeCrypto): Signer {
     }
   };
 }
-

@@ -18,7 +18,8 @@ function readCodes(error: unknown, url: string): boolean {
   // was written: refused, unresolved, or a certificate that failed verification (UNABLE_TO_VERIFY_LEAF_SIGNATURE,
   // DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID, …: the handshake comes first).
   // Anchored: a code is a name the runtime chose, never text that could carry the URL.
-  const code = /^(?:ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ConnectionRefused|ERR_TLS_CERT_ALTNAME_INVALID|(?:UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|CERT)_[A-Z_]+)$/;
+  const code =
+    /^(?:ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ConnectionRefused|ERR_TLS_CERT_ALTNAME_INVALID|(?:UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|CERT)_[A-Z_]+)$/;
   // Deno gives no code, only hyper's error chain after the URL: "error sending request for url (<url>): client
   // error (Connect): tcp connect error: Connection refused (os error 111)" (Deno 2), "…: error trying to
   // connect: …" (Deno 1). Connect covers DNS, TCP and TLS: no connection, so nothing was sent. Once connected,

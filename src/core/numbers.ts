@@ -79,7 +79,11 @@ export function wireToValue<M extends NumberMode>(text: string | undefined, mode
 }
 
 function sameDecimal(value: number, raw: string): boolean {
-  const strip = (s: string) => s.replace(/^(-?)0+(?=\d)/, "$1").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  const strip = (s: string) =>
+    s
+      .replace(/^(-?)0+(?=\d)/, "$1")
+      .replace(/(\.\d*?)0+$/, "$1")
+      .replace(/\.$/, "");
   return strip(String(value)) === strip(raw);
 }
 

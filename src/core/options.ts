@@ -37,11 +37,12 @@ export function parseOptions<T extends object>(
 
   function check(fields: Shape, object: unknown, path: string): void {
     if (typeof object !== "object" || object === null) fail(path, "must be an object");
-    if (!open.includes(path)) for (const field in object as object) {
-      if (!Object.hasOwn(fields, field) && (object as Record<string, unknown>)[field] !== undefined) {
-        fail(path ? `${path}.${field}` : field, unknownName(field, Object.keys(fields)));
+    if (!open.includes(path))
+      for (const field in object as object) {
+        if (!Object.hasOwn(fields, field) && (object as Record<string, unknown>)[field] !== undefined) {
+          fail(path ? `${path}.${field}` : field, unknownName(field, Object.keys(fields)));
+        }
       }
-    }
     for (const field in fields) {
       const name = path ? `${path}.${field}` : field;
       const given = (object as Record<string, unknown>)[field];
@@ -118,11 +119,14 @@ export const typed = <K extends "number" | "string" | "boolean">(expected: K) =>
   schema<{ number: number; string: string; boolean: boolean }[K]>((v) => kind(v, expected));
 
 export const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  schema<number>((v) =>
-    kind(v, "number") ??
-    (Number.isInteger(v) && (v as number) >= min && (v as number) <= max
-      ? undefined
-      : max === Number.MAX_SAFE_INTEGER ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`),
+  schema<number>(
+    (v) =>
+      kind(v, "number") ??
+      (Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+        ? undefined
+        : max === Number.MAX_SAFE_INTEGER
+          ? `must be an integer of at least ${min}`
+          : `must be an integer from ${min} to ${max}`),
   );
 export const positiveInt = () => int(1);
 export const nonNegativeInt = () => int(0);
@@ -135,19 +139,32 @@ export const text = (min: number, max: number, pattern?: RegExp, patternMessage 
   const range = min === 1 ? `must be at most ${max} characters` : `must be ${min} to ${max} characters`;
   return schema<string>((v) => {
     const s = v as string;
-    return kind(v, "string") ?? (s.length < min ? (min === 1 ? "must not be empty" : range) : s.length > max ? range : pattern && !pattern.test(s) ? patternMessage : undefined);
+    return (
+      kind(v, "string") ??
+      (s.length < min
+        ? min === 1
+          ? "must not be empty"
+          : range
+        : s.length > max
+          ? range
+          : pattern && !pattern.test(s)
+            ? patternMessage
+            : undefined)
+    );
   });
 };
 
 export const TABLE_OPTION_NAMES = ["tableName", "keyAttribute", "sortKeyAttribute", "countAttribute"] as const;
 
 // DynamoDB's own limits: table names 3–255 of [A-Za-z0-9_.-]; key attribute names up to 255 bytes.
-export const tableOptionsShape = /* @__PURE__ */ lazy((): Shape => ({
-  tableName: text(3, 255, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
-  keyAttribute: text(1, 255),
-  sortKeyAttribute: text(1, 255),
-  countAttribute: text(1, 255),
-}));
+export const tableOptionsShape = /* @__PURE__ */ lazy(
+  (): Shape => ({
+    tableName: text(3, 255, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
+    keyAttribute: text(1, 255),
+    sortKeyAttribute: text(1, 255),
+    countAttribute: text(1, 255),
+  }),
+);
 
 /** `shape` plus the table options every use case accepts next to its own. */
 export const withTable = (shape: Shape): Shape => ({ ...tableOptionsShape(), ...shape });

@@ -208,7 +208,9 @@ export class Transport {
     try {
       // Scrubbed before parsing (escaped spellings included) and every string again after: what JSON.parse
       // unescapes must not be the secret either, wherever it lands (message, awsType, the item).
-      parsed = JSON.parse(this.#scrub(text), (_, value: unknown) => (typeof value === "string" ? this.#scrub(value) : value)) as typeof parsed;
+      parsed = JSON.parse(this.#scrub(text), (_, value: unknown) =>
+        typeof value === "string" ? this.#scrub(value) : value,
+      ) as typeof parsed;
     } catch {
       parsed = { message: this.#scrub(text).slice(0, 200) };
     }
@@ -256,7 +258,11 @@ function spellings(secret: string): RegExp {
 function stillAmbiguous(error: unknown): unknown {
   if (!(error instanceof CounterError) || error.ambiguous) return error;
   // Its own fields (status, awsType, requestId, retryable) carry over; `ambiguous` and `cause` are new.
-  return new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, { ...error, ambiguous: true, cause: error });
+  return new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, {
+    ...error,
+    ambiguous: true,
+    cause: error,
+  });
 }
 
 /** A copy of a fetch error's useful fields (code, message) with secrets scrubbed, never the request itself. */

@@ -38,10 +38,13 @@ const NAMES = /* @__PURE__ */ new Set(["limiter", "identifier", "onDenied"]);
 /** The option in its object form, checked before any request. */
 export function slotOption(option: ConcurrencyOption | undefined): Resolved | undefined {
   if (option === undefined) return undefined;
-  const resolved = typeof (option as ConcurrencyLimiter)?.acquire === "function" ? { limiter: option as ConcurrencyLimiter } : (option as Resolved);
-  if (typeof resolved !== "object" || resolved === null) throw validationError(`rateLimit option "concurrency": must be a ConcurrencyLimiter or { limiter, identifier?, onDenied? }`);
+  const resolved =
+    typeof (option as ConcurrencyLimiter)?.acquire === "function" ? { limiter: option as ConcurrencyLimiter } : (option as Resolved);
+  if (typeof resolved !== "object" || resolved === null)
+    throw validationError(`rateLimit option "concurrency": must be a ConcurrencyLimiter or { limiter, identifier?, onDenied? }`);
   checkNames(resolved, NAMES, `rateLimit option "concurrency"`);
-  if (typeof resolved.limiter?.acquire !== "function") throw validationError(`rateLimit option "concurrency": "limiter" must be a ConcurrencyLimiter`);
+  if (typeof resolved.limiter?.acquire !== "function")
+    throw validationError(`rateLimit option "concurrency": "limiter" must be a ConcurrencyLimiter`);
   return resolved;
 }
 
@@ -62,13 +65,18 @@ export async function holdSlot(c: Context, option: Resolved, fallback: string): 
     return { success: false, denied: res };
   }
   // A third of the lease leaves two renewals' worth of time for one to get through; failures are retried by the next.
-  const timer = slot.reason ? undefined : setInterval(() => void slot.renew().catch(() => false), Math.max(1, Math.floor(option.limiter.leaseMs / 3)));
+  const timer = slot.reason
+    ? undefined
+    : setInterval(() => void slot.renew().catch(() => false), Math.max(1, Math.floor(option.limiter.leaseMs / 3)));
   return {
     success: true,
     release() {
       if (timer !== undefined) clearInterval(timer);
       // Not awaited: the answer is not held back; a release that fails frees the slot after leaseMs anyway.
-      waitUntil(c, slot.release().catch(() => undefined));
+      waitUntil(
+        c,
+        slot.release().catch(() => undefined),
+      );
     },
   };
 }

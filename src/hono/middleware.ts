@@ -99,7 +99,15 @@ export type RateLimitVariables = { rateLimit: RateLimitResult };
  */
 export type MultiRateLimitVariables = { rateLimit: MultiRateLimitResult };
 
-const NAMES = /* @__PURE__ */ new Set<string>(["identifier", "cost", "headers", "policy", "onDenied", "concurrency", ...ADDRESS_OPTION_NAMES]);
+const NAMES = /* @__PURE__ */ new Set<string>([
+  "identifier",
+  "cost",
+  "headers",
+  "policy",
+  "onDenied",
+  "concurrency",
+  ...ADDRESS_OPTION_NAMES,
+]);
 const MULTI_NAMES = /* @__PURE__ */ new Set<string>(["headers", "onDenied", "concurrency", ...ADDRESS_OPTION_NAMES]);
 const CHECK_NAMES = /* @__PURE__ */ new Set<string>(["limiter", "identifier", "cost"]);
 
@@ -161,7 +169,10 @@ function addressIdentifier(limiter: RateLimiter, options: ClientAddressOptions):
  */
 // E is the app's environment, so the middleware fits any app (its Bindings included).
 export function rateLimit<E extends Env = any>(limiter: RateLimiter, options?: RateLimitMiddlewareOptions): MiddlewareHandler<E>;
-export function rateLimit<E extends Env = any>(checks: readonly RateLimitCheck[], options?: MultiRateLimitMiddlewareOptions): MiddlewareHandler<E>;
+export function rateLimit<E extends Env = any>(
+  checks: readonly RateLimitCheck[],
+  options?: MultiRateLimitMiddlewareOptions,
+): MiddlewareHandler<E>;
 export function rateLimit<E extends Env = any>(
   limits: RateLimiter | readonly RateLimitCheck[],
   options: RateLimitMiddlewareOptions | MultiRateLimitMiddlewareOptions = {},
@@ -169,12 +180,16 @@ export function rateLimit<E extends Env = any>(
   const multi = Array.isArray(limits);
   checkNames(options, multi ? MULTI_NAMES : NAMES, "rateLimit");
   checkAddressOptions(options, "rateLimit");
-  const checks: readonly RateLimitCheck[] = multi ? limits : [{ limiter: limits as RateLimiter, ...pick(options as RateLimitMiddlewareOptions) }];
+  const checks: readonly RateLimitCheck[] = multi
+    ? limits
+    : [{ limiter: limits as RateLimiter, ...pick(options as RateLimitMiddlewareOptions) }];
   if (checks.length === 0) throw validationError("rateLimit([...]): give at least one { limiter, identifier?, cost? }");
   const resolved = checks.map((check, i) => {
     if (multi) checkNames(check, CHECK_NAMES, `rateLimit check ${i}`);
     if (typeof check?.limiter?.limit !== "function") {
-      throw validationError(multi ? `rateLimit check ${i}: "limiter" must be a RateLimiter` : "rateLimit(limiter): the first argument must be a RateLimiter");
+      throw validationError(
+        multi ? `rateLimit check ${i}: "limiter" must be a RateLimiter` : "rateLimit(limiter): the first argument must be a RateLimiter",
+      );
     }
     const { cost = 1 } = check;
     const identifier = check.identifier ?? addressIdentifier(check.limiter, options);
@@ -193,11 +208,18 @@ export function rateLimit<E extends Env = any>(
       (c as unknown as Context<{ Variables: { rateLimit: RateLimitResult | MultiRateLimitResult } }>).set("rateLimit", result);
       waitUntil(c, result.pending);
       const fields =
-        format === false ? {} : multi ? rateLimitHeaders(result, { format }) : rateLimitHeaders(result, { format, windowMs: resolved[0]!.limiter.windowMs, ...(policy ? { policy } : {}) });
+        format === false
+          ? {}
+          : multi
+            ? rateLimitHeaders(result, { format })
+            : rateLimitHeaders(result, { format, windowMs: resolved[0]!.limiter.windowMs, ...(policy ? { policy } : {}) });
       if (!result.success) {
-        const res = onDenied ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result) : c.text("Too Many Requests", 429);
+        const res = onDenied
+          ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result)
+          : c.text("Too Many Requests", 429);
         for (const [name, value] of Object.entries(fields)) res.headers.set(name, value);
-        if (!res.headers.has("Retry-After")) res.headers.set("Retry-After", String(Math.max(1, Math.ceil((result.reset - Date.now()) / 1000))));
+        if (!res.headers.has("Retry-After"))
+          res.headers.set("Retry-After", String(Math.max(1, Math.ceil((result.reset - Date.now()) / 1000))));
         return res;
       }
       await next();

@@ -30,7 +30,9 @@ export interface IdAllocatorOptions extends TableOptions {
   timeoutMs?: number;
 }
 
-const shape = /* @__PURE__ */ lazy((): Shape => withTable({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt(), timeoutMs: timerMs(1) }));
+const shape = /* @__PURE__ */ lazy(
+  (): Shape => withTable({ blockSize: positiveInt(), prefetchBelow: nonNegativeInt(), timeoutMs: timerMs(1) }),
+);
 const nextShape = /* @__PURE__ */ lazy((): Shape => ({ timeoutMs: timerMs(1) }));
 const NEXT = /* @__PURE__ */ new Set(["timeoutMs"]);
 
@@ -130,10 +132,14 @@ export class IdAllocator<M extends NumberMode = "number"> {
       const left = deadline - Date.now();
       if (left <= 0) {
         const last = this.#lastError ? `; last error: ${this.#lastError.code}: ${this.#lastError.message}` : "";
-        throw new CounterError("Timeout", `IdAllocator.next() got no id within ${timeoutMs} ms (timeoutMs): reserving a block kept failing${last}`, {
-          retryable: true,
-          cause: this.#lastError,
-        });
+        throw new CounterError(
+          "Timeout",
+          `IdAllocator.next() got no id within ${timeoutMs} ms (timeoutMs): reserving a block kept failing${last}`,
+          {
+            retryable: true,
+            cause: this.#lastError,
+          },
+        );
       }
       this.#waiting++;
       try {

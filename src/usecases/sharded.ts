@@ -89,22 +89,30 @@ export class ShardedCounter<M extends NumberMode = "number"> {
   async #record(): Promise<void> {
     const t = this.#table;
     try {
-      await this.#client.send("UpdateItem", {
-        TableName: t.tableName,
-        Key: this.#meta,
-        UpdateExpression: "SET #n = :n",
-        ConditionExpression: "attribute_not_exists(#n) OR #n < :n",
-        ExpressionAttributeNames: { "#n": SHARDS_ATTRIBUTE },
-        ExpressionAttributeValues: { ":n": { N: String(this.#shards.length) } },
-      }, { idempotent: true, tableName: t.tableName });
+      await this.#client.send(
+        "UpdateItem",
+        {
+          TableName: t.tableName,
+          Key: this.#meta,
+          UpdateExpression: "SET #n = :n",
+          ConditionExpression: "attribute_not_exists(#n) OR #n < :n",
+          ExpressionAttributeNames: { "#n": SHARDS_ATTRIBUTE },
+          ExpressionAttributeValues: { ":n": { N: String(this.#shards.length) } },
+        },
+        { idempotent: true, tableName: t.tableName },
+      );
     } catch (error) {
       // A larger count is already recorded: done. Anything else fails the add before its increment was sent.
       if (!(error instanceof CounterError && error.awsType === "ConditionalCheckFailedException")) {
         const e = error instanceof CounterError ? error : undefined;
-        throw new CounterError(e?.code ?? "Service", `ShardedCounter.add() was not applied: recording the shard count failed (${e?.message ?? String(error)})`, {
-          retryable: e?.retryable ?? true,
-          cause: error,
-        });
+        throw new CounterError(
+          e?.code ?? "Service",
+          `ShardedCounter.add() was not applied: recording the shard count failed (${e?.message ?? String(error)})`,
+          {
+            retryable: e?.retryable ?? true,
+            cause: error,
+          },
+        );
       }
     }
     this.#remember();
@@ -130,7 +138,9 @@ export class ShardedCounter<M extends NumberMode = "number"> {
       recorded = Math.max(recorded, Number(item[SHARDS_ATTRIBUTE]?.N ?? 0));
     }
     if (recorded > this.#keys.length) {
-      const more = Array.from({ length: Math.min(recorded, 1000) - this.#keys.length }, (_, i) => dynamoKey(this.#table, this.#shardKey(this.#keys.length + i)));
+      const more = Array.from({ length: Math.min(recorded, 1000) - this.#keys.length }, (_, i) =>
+        dynamoKey(this.#table, this.#shardKey(this.#keys.length + i)),
+      );
       for (const item of await this.#read(more)) {
         const n = item[this.#table.countAttribute]?.N;
         if (n !== undefined) sum = addAmounts(sum, wireToValue(n, "bigint", "shard"));
@@ -152,13 +162,13 @@ export class ShardedCounter<M extends NumberMode = "number"> {
           ExpressionAttributeNames: { "#c": t.countAttribute, "#n": SHARDS_ATTRIBUTE },
         };
         for (let attempt = 1; request !== undefined; attempt++) {
-          if (attempt > 10) throw new CounterError("Throttled", `BatchGetItem left keys unprocessed after ${attempt - 1} attempts`, { retryable: true });
+          if (attempt > 10)
+            throw new CounterError("Throttled", `BatchGetItem left keys unprocessed after ${attempt - 1} attempts`, { retryable: true });
           if (attempt > 1) await sleep(backoffDelay(attempt - 1, 25, 1000));
-          const out: { Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> } = await this.#client.send<{ Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> }>(
-            "BatchGetItem",
-            { RequestItems: { [t.tableName]: request } },
-            { idempotent: true, tableName: t.tableName },
-          );
+          const out: { Responses?: Record<string, Item[]>; UnprocessedKeys?: Record<string, KeysAndAttributes> } = await this.#client.send<{
+            Responses?: Record<string, Item[]>;
+            UnprocessedKeys?: Record<string, KeysAndAttributes>;
+          }>("BatchGetItem", { RequestItems: { [t.tableName]: request } }, { idempotent: true, tableName: t.tableName });
           found.push(...(out.Responses?.[t.tableName] ?? []));
           const left: KeysAndAttributes | undefined = out.UnprocessedKeys?.[t.tableName];
           request = left !== undefined && left.Keys.length > 0 ? left : undefined;

@@ -40,7 +40,14 @@ describe("npm run dev:worker", { timeout: 180_000 }, () => {
 
       // Three visitors open /hello in a browser; curl is not counted.
       for (let i = 0; i < 3; i++) {
-        const res = await fetch(`${url}/hello`, { headers: { accept: "text/html", "sec-fetch-dest": "document", "user-agent": "Mozilla/5.0 Firefox/140.0", "cf-connecting-ip": `203.0.113.${i}` } });
+        const res = await fetch(`${url}/hello`, {
+          headers: {
+            accept: "text/html",
+            "sec-fetch-dest": "document",
+            "user-agent": "Mozilla/5.0 Firefox/140.0",
+            "cf-connecting-ip": `203.0.113.${i}`,
+          },
+        });
         assert.equal(res.status, 200);
         assert.match(await res.text(), /badge\.svg\?page=%2Fhello/);
       }

@@ -13,12 +13,17 @@ import { root } from "../support/workers.ts";
 
 // The built package (npm test builds it first), checked the way npm and JSR users receive it.
 const require = createRequire(import.meta.url);
-const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { name: string; version: string; exports: Record<string, unknown> };
+const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+  name: string;
+  version: string;
+  exports: Record<string, unknown>;
+};
 const jsr = JSON.parse(readFileSync(path.join(root, "jsr.json"), "utf8")) as { exports: Record<string, string> };
 const entryPoints = Object.keys(pkg.exports).filter((k) => k !== "./package.json");
 const specifier = (entry: string) => (entry === "." ? pkg.name : `${pkg.name}/${entry.slice(2)}`);
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
-const run = (command: string, args: string[], cwd = root) => execFileSync(command, args, { cwd, encoding: "utf8", timeout: 180_000, env: { ...process.env, NO_COLOR: "1" } });
+const run = (command: string, args: string[], cwd = root) =>
+  execFileSync(command, args, { cwd, encoding: "utf8", timeout: 180_000, env: { ...process.env, NO_COLOR: "1" } });
 
 /**
  * Bytes of `code` bundled as wrangler would for workerd (esbuild, minified, workerd/worker/browser conditions),
@@ -54,7 +59,15 @@ describe("package", () => {
     for (const entry of entryPoints) {
       const esm = (await import(specifier(entry))) as Record<string, unknown>;
       const cjs = require(specifier(entry)) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(esm).filter((k) => k !== "default").sort(), Object.keys(cjs).filter((k) => k !== "default" && k !== "__esModule").sort(), entry);
+      assert.deepEqual(
+        Object.keys(esm)
+          .filter((k) => k !== "default")
+          .sort(),
+        Object.keys(cjs)
+          .filter((k) => k !== "default" && k !== "__esModule")
+          .sort(),
+        entry,
+      );
     }
     const main = require("dynacount") as typeof import("dynacount");
     const compat = require("dynacount/compat") as typeof import("dynacount/compat");
@@ -68,10 +81,15 @@ describe("package", () => {
     assert.ok(esmError instanceof esmMain.CounterError, "one class in ESM");
     // Classes keep their names through the build (minifiers rename them `_class` without keepNames): what a user
     // sees when an error is logged.
-    for (const [format, lib, logged] of [["CJS", main, error], ["ESM", esmMain, esmError]] as const) {
+    for (const [format, lib, logged] of [
+      ["CJS", main, error],
+      ["ESM", esmMain, esmError],
+    ] as const) {
       assert.match(inspect(logged), /^CounterError: /, `${format}: a logged error says CounterError`);
       assert.deepEqual(
-        ["CounterError", "CounterClient", "CounterBuffer", "RateLimiter", "ConcurrencyLimiter", "IdAllocator"].filter((name) => (lib as Record<string, { name?: string }>)[name]?.name !== name),
+        ["CounterError", "CounterClient", "CounterBuffer", "RateLimiter", "ConcurrencyLimiter", "IdAllocator"].filter(
+          (name) => (lib as Record<string, { name?: string }>)[name]?.name !== name,
+        ),
         [],
         `${format}: every class keeps its name`,
       );
@@ -83,7 +101,8 @@ describe("package", () => {
     for (const file of files.filter((f) => /\.c?js$/.test(f))) {
       const code = readFileSync(path.join(root, "dist", file), "utf8");
       // The build for workerd/worker/browser leaves the Node fast path out altogether.
-      if (file.startsWith("web/")) assert.doesNotMatch(code, /getBuiltinModule|node:crypto|createHmac/, `${file} carries the Node fast path`);
+      if (file.startsWith("web/"))
+        assert.doesNotMatch(code, /getBuiltinModule|node:crypto|createHmac/, `${file} carries the Node fast path`);
       // Node's modules are reached only through process.getBuiltinModule (the Node fast path), never imported.
       assert.doesNotMatch(code, /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*)["']node:/, `${file} imports node:`);
       // A bare global used as a value (not a property access like g.Deno, not inside typeof) would throw where it
@@ -100,7 +119,10 @@ describe("package", () => {
     let tarball: string;
     before(() => {
       dir = mkdtempSync(path.join(tmpdir(), "dynacount-pack-"));
-      const out = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", dir])) as { filename: string; files: { path: string }[] }[];
+      const out = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", dir])) as {
+        filename: string;
+        files: { path: string }[];
+      }[];
       tarball = path.join(dir, out[0]!.filename);
       writeFileSync(path.join(dir, "files.json"), JSON.stringify(out[0]!.files.map((f) => f.path)));
     });
@@ -127,8 +149,20 @@ describe("package", () => {
       run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball, "hono@^4"], project);
       for (const entry of entryPoints) {
         const name = specifier(entry);
-        assert.equal(run(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(name)}); console.log(Object.keys(m).length > 0)`], project).trim(), "true", `ESM ${name}`);
-        assert.equal(run(process.execPath, ["-e", `console.log(Object.keys(require(${JSON.stringify(name)})).length > 0)`], project).trim(), "true", `CJS ${name}`);
+        assert.equal(
+          run(
+            process.execPath,
+            ["--input-type=module", "-e", `const m = await import(${JSON.stringify(name)}); console.log(Object.keys(m).length > 0)`],
+            project,
+          ).trim(),
+          "true",
+          `ESM ${name}`,
+        );
+        assert.equal(
+          run(process.execPath, ["-e", `console.log(Object.keys(require(${JSON.stringify(name)})).length > 0)`], project).trim(),
+          "true",
+          `CJS ${name}`,
+        );
       }
       const usage = `import { CounterClient, CounterBuffer, RateLimiter, IdAllocator, ShardedCounter, CounterError, type RateLimitResult } from "dynacount";
 import { DurableCounterBuffer } from "dynacount/durable-object";
@@ -147,14 +181,33 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
       writeFileSync(path.join(project, "usage.ts"), usage);
       writeFileSync(path.join(project, "usage.cts"), usage);
       const declarations = (listed: string, ext: string) =>
-        entryPoints.map((entry) => `node_modules/dynacount/dist/${entry === "." ? "index" : entry.slice(2)}.${ext}`).filter((file) => !listed.includes(file));
-      for (const [moduleResolution, module] of [["bundler", "esnext"], ["node16", "node16"]] as const) {
+        entryPoints
+          .map((entry) => `node_modules/dynacount/dist/${entry === "." ? "index" : entry.slice(2)}.${ext}`)
+          .filter((file) => !listed.includes(file));
+      for (const [moduleResolution, module] of [
+        ["bundler", "esnext"],
+        ["node16", "node16"],
+      ] as const) {
         const files = moduleResolution === "node16" ? ["usage.ts", "usage.cts"] : ["usage.ts"];
-        const compilerOptions = { noEmit: true, strict: true, skipLibCheck: false, lib: ["es2022", "dom"], types: [], module, moduleResolution, target: "es2022" };
+        const compilerOptions = {
+          noEmit: true,
+          strict: true,
+          skipLibCheck: false,
+          lib: ["es2022", "dom"],
+          types: [],
+          module,
+          moduleResolution,
+          target: "es2022",
+        };
         writeFileSync(path.join(project, `tsconfig.${moduleResolution}.json`), JSON.stringify({ compilerOptions, files }));
-        const listed = run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", `tsconfig.${moduleResolution}.json`, "--listFiles"], project);
+        const listed = run(
+          process.execPath,
+          [path.join(root, "node_modules/typescript/bin/tsc"), "-p", `tsconfig.${moduleResolution}.json`, "--listFiles"],
+          project,
+        );
         assert.deepEqual(declarations(listed, "d.ts"), [], `${moduleResolution}: the ESM declarations of every entry point are used`);
-        if (moduleResolution === "node16") assert.deepEqual(declarations(listed, "d.cts"), [], "node16: usage.cts uses the CJS declarations");
+        if (moduleResolution === "node16")
+          assert.deepEqual(declarations(listed, "d.cts"), [], "node16: usage.cts uses the CJS declarations");
         else assert.doesNotMatch(listed, /\.d\.cts/, "bundler: no CJS declarations for an ES module");
       }
     });
@@ -162,14 +215,21 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
 
   it("deno publish --dry-run passes for jsr.json (no slow types, no warnings) and publishes the source and docs only", () => {
     // deno reports on stderr, which run() does not return.
-    const out = spawnSync(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], { cwd: root, encoding: "utf8", timeout: 180_000, env: { ...process.env, NO_COLOR: "1" } });
+    const out = spawnSync(bin("deno"), ["publish", "--dry-run", "--allow-dirty"], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 180_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     assert.equal(out.status, 0, out.stderr);
     assert.match(out.stderr, /Checking for slow types/);
     assert.doesNotMatch(out.stderr, /warning/i);
     assert.match(out.stderr, /Success Dry run complete/);
     const published = [...out.stderr.matchAll(/^\s+(file:\/\/\S+) \(/gm)].map((m) => path.relative(root, fileURLToPath(m[1]!))).sort();
     const sources = (dir: string): string[] =>
-      readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? sources(`${dir}/${d.name}`) : d.name.endsWith(".ts") ? [`${dir}/${d.name}`] : []));
+      readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((d) =>
+        d.isDirectory() ? sources(`${dir}/${d.name}`) : d.name.endsWith(".ts") ? [`${dir}/${d.name}`] : [],
+      );
     assert.deepEqual(published, ["LICENSE", "README.md", "jsr.json", ...sources("src")].sort());
     for (const target of Object.values(jsr.exports)) assert.ok(published.includes(path.normalize(target)), target);
   });
@@ -191,13 +251,18 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
     for (const [use, code] of Object.entries(USES)) {
       bytes[use] = await bundledSize(code);
     }
-    bytes["dynacount/hono's own share"] = bytes["RateLimiter + rateLimitHeaders + dynacount/hono"]! - bytes["RateLimiter + rateLimitHeaders"]!;
+    bytes["dynacount/hono's own share"] =
+      bytes["RateLimiter + rateLimitHeaders + dynacount/hono"]! - bytes["RateLimiter + rateLimitHeaders"]!;
     // The same two calls with the AWS SDK v3, bundled the same way.
     const sdk = await bundledSize(readFileSync(path.join(root, "bench/workers/increment-sdk.ts"), "utf8"), "browser");
     for (const [use, size] of Object.entries(bytes)) {
-      const vsSdk = use.startsWith("CounterClient only") ? ` = ${(size / sdk).toFixed(3)}× AWS SDK v3's ${(sdk / 1024).toFixed(1)} KB (budget ≤ 0.25×)` : "";
+      const vsSdk = use.startsWith("CounterClient only")
+        ? ` = ${(size / sdk).toFixed(3)}× AWS SDK v3's ${(sdk / 1024).toFixed(1)} KB (budget ≤ 0.25×)`
+        : "";
       const ceiling = USE_BUDGETS[use];
-      console.log(`  size ${use.padEnd(48)} ${(size / 1024).toFixed(1)} KB gzip${ceiling ? ` (ceiling ${(ceiling / 1024).toFixed(1)} KB)` : ""}${vsSdk}`);
+      console.log(
+        `  size ${use.padEnd(48)} ${(size / 1024).toFixed(1)} KB gzip${ceiling ? ` (ceiling ${(ceiling / 1024).toFixed(1)} KB)` : ""}${vsSdk}`,
+      );
       if (ceiling) assert.ok(size <= ceiling, `${use}: ${size} bytes`);
       if (vsSdk) assert.ok(size <= sdk * 0.25, `${use}: ${size} bytes is more than 0.25× the AWS SDK v3's ${sdk}`);
     }
@@ -210,7 +275,12 @@ void [value, result, code, app, CounterBuffer, IdAllocator, ShardedCounter, Dura
 // Measured when set (KB gzip): dynacount 33.6 (+ limitAll, ConcurrencyLimiter, per-plan limits, page views),
 // durable-object 15.8 (+ DurablePageViews), compat 12.5, hono 6.8 (the trust model for client addresses; several
 // limits through limitAll, which brings the limiter's code along, shared with the app's own RateLimiter).
-const BUDGETS = { dynacount: 40 * 1024, "dynacount/hono": 7.5 * 1024, "dynacount/durable-object": 24 * 1024, "dynacount/compat": 14 * 1024 };
+const BUDGETS = {
+  dynacount: 40 * 1024,
+  "dynacount/hono": 7.5 * 1024,
+  "dynacount/durable-object": 24 * 1024,
+  "dynacount/compat": 14 * 1024,
+};
 
 // A Worker per use: only what it imports is bundled (hono itself is the app's, so it is left out).
 const worker = (imports: string, body: string) => `${imports}\nexport default { async fetch(request, env) { ${body} } };`;
@@ -245,4 +315,4 @@ const USE_BUDGETS: Record<string, number | undefined> = {
   "RateLimiter + rateLimitHeaders + dynacount/hono": 24 * 1024,
   // 4.8 KB: the middleware with the client-address trust model, several limits (limitAll) and concurrency.
   "dynacount/hono's own share": 5.2 * 1024,
-}
+};

@@ -11,16 +11,26 @@ function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`check failed: ${message}`);
 }
 const same = (actual: unknown, expected: unknown, what: string) =>
-  check(JSON.stringify(actual) === JSON.stringify(expected), `${what}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+  check(
+    JSON.stringify(actual) === JSON.stringify(expected),
+    `${what}: got ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`,
+  );
 
 let tables = 0;
-const table = (runtime: string) => `rt_${runtime}_${Date.now().toString(36)}_${(tables++).toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
+const table = (runtime: string) =>
+  `rt_${runtime}_${Date.now().toString(36)}_${(tables++).toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
 
 /** The cases for `lib` (however this runtime imported dynacount) against one server `endpoint`. */
 export function runtimeCases(lib: typeof Dynacount, runtime: string, server: string, endpoint: string): RuntimeCase[] {
   const { CounterClient, CounterBuffer, CounterError, RateLimiter, IdAllocator, rateLimitHeaders, limitAll, ConcurrencyLimiter } = lib;
   const client = (tableName = table(runtime)) =>
-    new CounterClient({ endpoint, region: "us-east-1", env: {}, tableName, credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" } });
+    new CounterClient({
+      endpoint,
+      region: "us-east-1",
+      env: {},
+      tableName,
+      credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" },
+    });
   const fresh = async () => {
     const c = client();
     await c.createTable();
@@ -34,12 +44,22 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         const c = await fresh();
         same(await c.increment("a", { by: 5 }), 5, "increment by 5");
         const values = await Promise.all(Array.from({ length: 50 }, () => c.increment("hot")));
-        same([...values].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1), "50 concurrent increments");
+        same(
+          [...values].sort((x, y) => x - y),
+          Array.from({ length: 50 }, (_, i) => i + 1),
+          "50 concurrent increments",
+        );
         same(await c.get("hot"), 50, "get");
         same(await c.get("missing"), 0, "get of a missing key");
         same(await c.reserve("ids", 10), { first: 1, last: 10 }, "reserve");
         // DynamoDB Local keeps one database per access key id: same credentials as the table's creator.
-        const big = new CounterClient({ endpoint, env: {}, tableName: c.table.tableName, credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" }, numbers: "bigint" });
+        const big = new CounterClient({
+          endpoint,
+          env: {},
+          tableName: c.table.tableName,
+          credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" },
+          numbers: "bigint",
+        });
         same(String(await big.increment("big", { by: 2n ** 60n })), String(2n ** 60n), "bigint beyond 2^53");
       },
     },
@@ -84,8 +104,16 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         const limiter = new RateLimiter(c, { limit: 3, windowMs: 60_000, algorithm: "fixed-window", now: () => 600_000 });
         const results = [];
         for (let i = 0; i < 5; i++) results.push(await limiter.limit("user"));
-        same(results.map((r) => r.success), [true, true, true, false, false], "successes");
-        same(results.map((r) => r.remaining), [2, 1, 0, 0, 0], "remaining");
+        same(
+          results.map((r) => r.success),
+          [true, true, true, false, false],
+          "successes",
+        );
+        same(
+          results.map((r) => r.remaining),
+          [2, 1, 0, 0, 0],
+          "remaining",
+        );
         same(results[4]!.reason, "cacheBlock", "blocked from the cache");
       },
     },
@@ -99,7 +127,10 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         const results = await Promise.all(Array.from({ length: 60 }, (_, i) => instances[i % 3]!.limit("hot")));
         const admitted = results.filter((r) => r.success).length;
         check(admitted <= 40 && admitted >= 40 - 3 * 5, `admitted ${admitted} of limit 40 with 3 × lease 5`);
-        check(results.some((r) => r.reason === "lease"), "some calls answered from a lease");
+        check(
+          results.some((r) => r.reason === "lease"),
+          "some calls answered from a lease",
+        );
         const single = new RateLimiter(c, { limit: 3, windowMs: 60_000, algorithm: "token-bucket", now: () => now });
         for (let i = 0; i < 3; i++) await single.limit("r");
         const denied = await single.limit("r");
@@ -119,8 +150,16 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         const now = 3_000_000;
         const perUser = new RateLimiter(c, { name: "user", limit: 3, windowMs: 60_000, algorithm: "fixed-window", now: () => now });
         const global = new RateLimiter(c, { name: "global", limit: 4, windowMs: 60_000, algorithm: "fixed-window", now: () => now });
-        const call = (user: string, cost = 1) => limitAll([{ limiter: perUser, identifier: user }, { limiter: global, identifier: "all", cost }]);
-        same((await call("ann")).results.map((r) => r.remaining), [2, 3], "both charged");
+        const call = (user: string, cost = 1) =>
+          limitAll([
+            { limiter: perUser, identifier: user },
+            { limiter: global, identifier: "all", cost },
+          ]);
+        same(
+          (await call("ann")).results.map((r) => r.remaining),
+          [2, 3],
+          "both charged",
+        );
         const denied = await call("ann", 4);
         same([denied.success, denied.results.map((r) => r.success)], [false, [true, false]], "global denies a cost of 4");
         same(rateLimitHeaders(denied, { now })["RateLimit-Policy"], `"user";q=3;w=60, "global";q=4;w=60`, "one policy per limit");
@@ -145,7 +184,11 @@ export function runtimeCases(lib: typeof Dynacount, runtime: string, server: str
         const credentials = async () => {
           calls++;
           await new Promise((resolve) => setTimeout(resolve, 20));
-          return { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret", expiration: new Date(Date.now() + (calls === 1 ? 1500 : 3_600_000)) };
+          return {
+            accessKeyId: "AKIDRUNTIME",
+            secretAccessKey: "runtime-secret",
+            expiration: new Date(Date.now() + (calls === 1 ? 1500 : 3_600_000)),
+          };
         };
         const c = new CounterClient({ endpoint, region: "us-east-1", env: {}, tableName, credentials });
         const started = Date.now();

@@ -5,7 +5,10 @@ import * as fromNpm from "../../dist/index.js";
 import { runtimeCases, serversFrom } from "./cases.ts";
 
 for (const server of serversFrom(Deno.env.get("DYNACOUNT_TEST_SERVERS"))) {
-  for (const [how, lib] of [["jsr source", fromJsr], ["npm build", fromNpm]] as const) {
+  for (const [how, lib] of [
+    ["jsr source", fromJsr],
+    ["npm build", fromNpm],
+  ] as const) {
     for (const c of runtimeCases(lib as never, `deno_${how.split(" ")[0]}`, server.name, server.endpoint)) {
       // The id allocator prefetches in the background by design, so op sanitizing is off.
       Deno.test({ name: `deno ${Deno.version.deno} (${how}): ${c.name}`, fn: () => c.run(), sanitizeOps: false, sanitizeResources: false });
@@ -31,7 +34,13 @@ Deno.test("deno: AWS_* outside --allow-env read as unset, so the defaults apply"
 // Deno's permission refusals are Config errors that name the flag to add, never network errors, whether they
 // hide where credentials could be or the endpoint itself. (This suite has --allow-net=127.0.0.1 and one variable.)
 const config = (error: unknown, lib: typeof fromJsr, flag: string) => {
-  if (!(error instanceof lib.CounterError) || error.code !== "Config" || error.retryable || error.ambiguous || !error.message.includes(flag)) {
+  if (
+    !(error instanceof lib.CounterError) ||
+    error.code !== "Config" ||
+    error.retryable ||
+    error.ambiguous ||
+    !error.message.includes(flag)
+  ) {
     throw new Error(`expected a Config error naming ${flag}, got ${String(error)}`);
   }
 };
@@ -48,7 +57,10 @@ Deno.test("deno: no credentials and nothing permitted: a Config error naming --a
 
 Deno.test("deno: shared files outside --allow-read: the error names --allow-read with their paths", async () => {
   for (const lib of libs) {
-    const client = new lib.CounterClient({ endpoint: "http://127.0.0.1:9", env: { HOME: "/home/nobody-here", AWS_EC2_METADATA_DISABLED: "true" } });
+    const client = new lib.CounterClient({
+      endpoint: "http://127.0.0.1:9",
+      env: { HOME: "/home/nobody-here", AWS_EC2_METADATA_DISABLED: "true" },
+    });
     const error = await client.get("k").catch((e: unknown) => e);
     config(error, lib, "--allow-read=/home/nobody-here/.aws/credentials,/home/nobody-here/.aws/config");
   }
@@ -64,7 +76,11 @@ Deno.test("deno: a source that is there but refused (the container endpoint's ho
 
 Deno.test("deno: an endpoint outside --allow-net: a Config error naming the flag, not an ambiguous network failure", async () => {
   for (const lib of libs) {
-    const client = new lib.CounterClient({ endpoint: "http://127.0.0.2:8123", env: {}, credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" } });
+    const client = new lib.CounterClient({
+      endpoint: "http://127.0.0.2:8123",
+      env: {},
+      credentials: { accessKeyId: "AKIDRUNTIME", secretAccessKey: "runtime-secret" },
+    });
     const error = await client.increment("k").catch((e: unknown) => e);
     config(error, lib, "--allow-net=127.0.0.2:8123");
   }

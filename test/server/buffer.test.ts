@@ -108,7 +108,10 @@ for (const server of await servers()) {
       buffer.add("y", 3);
       assert.deepEqual(await buffer.close(), { keys: 2, requests: 2, total: 5 });
       assert.equal(await client.get("x"), 2);
-      assert.throws(() => buffer.add("x"), (e: unknown) => e instanceof CounterError && e.code === "Closed");
+      assert.throws(
+        () => buffer.add("x"),
+        (e: unknown) => e instanceof CounterError && e.code === "Closed",
+      );
     });
 
     it("100,000 adds over 1,000 keys: exactly 1,000 UpdateItem requests in one flush, exact totals", async () => {
@@ -128,7 +131,10 @@ for (const server of await servers()) {
       assert.equal(result.requests, 1000);
       assert.equal(result.keys, 1000);
       assert.equal(proxy.seen.get("UpdateItem"), 1000);
-      assert.equal(result.total, [...expected.values()].reduce((a, b) => a + b, 0));
+      assert.equal(
+        result.total,
+        [...expected.values()].reduce((a, b) => a + b, 0),
+      );
       const values = await Promise.all([...expected.keys()].map(async (k) => [k, await direct.get(k)] as const));
       for (const [k, v] of values) assert.equal(v, expected.get(k), k);
     });
@@ -141,7 +147,10 @@ for (const server of await servers()) {
       buffer.add("c0", 1);
       results.push(await buffer.flush());
       // A call made while a flush waits to start joins it (and gets its result): count each flush once.
-      assert.equal([...new Set(results)].reduce((a, r) => a + Number(r.total), 0), 51);
+      assert.equal(
+        [...new Set(results)].reduce((a, r) => a + Number(r.total), 0),
+        51,
+      );
       assert.equal(await client.get("c0"), 6);
       assert.equal(await client.get("c9"), 5);
     });
@@ -151,7 +160,10 @@ for (const server of await servers()) {
       const proxy = await startFaultProxy(server.endpoint, () => "throttle");
       after(() => proxy.close());
       const errors: CounterError[] = [];
-      const client = clientFor(proxy.endpoint, { tableName: direct.table.tableName, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 } });
+      const client = clientFor(proxy.endpoint, {
+        tableName: direct.table.tableName,
+        retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      });
       const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: "w-retry", onError: (e) => errors.push(e) });
       buffer.add("a", 1);
       buffer.add("b", 2);
@@ -168,7 +180,6 @@ for (const server of await servers()) {
       assert.equal(await direct.get("b"), 2);
       await buffer.close();
     });
-
 
     it("a table given per call, then changed on the same reused options object, writes each add to its own table", async () => {
       const one = await freshTable(server.endpoint);
@@ -187,9 +198,20 @@ for (const server of await servers()) {
       it(`close() under 25% faults writes everything ${writerId ? "exactly once" : "(at least once)"}`, async () => {
         const random = seededRandom(writerId ? 7 : 8);
         const faults: Fault[] = ["error500", "error500-after", "throttle", "reset", "drop-after"];
-        const { client, direct, proxy } = await throughProxy(server.endpoint, { timeoutMs: 2000, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
-        proxy.setFault((info) => (info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass"));
-        const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, maxKeys: 10_000, maxRetryDelayMs: 200, onError: () => undefined, ...(writerId ? { writerId } : {}) });
+        const { client, direct, proxy } = await throughProxy(server.endpoint, {
+          timeoutMs: 2000,
+          retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+        });
+        proxy.setFault((info) =>
+          info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass",
+        );
+        const buffer = new CounterBuffer(client, {
+          flushIntervalMs: 60_000,
+          maxKeys: 10_000,
+          maxRetryDelayMs: 200,
+          onError: () => undefined,
+          ...(writerId ? { writerId } : {}),
+        });
         const expected = new Map<string, number>();
         for (let i = 0; i < 3000; i++) {
           const key = `c${i % 60}`;
@@ -198,7 +220,10 @@ for (const server of await servers()) {
         }
         const result = await buffer.close();
         assert.equal(buffer.pending, 0);
-        assert.ok((proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0, "faults after apply were injected");
+        assert.ok(
+          (proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0,
+          "faults after apply were injected",
+        );
         assert.equal(result.total, 6000, "close reports everything written");
         for (const [key, sum] of expected) {
           const value = await direct.get(key);
@@ -230,7 +255,10 @@ for (const server of await servers()) {
       assert.equal(proxy.seen.get("UpdateItem"), seenAtClose, "nothing retried in the background after close gave up");
       assert.equal(buffer.pending, 2);
       proxy.setFault(() => "pass");
-      assert.throws(() => buffer.add("x"), (e: unknown) => e instanceof CounterError && e.code === "Closed");
+      assert.throws(
+        () => buffer.add("x"),
+        (e: unknown) => e instanceof CounterError && e.code === "Closed",
+      );
       assert.equal((await buffer.flush()).total, 5);
       assert.deepEqual([await direct.get("x"), await direct.get("y")], [2, 3]);
       await buffer.flush();
@@ -239,9 +267,17 @@ for (const server of await servers()) {
 
     it("poison entries (a missing table, a count attribute holding a string) become dead letters; every other key is written", async () => {
       const client = await freshTable(server.endpoint);
-      await client.send("PutItem", { TableName: client.table.tableName, Item: { id: { S: "text" }, lastValue: { S: "not a number" } } }, { idempotent: true });
+      await client.send(
+        "PutItem",
+        { TableName: client.table.tableName, Item: { id: { S: "text" }, lastValue: { S: "not a number" } } },
+        { idempotent: true },
+      );
       const letters: string[] = [];
-      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `poison-${server.name}`, onDeadLetter: (l) => letters.push(`${l.error.code}:${l.tableName}`) });
+      const buffer = new CounterBuffer(client, {
+        flushIntervalMs: 60_000,
+        writerId: `poison-${server.name}`,
+        onDeadLetter: (l) => letters.push(`${l.error.code}:${l.tableName}`),
+      });
       buffer.add("k", 1, { tableName: "Typo_Table_Name" });
       buffer.add("text", 5);
       for (let i = 0; i < 20; i++) buffer.add(`ok${i}`, i + 1);
@@ -249,7 +285,10 @@ for (const server of await servers()) {
       assert.deepEqual([first.keys, first.total, first.deadLetters], [20, 210, 2]);
       assert.equal(buffer.pending, 0, "nothing stuck");
       assert.deepEqual(letters.sort(), [`Validation:${client.table.tableName}`, "TableNotFound:Typo_Table_Name"].sort());
-      assert.deepEqual(buffer.deadLetters.map((l) => [l.key, l.amount]).sort(), [["k", 1], ["text", 5]]);
+      assert.deepEqual(buffer.deadLetters.map((l) => [l.key, l.amount]).sort(), [
+        ["k", 1],
+        ["text", 5],
+      ]);
       // Later adds flow as usual, the poison is not retried on its own.
       buffer.add("ok0", 1);
       assert.deepEqual(await buffer.flush(), { keys: 1, requests: 1, total: 1 });
@@ -272,7 +311,10 @@ for (const server of await servers()) {
       const client = await freshTable(server.endpoint);
       const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000 });
       buffer.add("big", 9n * 10n ** 37n);
-      assert.throws(() => buffer.add("big", 9n * 10n ** 37n), (e: unknown) => e instanceof CounterError && e.code === "Validation" && /38 digits/.test(e.message));
+      assert.throws(
+        () => buffer.add("big", 9n * 10n ** 37n),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation" && /38 digits/.test(e.message),
+      );
       assert.deepEqual(await buffer.flush(), { keys: 1, requests: 1, total: 9n * 10n ** 37n });
     });
 
@@ -308,7 +350,10 @@ for (const server of await servers()) {
       await failure;
       const early = failedAt.flatMap((at) => arrivals.filter((t) => t > at && t < at + 40).map((t) => t - at));
       assert.deepEqual(early, [], "no request within 40 ms of a failed flush (the backoff is at least 50 ms)");
-      assert.ok(arrivals.length <= 10 + 100 * (errors.length - 1), `${arrivals.length} requests for ${errors.length} failed flushes: nothing else was sent`);
+      assert.ok(
+        arrivals.length <= 10 + 100 * (errors.length - 1),
+        `${arrivals.length} requests for ${errors.length} failed flushes: nothing else was sent`,
+      );
       proxy.setFault(() => "pass");
       await buffer.close({ timeoutMs: 10_000 });
       const total = proxy.seen.get("UpdateItem")!;
@@ -325,7 +370,10 @@ for (const server of await servers()) {
       buffer.add("a");
       buffer.add("b");
       buffer.add("c");
-      assert.throws(() => buffer.add("d"), (e: unknown) => e instanceof CounterError && e.code === "BufferFull");
+      assert.throws(
+        () => buffer.add("d"),
+        (e: unknown) => e instanceof CounterError && e.code === "BufferFull",
+      );
       buffer.add("a", 5);
       assert.equal(buffer.pending, 3);
       assert.equal((await buffer.flush()).total, 8);
@@ -368,7 +416,16 @@ for (const server of await servers()) {
       const crowded: number[] = [];
       const hex = "0123456789abcdef".repeat(4); // a Durable Object id is 64 hex digits
       const writers = (n: number, from: number) =>
-        Array.from({ length: n }, (_, i) => new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `do-${hex}-${from + i}`, markerWarnAt: 8, onFlush: (r) => r.crowded?.forEach((c) => crowded.push(c.markers)) }));
+        Array.from(
+          { length: n },
+          (_, i) =>
+            new CounterBuffer(client, {
+              flushIntervalMs: 60_000,
+              writerId: `do-${hex}-${from + i}`,
+              markerWarnAt: 8,
+              onFlush: (r) => r.crowded?.forEach((c) => crowded.push(c.markers)),
+            }),
+        );
       const table: [number, number][] = [];
       let count = 0;
       for (const target of [1, 5, 10, 20, 40]) {
@@ -377,17 +434,23 @@ for (const server of await servers()) {
           await buffer.flush();
         }
         count = target;
-        const out = await client.send<{ ConsumedCapacity?: { CapacityUnits?: number } }>("UpdateItem", {
-          TableName: client.table.tableName,
-          Key: { id: { S: "hot" } },
-          UpdateExpression: "ADD #c :one",
-          ExpressionAttributeNames: { "#c": "lastValue" },
-          ExpressionAttributeValues: { ":one": { N: "1" } },
-          ReturnConsumedCapacity: "TOTAL",
-        }, { idempotent: false });
+        const out = await client.send<{ ConsumedCapacity?: { CapacityUnits?: number } }>(
+          "UpdateItem",
+          {
+            TableName: client.table.tableName,
+            Key: { id: { S: "hot" } },
+            UpdateExpression: "ADD #c :one",
+            ExpressionAttributeNames: { "#c": "lastValue" },
+            ExpressionAttributeValues: { ":one": { N: "1" } },
+            ReturnConsumedCapacity: "TOTAL",
+          },
+          { idempotent: false },
+        );
         table.push([count, out.ConsumedCapacity?.CapacityUnits ?? NaN]);
       }
-      console.log(`  ${server.name}: write units per update by DO-style writers (markers) on the item: ${table.map(([n, wcu]) => `${n}→${wcu}`).join(", ")}`);
+      console.log(
+        `  ${server.name}: write units per update by DO-style writers (markers) on the item: ${table.map(([n, wcu]) => `${n}→${wcu}`).join(", ")}`,
+      );
       assert.equal(await client.get("hot"), 40 + 5, "every writer's add and every probe counted once");
       assert.deepEqual(crowded.slice(0, 2), [9, 10], "reported once an item carries more than markerWarnAt markers");
       if (server.name === "ddblocal") {
@@ -414,7 +477,12 @@ for (const server of await servers()) {
     it("exactly-once (writerId): one attribute's write applied with its answer lost, the other attribute added to meanwhile: both exact once faults stop, no Conflict", async () => {
       const { client, direct, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 1 } });
       const letters: string[] = [];
-      const buffer = new CounterBuffer(client, { flushIntervalMs: 60_000, writerId: `attrs-lost-${server.name}`, onError: () => undefined, onDeadLetter: (l) => letters.push(l.error.code) });
+      const buffer = new CounterBuffer(client, {
+        flushIntervalMs: 60_000,
+        writerId: `attrs-lost-${server.name}`,
+        onError: () => undefined,
+        onDeadLetter: (l) => letters.push(l.error.code),
+      });
       const views = { countAttribute: "views" };
       const clicks = { countAttribute: "clicks" };
       // views: applied, but its answer is lost.
@@ -456,7 +524,11 @@ for (const server of await servers()) {
       const waitedFor = completed - before;
       assert.ok(waitedFor <= 2, `flush() waited for ${waitedFor} flushes to complete (the running one and its own)`);
       const values = await Promise.all(Array.from({ length: 10 }, (_, k) => direct.get(`hot${k}`)));
-      assert.deepEqual(values, Array.from({ length: 10 }, () => adds / 10), "every add made before flush() is written");
+      assert.deepEqual(
+        values,
+        Array.from({ length: 10 }, () => adds / 10),
+        "every add made before flush() is written",
+      );
       assert.equal(buffer.pending, 0);
     });
 
@@ -484,7 +556,11 @@ for (const server of await servers()) {
           info.operation === "UpdateItem" && random() < 0.2 ? faults[Math.floor(random() * faults.length)]! : "pass",
         );
         after(() => proxy.close());
-        const client = clientFor(proxy.endpoint, { tableName: direct.table.tableName, timeoutMs: 100, retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 4 } });
+        const client = clientFor(proxy.endpoint, {
+          tableName: direct.table.tableName,
+          timeoutMs: 100,
+          retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 4 },
+        });
         let failedFlushes = 0;
         const buffer = new CounterBuffer(client, {
           flushIntervalMs: 60_000,
@@ -514,17 +590,30 @@ for (const server of await servers()) {
           else assert.ok(value >= sum, `${key} lost increments: ${value} < ${sum}`);
         }
         // Nothing went anywhere else: the table holds only the keys added, and sums to the 20,000 adds (once each).
-        const scan = await direct.send<{ Items?: { id: { S: string }; lastValue?: { N: string } }[] }>("Scan", { TableName: direct.table.tableName, ConsistentRead: true }, { idempotent: true });
+        const scan = await direct.send<{ Items?: { id: { S: string }; lastValue?: { N: string } }[] }>(
+          "Scan",
+          { TableName: direct.table.tableName, ConsistentRead: true },
+          { idempotent: true },
+        );
         const items = scan.Items ?? [];
         assert.deepEqual(items.map((i) => i.id.S).sort(), [...expected.keys()].sort());
         const stored = items.reduce((a, i) => a + Number(i.lastValue?.N ?? 0), 0);
         if (mode === "exactly-once") assert.equal(stored, 20_000);
         else assert.ok(stored >= 20_000, `${stored} < 20,000`);
         // at-least-once adds no marker attributes; exactly-once has exactly one, named after the writer
-        const item = await client.send<{ Item?: Record<string, unknown> }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: "k1" } } }, { idempotent: true });
+        const item = await client.send<{ Item?: Record<string, unknown> }>(
+          "GetItem",
+          { TableName: direct.table.tableName, Key: { id: { S: "k1" } } },
+          { idempotent: true },
+        );
         const names = Object.keys(item.Item ?? {}).sort();
-        assert.deepEqual(names, mode === "exactly-once" ? [markerAttribute(`proxy-test-${server.name}`), "id", "lastValue"].sort() : ["id", "lastValue"]);
-        console.log(`  ${server.name} ${mode}: faults ${JSON.stringify(Object.fromEntries(proxy.injected))}, failed flushes ${failedFlushes}`);
+        assert.deepEqual(
+          names,
+          mode === "exactly-once" ? [markerAttribute(`proxy-test-${server.name}`), "id", "lastValue"].sort() : ["id", "lastValue"],
+        );
+        console.log(
+          `  ${server.name} ${mode}: faults ${JSON.stringify(Object.fromEntries(proxy.injected))}, failed flushes ${failedFlushes}`,
+        );
       });
     }
   });
@@ -534,12 +623,32 @@ describe("CounterBuffer without a server", () => {
   it("validates input and options before queuing anything", () => {
     const client = clientFor("http://127.0.0.1:9");
     const buffer = new CounterBuffer(client);
-    assert.throws(() => buffer.add(""), (e: unknown) => e instanceof CounterError && e.code === "Validation");
-    assert.throws(() => buffer.add("k", 0.5), (e: unknown) => e instanceof CounterError && /"by"/.test(e.message));
-    assert.throws(() => buffer.add("k", 1, { tableName: "x" }), (e: unknown) => e instanceof CounterError && /tableName/.test(e.message));
+    assert.throws(
+      () => buffer.add(""),
+      (e: unknown) => e instanceof CounterError && e.code === "Validation",
+    );
+    assert.throws(
+      () => buffer.add("k", 0.5),
+      (e: unknown) => e instanceof CounterError && /"by"/.test(e.message),
+    );
+    assert.throws(
+      () => buffer.add("k", 1, { tableName: "x" }),
+      (e: unknown) => e instanceof CounterError && /tableName/.test(e.message),
+    );
     assert.equal(buffer.pending, 0);
-    for (const bad of [{ maxKeys: 0 }, { flushIntervalMs: -1 }, { writerId: "" }, { writerId: "has space" }, { concurrency: 0 }, { onError: 1 }]) {
-      assert.throws(() => new CounterBuffer(client, bad as object), (e: unknown) => e instanceof CounterError && e.code === "Validation", JSON.stringify(bad));
+    for (const bad of [
+      { maxKeys: 0 },
+      { flushIntervalMs: -1 },
+      { writerId: "" },
+      { writerId: "has space" },
+      { concurrency: 0 },
+      { onError: 1 },
+    ]) {
+      assert.throws(
+        () => new CounterBuffer(client, bad as object),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation",
+        JSON.stringify(bad),
+      );
     }
   });
 
@@ -569,5 +678,4 @@ describe("CounterBuffer without a server", () => {
       assert.equal(out.trim().split("\n").at(-1), "added 1");
     });
   }
-
 });

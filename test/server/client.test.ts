@@ -11,7 +11,10 @@ for (const server of await servers()) {
       // longer than the default 5 s, and a timeout here would be ambiguous, not a wrong value.
       const client = await freshTable(server.endpoint, { timeoutMs: 60_000 });
       const values = await Promise.all(Array.from({ length: 1000 }, () => client.increment("hot")));
-      assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i + 1));
+      assert.deepEqual(
+        [...values].sort((a, b) => a - b),
+        Array.from({ length: 1000 }, (_, i) => i + 1),
+      );
       assert.equal(await client.get("hot"), 1000);
     });
 
@@ -129,7 +132,7 @@ for (const server of await servers()) {
       assert.ok(error instanceof CounterError);
       assert.equal(error.code, "PrecisionLoss");
       assert.match(error.message, /bigint/);
-      assert.equal((await rejection(small.get("b")) as CounterError).code, "PrecisionLoss");
+      assert.equal(((await rejection(small.get("b"))) as CounterError).code, "PrecisionLoss");
       assert.equal(await big.get("b"), 2n ** 53n);
       const huge = 10n ** 37n;
       assert.equal(await big.increment("h", { by: huge }), huge);
@@ -180,7 +183,7 @@ describe("configuration", () => {
     const b = new CounterClient({ env: creds });
     assert.equal(b.region, "us-east-1");
     assert.equal(b.endpoint, "https://dynamodb.us-east-1.amazonaws.com/");
-    const c = new CounterClient({ env: (name) => ({ ...creds, AWS_REGION: "sa-east-1" } as Record<string, string>)[name] });
+    const c = new CounterClient({ env: (name) => (({ ...creds, AWS_REGION: "sa-east-1" }) as Record<string, string>)[name] });
     assert.equal(c.endpoint, "https://dynamodb.sa-east-1.amazonaws.com/");
   });
 
@@ -189,9 +192,19 @@ describe("configuration", () => {
   // place looked; in a Worker the constructor throws (test/runtimes/cases.ts).
 
   it("a bad endpoint is a Config error", () => {
-    assert.throws(() => clientFor("not a url"), (e: unknown) => e instanceof CounterError && e.code === "Config");
-    assert.throws(() => clientFor("ftp://127.0.0.1"), (e: unknown) => e instanceof CounterError && e.code === "Config");
-    assert.throws(() => clientFor(""), (e: unknown) => e instanceof CounterError && e.code === "Config", "an empty endpoint is not silently AWS");
+    assert.throws(
+      () => clientFor("not a url"),
+      (e: unknown) => e instanceof CounterError && e.code === "Config",
+    );
+    assert.throws(
+      () => clientFor("ftp://127.0.0.1"),
+      (e: unknown) => e instanceof CounterError && e.code === "Config",
+    );
+    assert.throws(
+      () => clientFor(""),
+      (e: unknown) => e instanceof CounterError && e.code === "Config",
+      "an empty endpoint is not silently AWS",
+    );
   });
 
   it("the client's fields and JSON never show the secret", () => {

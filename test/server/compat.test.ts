@@ -27,7 +27,12 @@ const _ = createRequire(import.meta.url)("underscore.deferred") as {
 const settled = (p: JQueryPromise) =>
   new Promise<unknown[]>((resolve, reject) => p.done((...values) => resolve(values)).fail((...errors) => reject(errors)));
 
-const connection = (endpoint: string) => ({ region: "us-east-1", endpoint, accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey });
+const connection = (endpoint: string) => ({
+  region: "us-east-1",
+  endpoint,
+  accessKeyId: credentials.accessKeyId,
+  secretAccessKey: credentials.secretAccessKey,
+});
 
 // The cases of dynamodb-atomic-counter's own examples, against real servers.
 for (const server of await servers()) {
@@ -60,7 +65,10 @@ for (const server of await servers()) {
       const seen: number[] = [];
       for (let i = 0; i < 3; i++) {
         await new Promise<void>((resolve) => {
-          atomicCounter.increment("consecutive", { tableName }).done((v) => seen.push(v)).always(() => resolve());
+          atomicCounter
+            .increment("consecutive", { tableName })
+            .done((v) => seen.push(v))
+            .always(() => resolve());
         });
       }
       assert.deepEqual(seen, [1, 2, 3]);
@@ -81,10 +89,17 @@ for (const server of await servers()) {
       for (let i = 0; i < 3; i++) await atomicCounter.increment("dozens", options);
       assert.deepEqual(context.values, [12, 24, 36]);
       let self: unknown;
-      await atomicCounter.getLastValue("dozens", { ...options, success() { self = this; } }).done(function (this: typeof context, v) {
-        assert.equal(this, context);
-        assert.equal(v, 36);
-      });
+      await atomicCounter
+        .getLastValue("dozens", {
+          ...options,
+          success() {
+            self = this;
+          },
+        })
+        .done(function (this: typeof context, v) {
+          assert.equal(this, context);
+          assert.equal(v, 36);
+        });
       assert.equal(self, context);
     });
 
@@ -92,12 +107,20 @@ for (const server of await servers()) {
       const promises = Array.from({ length: 10 }, () => atomicCounter.increment("parallel", { tableName }));
       const values = await settled(_.when(promises));
       assert.equal(values.length, 10);
-      assert.ok(values.every((v) => typeof v === "number"), `numbers, not promise objects: ${values.map((v) => typeof v).join()}`);
-      assert.deepEqual([...(values as number[])].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.ok(
+        values.every((v) => typeof v === "number"),
+        `numbers, not promise objects: ${values.map((v) => typeof v).join()}`,
+      );
+      assert.deepEqual(
+        [...(values as number[])].sort((a, b) => a - b),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       // Also as separate arguments, and Promise.all still works on the same kind of promise.
-      const [a, b] = await settled(_.when(atomicCounter.increment("parallel", { tableName }), atomicCounter.increment("parallel", { tableName })));
+      const [a, b] = await settled(
+        _.when(atomicCounter.increment("parallel", { tableName }), atomicCounter.increment("parallel", { tableName })),
+      );
       assert.deepEqual([a, b].sort(), [11, 12]);
-      assert.deepEqual((await Promise.all([atomicCounter.increment("parallel", { tableName })])), [13]);
+      assert.deepEqual(await Promise.all([atomicCounter.increment("parallel", { tableName })]), [13]);
     });
 
     it("_.when fails with the first failure's error, and done is not called", async () => {
@@ -149,11 +172,21 @@ for (const server of await servers()) {
       assert.equal(await piped, "from a Deferred");
       // A fail filter turns an error into a value; a throwing filter rejects the next promise with what it threw.
       const failing = atomicCounter.getLastValue("chain", { tableName: "NoSuchTable", context });
-      assert.equal(await failing.then(null, function (this: typeof context, e) {
-        return `${this.prefix}${e.code}`;
-      }), "user-TableNotFound");
+      assert.equal(
+        await failing.then(null, function (this: typeof context, e) {
+          return `${this.prefix}${e.code}`;
+        }),
+        "user-TableNotFound",
+      );
       const thrown = new Error("mine");
-      assert.equal(await rejection(p.then(() => { throw thrown; })), thrown);
+      assert.equal(
+        await rejection(
+          p.then(() => {
+            throw thrown;
+          }),
+        ),
+        thrown,
+      );
       // promise(): the same interface (what _.when looks for), on itself or copied onto a target.
       assert.equal(p.promise(), p);
       const target = p.promise({ name: "request" });
@@ -162,7 +195,10 @@ for (const server of await servers()) {
       assert.equal(target.state(), "resolved");
       // progress is accepted and chainable (an increment reports none); arrays of callbacks as in jQuery.
       const calls: number[] = [];
-      assert.equal(p.progress(() => calls.push(-1)), p);
+      assert.equal(
+        p.progress(() => calls.push(-1)),
+        p,
+      );
       await new Promise<void>((resolve) => p.done([(v) => calls.push(v), (v) => calls.push(v + 1)], () => resolve()));
       assert.deepEqual(calls, [1, 2]);
     });
@@ -193,7 +229,10 @@ for (const server of await servers()) {
           assert.ok(error instanceof CounterError && error.code === "Validation", String(error));
           assert.deepEqual(errors, [error]);
         }
-        assert.match(String(await rejection(atomicCounter.increment("x", { incremnet: 5 } as never))), /"incremnet".*did you mean "increment"/);
+        assert.match(
+          String(await rejection(atomicCounter.increment("x", { incremnet: 5 } as never))),
+          /"incremnet".*did you mean "increment"/,
+        );
         assert.equal(proxy.seen.get("GetItem"), 3);
         assert.equal(proxy.seen.get("UpdateItem"), undefined);
       } finally {
@@ -226,15 +265,25 @@ for (const server of await servers()) {
         assert.equal(proxy.seen.get("GetItem"), 4);
         // httpOptions.timeout is the per-attempt limit.
         proxy.setFault(() => "hang");
-        atomicCounter.config.update({ httpOptions: { timeout: 200 }, dynamodb: {} , maxRetries: 0 });
+        atomicCounter.config.update({ httpOptions: { timeout: 200 }, dynamodb: {}, maxRetries: 0 });
         assert.equal(((await rejection(atomicCounter.getLastValue("x", { tableName }))) as CounterError).code, "Timeout");
       } finally {
         atomicCounter.config.reset();
         atomicCounter.config.update(connection(server.endpoint));
       }
       // Names AWS.Config never had, and bad values of applied fields: Validation, at update, nothing changed.
-      for (const bad of [{ regoin: "us-east-1" }, { httpOptions: { timeOut: 5 } }, { dynamodb: { sslEnable: true } }, { maxRetries: -1 }, { httpOptions: { timeout: "5s" } }]) {
-        assert.throws(() => atomicCounter.config.update(bad as never), (e: unknown) => e instanceof CounterError && e.code === "Validation", JSON.stringify(bad));
+      for (const bad of [
+        { regoin: "us-east-1" },
+        { httpOptions: { timeOut: 5 } },
+        { dynamodb: { sslEnable: true } },
+        { maxRetries: -1 },
+        { httpOptions: { timeout: "5s" } },
+      ]) {
+        assert.throws(
+          () => atomicCounter.config.update(bad as never),
+          (e: unknown) => e instanceof CounterError && e.code === "Validation",
+          JSON.stringify(bad),
+        );
       }
       assert.throws(() => atomicCounter.config.update({ regoin: "x" } as never), /"regoin".*did you mean "region"/);
       // AWS.Config.update's own second argument: unknown keys ignored.
@@ -248,7 +297,10 @@ for (const server of await servers()) {
       assert.equal(clientOptions({ httpOptions: { timeout: 2 ** 40 } }).timeoutMs, MAX_TIMER_MS);
       assert.equal(clientOptions({ dynamodb: { httpOptions: { timeout: 0 } }, httpOptions: { timeout: 100 } }).timeoutMs, MAX_TIMER_MS);
       assert.equal(clientOptions({ httpOptions: { timeout: 1500 } }).timeoutMs, 1500);
-      assert.throws(() => atomicCounter.config.update({ httpOptions: { timeout: -1 } }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
+      assert.throws(
+        () => atomicCounter.config.update({ httpOptions: { timeout: -1 } }),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation",
+      );
       // And in use: an answer that takes 300 ms arrives.
       const proxy = await startFaultProxy(server.endpoint, () => ({ delayMs: 300 }));
       after(() => proxy.close());
@@ -300,7 +352,11 @@ for (const server of await servers()) {
         atomicCounter.config.update({ region: "us-east-1", endpoint: ${JSON.stringify(server.endpoint)}, accessKeyId: "a", secretAccessKey: "b" });
         atomicCounter.increment("x", { tableName: "NoSuchTable", error: (e) => console.log("error callback", e.code) });`;
       // Asynchronous: dynalite answers from this very process.
-      const { stdout } = await promisify(execFile)(process.execPath, ["--unhandled-rejections=strict", "-e", script], { cwd: root, encoding: "utf8", timeout: 20_000 });
+      const { stdout } = await promisify(execFile)(process.execPath, ["--unhandled-rejections=strict", "-e", script], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 20_000,
+      });
       assert.equal(stdout.trim(), "error callback TableNotFound");
     });
   });
@@ -333,7 +389,12 @@ describe("dynacount/compat: config.update credential sources", () => {
     async getPromise(): Promise<void> {
       if (this.expireTime === null || this.expireTime.getTime() - Date.now() < 15_000) {
         this.refreshes++;
-        Object.assign(this, { accessKeyId: `ASIAV2${this.refreshes}`, secretAccessKey: `v2-secret-${this.refreshes}`, sessionToken: `v2-token-${this.refreshes}`, expireTime: new Date(Date.now() + 3_600_000) });
+        Object.assign(this, {
+          accessKeyId: `ASIAV2${this.refreshes}`,
+          secretAccessKey: `v2-secret-${this.refreshes}`,
+          sessionToken: `v2-token-${this.refreshes}`,
+          expireTime: new Date(Date.now() + 3_600_000),
+        });
       }
     }
   }
@@ -344,7 +405,16 @@ describe("dynacount/compat: config.update credential sources", () => {
     const { tableName, signers, endpoint } = await setUp();
     let calls = 0;
     atomicCounter.config.reset();
-    atomicCounter.config.update({ region: "us-east-1", endpoint, credentials: async () => ({ accessKeyId: `ASIAFN${++calls}`, secretAccessKey: "s", sessionToken: "t", expiration: new Date(Date.now() + 3_600_000) }) });
+    atomicCounter.config.update({
+      region: "us-east-1",
+      endpoint,
+      credentials: async () => ({
+        accessKeyId: `ASIAFN${++calls}`,
+        secretAccessKey: "s",
+        sessionToken: "t",
+        expiration: new Date(Date.now() + 3_600_000),
+      }),
+    });
     assert.equal(await atomicCounter.increment("k", { tableName }), 1);
     assert.equal(await atomicCounter.increment("k", { tableName }), 2);
     assert.equal(calls, 1);
@@ -370,7 +440,11 @@ describe("dynacount/compat: config.update credential sources", () => {
     const fromChain = new V2Credentials();
     let resolved = 0;
     atomicCounter.config.reset();
-    atomicCounter.config.update({ region: "us-east-1", endpoint, credentialProvider: { resolvePromise: async () => (resolved++, fromChain) } });
+    atomicCounter.config.update({
+      region: "us-east-1",
+      endpoint,
+      credentialProvider: { resolvePromise: async () => (resolved++, fromChain) },
+    });
     await atomicCounter.increment("k", { tableName });
     assert.equal(resolved, 1);
     assert.equal(signers.at(-1), "ASIAV21");

@@ -139,7 +139,9 @@ for (const server of await servers()) {
       proxy.setFault(({ operation }) => {
         if (operation !== "DescribeTimeToLive" || !first) return "pass";
         first = false;
-        return { rewrite: (request) => ({ request, response: () => JSON.stringify({ TimeToLiveDescription: { TimeToLiveStatus: "DISABLED" } }) }) };
+        return {
+          rewrite: (request) => ({ request, response: () => JSON.stringify({ TimeToLiveDescription: { TimeToLiveStatus: "DISABLED" } }) }),
+        };
       });
       const client = clientFor(proxy.endpoint, { tableName });
       await client.createTable({ ttlAttribute: "expiresAt" });

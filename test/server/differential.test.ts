@@ -19,13 +19,15 @@ const SEED = process.env.DIFF_SEED === undefined ? (Date.now() ^ (process.pid <<
 /** Random requests per table. */
 const STEPS = Number(process.env.DIFF_STEPS ?? 150);
 
-
 const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const stable = (x: unknown): string =>
   Array.isArray(x)
     ? `[${x.map(stable).join(",")}]`
     : isObject(x)
-      ? `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${stable(x[k])}`).join(",")}}`
+      ? `{${Object.keys(x)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${stable(x[k])}`)
+          .join(",")}}`
       : JSON.stringify(x);
 
 const aws = new AwsClient({ ...credentials, service: "dynamodb", region: "us-east-1", retries: 0 });
@@ -261,7 +263,13 @@ const generators: { weight: number; make: Generator }[] = [
     weight: 4,
     make: (c) => ({
       operation: "GetItem",
-      body: { TableName: c.table.name, Key: randomKey(c), ConsistentRead: true, ProjectionExpression: "#c", ExpressionAttributeNames: { "#c": c.t.pick(COUNT) } },
+      body: {
+        TableName: c.table.name,
+        Key: randomKey(c),
+        ConsistentRead: true,
+        ProjectionExpression: "#c",
+        ExpressionAttributeNames: { "#c": c.t.pick(COUNT) },
+      },
     }),
   },
   {
@@ -269,7 +277,13 @@ const generators: { weight: number; make: Generator }[] = [
     weight: 2,
     make: (c) => ({
       operation: "GetItem",
-      body: { TableName: c.table.name, Key: randomKey(c), ConsistentRead: true, ProjectionExpression: "#w", ExpressionAttributeNames: { "#w": c.t.pick(WRITERS) } },
+      body: {
+        TableName: c.table.name,
+        Key: randomKey(c),
+        ConsistentRead: true,
+        ProjectionExpression: "#w",
+        ExpressionAttributeNames: { "#w": c.t.pick(WRITERS) },
+      },
     }),
   },
   {
@@ -296,7 +310,16 @@ const generators: { weight: number; make: Generator }[] = [
       if (keys.length === 0) keys.push(randomKey(c));
       return {
         operation: "BatchGetItem",
-        body: { RequestItems: { [c.table.name]: { Keys: keys, ConsistentRead: true, ProjectionExpression: "#c", ExpressionAttributeNames: { "#c": c.t.pick(COUNT) } } } },
+        body: {
+          RequestItems: {
+            [c.table.name]: {
+              Keys: keys,
+              ConsistentRead: true,
+              ProjectionExpression: "#c",
+              ExpressionAttributeNames: { "#c": c.t.pick(COUNT) },
+            },
+          },
+        },
       };
     },
   },
@@ -406,7 +429,7 @@ const generators: { weight: number; make: Generator }[] = [
               ...returnOld,
             },
           });
-          const check = (items[items.length - 1]!.ConditionCheck as Json);
+          const check = items[items.length - 1]!.ConditionCheck as Json;
           if ((check.ConditionExpression as string).includes(":s")) check.ExpressionAttributeValues = { ":s": { N: number(t, 0, 6) } };
         }
       }
@@ -426,7 +449,10 @@ const generators: { weight: number; make: Generator }[] = [
       const cases: (() => { operation: string; body: Json })[] = [
         () => ({ operation: "DescribeTable", body: { TableName: t.chance(0.8) ? name : missing } }),
         () => ({ operation: "DescribeTimeToLive", body: { TableName: t.chance(0.8) ? name : missing } }),
-        () => ({ operation: "UpdateTimeToLive", body: { TableName: name, TimeToLiveSpecification: { AttributeName: t.pick(["expiresAt", "other"]), Enabled: t.chance(0.6) } } }),
+        () => ({
+          operation: "UpdateTimeToLive",
+          body: { TableName: name, TimeToLiveSpecification: { AttributeName: t.pick(["expiresAt", "other"]), Enabled: t.chance(0.6) } },
+        }),
         () => ({ operation: "CreateTable", body: createTableBody(c.table) }),
         () => ({
           operation: t.pick(["GetItem", "DeleteItem"]),
@@ -434,7 +460,13 @@ const generators: { weight: number; make: Generator }[] = [
         }),
         () => ({
           operation: "UpdateItem",
-          body: { TableName: t.chance(0.5) ? missing : name, Key: key, UpdateExpression: "ADD #c :d", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":d": { N: "1" } } },
+          body: {
+            TableName: t.chance(0.5) ? missing : name,
+            Key: key,
+            UpdateExpression: "ADD #c :d",
+            ExpressionAttributeNames: { "#c": "lastValue" },
+            ExpressionAttributeValues: { ":d": { N: "1" } },
+          },
         }),
         () => ({ operation: "BatchGetItem", body: { RequestItems: { [missing]: { Keys: [key] } } } }),
         () => {
@@ -454,12 +486,27 @@ const generators: { weight: number; make: Generator }[] = [
           const values: Json = { ":d": { N: "1" } };
           for (const n of ["#zz", "#b1", "#m", "#B", "#q", "#x7"]) if (t.chance(0.5)) names[n] = "x";
           for (const v of [":zz", ":b1", ":m", ":B"]) if (t.chance(0.3)) values[v] = { N: "2" };
-          return { operation: "UpdateItem", body: { TableName: name, Key: key, UpdateExpression: "ADD #c :d", ExpressionAttributeNames: names, ExpressionAttributeValues: values } };
+          return {
+            operation: "UpdateItem",
+            body: {
+              TableName: name,
+              Key: key,
+              UpdateExpression: "ADD #c :d",
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            },
+          };
         },
         () => ({
           // The key is not an attribute an update may touch.
           operation: "UpdateItem",
-          body: { TableName: name, Key: key, UpdateExpression: "SET #k = :v", ExpressionAttributeNames: { "#k": c.table.hash }, ExpressionAttributeValues: { ":v": { S: "x" } } },
+          body: {
+            TableName: name,
+            Key: key,
+            UpdateExpression: "SET #k = :v",
+            ExpressionAttributeNames: { "#k": c.table.hash },
+            ExpressionAttributeValues: { ":v": { S: "x" } },
+          },
         }),
       ];
       return t.pick(cases)();
@@ -494,10 +541,23 @@ function createTableBody(layout: Layout): Json {
 async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Promise<void> {
   const T = layout.name;
   const update = (id: string, expr: string, names: Json, values: Json | undefined, extra: Json = {}) =>
-    t.check("UpdateItem", { TableName: T, Key: key(id), UpdateExpression: expr, ExpressionAttributeNames: names, ...(values && { ExpressionAttributeValues: values }), ...extra });
+    t.check("UpdateItem", {
+      TableName: T,
+      Key: key(id),
+      UpdateExpression: expr,
+      ExpressionAttributeNames: names,
+      ...(values && { ExpressionAttributeValues: values }),
+      ...extra,
+    });
   // Number forms: canonical in dynalite; as sent in DynamoDB Local until arithmetic.
   await update("s1", "ADD #c :d", { "#c": "count" }, { ":d": { N: "007" } }, { ReturnValues: "UPDATED_NEW" });
-  await update("s1", "SET #x = :a, #y = :b", { "#x": "x", "#y": "y" }, { ":a": { N: "-0" }, ":b": { N: "00012" } }, { ReturnValues: "ALL_NEW" });
+  await update(
+    "s1",
+    "SET #x = :a, #y = :b",
+    { "#x": "x", "#y": "y" },
+    { ":a": { N: "-0" }, ":b": { N: "00012" } },
+    { ReturnValues: "ALL_NEW" },
+  );
   await update("s1", "SET #y = #y + :z", { "#y": "y" }, { ":z": { N: "000" } }, { ReturnValues: "UPDATED_NEW" });
   await update("s1", "SET #p = :p", { "#p": "plus" }, { ":p": { N: "+5" } }, { ReturnValues: "ALL_NEW" });
   await update("s1", "SET #p = :p", { "#p": "plus" }, { ":p": { N: "abc" } });
@@ -528,24 +588,88 @@ async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Pro
   for (const op of ["=", "<>", "<", "<=", ">", ">="]) {
     await update("s3", "SET #z = :z", { "#z": "z", "#a": "m1", "#b": "m2" }, { ":z": { N: "1" } }, { ConditionExpression: `#a ${op} #b` });
   }
-  await update("s3", "SET #z = :z", { "#z": "z", "#a": "z" }, { ":z": { N: "1" }, ":lo": { N: "5" }, ":hi": { N: "3" } }, { ConditionExpression: "#a BETWEEN :lo AND :hi" });
-  await update("s3", "SET #z = :z", { "#z": "z", "#a": "z" }, { ":z": { N: "1" }, ":lo": { N: "5" }, ":hi": { S: "3" } }, { ConditionExpression: "#a BETWEEN :lo AND :hi" });
-  await update("s3", "SET #z = :z", { "#z": "z", "#a": "z", "#b": "m1", "#d": "m2" }, { ":z": { N: "2" } }, { ConditionExpression: "attribute_exists(#a) OR attribute_exists(#b) AND attribute_exists(#d)" });
-  await update("s3", "SET #z = :z", { "#z": "z", "#a": "m1", "#b": "z" }, { ":z": { N: "3" } }, { ConditionExpression: "NOT attribute_exists(#a) AND attribute_exists(#b)" });
-  await update("s3", "SET #z = :z", { "#z": "z" }, { ":z": { N: "4" } }, { ConditionExpression: "#z < :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" });
-  await update("s3", "SET #z = :z", { "#z": "z" }, { ":z": { N: "4" } }, { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" });
-  await update("s6", "SET #z = :z", { "#z": "z" }, { ":z": { N: "4" } }, { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" });
-  await update("s3", "SET #z = :z", { "#z": "z" }, { ":z": { N: "4" } }, { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_NEW" });
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z", "#a": "z" },
+    { ":z": { N: "1" }, ":lo": { N: "5" }, ":hi": { N: "3" } },
+    { ConditionExpression: "#a BETWEEN :lo AND :hi" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z", "#a": "z" },
+    { ":z": { N: "1" }, ":lo": { N: "5" }, ":hi": { S: "3" } },
+    { ConditionExpression: "#a BETWEEN :lo AND :hi" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z", "#a": "z", "#b": "m1", "#d": "m2" },
+    { ":z": { N: "2" } },
+    { ConditionExpression: "attribute_exists(#a) OR attribute_exists(#b) AND attribute_exists(#d)" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z", "#a": "m1", "#b": "z" },
+    { ":z": { N: "3" } },
+    { ConditionExpression: "NOT attribute_exists(#a) AND attribute_exists(#b)" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z" },
+    { ":z": { N: "4" } },
+    { ConditionExpression: "#z < :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z" },
+    { ":z": { N: "4" } },
+    { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" },
+  );
+  await update(
+    "s6",
+    "SET #z = :z",
+    { "#z": "z" },
+    { ":z": { N: "4" } },
+    { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_OLD" },
+  );
+  await update(
+    "s3",
+    "SET #z = :z",
+    { "#z": "z" },
+    { ":z": { N: "4" } },
+    { ConditionExpression: "#z > :z", ReturnValuesOnConditionCheckFailure: "ALL_NEW" },
+  );
   // Expression validation.
   await update("s3", "ADD count :d", {}, { ":d": { N: "1" } });
-  await t.check("UpdateItem", { TableName: T, Key: key("s3"), UpdateExpression: "ADD cnt :d", ExpressionAttributeValues: { ":d": { N: "1" } }, ReturnValues: "UPDATED_NEW" });
+  await t.check("UpdateItem", {
+    TableName: T,
+    Key: key("s3"),
+    UpdateExpression: "ADD cnt :d",
+    ExpressionAttributeValues: { ":d": { N: "1" } },
+    ReturnValues: "UPDATED_NEW",
+  });
   await update("s3", "SET #a = :v REMOVE #b", { "#a": "q", "#b": "q" }, { ":v": { N: "1" } });
   await update("s3", "SET #a = :v SET #b = :v", { "#a": "q", "#b": "r" }, { ":v": { N: "1" } });
   await update("s3", "ADD #c :e", { "#c": "c" }, { ":d": { N: "1" } });
   await update("s3", "ADD #x :d", { "#c": "c" }, { ":d": { N: "1" } });
   await update("s3", "ADD #c :d", { "#c": "c" }, {});
-  await update("s3", "ADD #c :d", { "#c": "c", "#zz": "y", "#b1": "x", "#m": "x", "#B": "x" }, { ":d": { N: "1" }, ":zz": { N: "1" }, ":b1": { N: "1" } });
-  await update("s3", "ADD #c :d", { "#c": "c" }, { ":d": { N: "1" }, ":zz": { N: "1" }, ":b1": { N: "1" }, ":m": { N: "1" }, ":B": { N: "1" } });
+  await update(
+    "s3",
+    "ADD #c :d",
+    { "#c": "c", "#zz": "y", "#b1": "x", "#m": "x", "#B": "x" },
+    { ":d": { N: "1" }, ":zz": { N: "1" }, ":b1": { N: "1" } },
+  );
+  await update(
+    "s3",
+    "ADD #c :d",
+    { "#c": "c" },
+    { ":d": { N: "1" }, ":zz": { N: "1" }, ":b1": { N: "1" }, ":m": { N: "1" }, ":B": { N: "1" } },
+  );
   // Reads.
   await t.check("GetItem", { TableName: T, Key: key("s3"), ProjectionExpression: "#n", ExpressionAttributeNames: { "#n": "nope" } });
   await t.check("GetItem", { TableName: T, Key: key("none"), ProjectionExpression: "#n", ExpressionAttributeNames: { "#n": "nope" } });
@@ -560,7 +684,15 @@ async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Pro
   await t.check("DeleteItem", { TableName: T, Key: key("s5"), ReturnValues: "ALL_OLD" });
   // TTL.
   await t.check("DescribeTimeToLive", { TableName: T });
-  for (const [name, enabled] of [["exp", true], ["exp", true], ["other", true], ["other", false], ["exp", false], ["exp", false], ["exp2", true]] as const) {
+  for (const [name, enabled] of [
+    ["exp", true],
+    ["exp", true],
+    ["other", true],
+    ["other", false],
+    ["exp", false],
+    ["exp", false],
+    ["exp2", true],
+  ] as const) {
     await t.check("UpdateTimeToLive", { TableName: T, TimeToLiveSpecification: { AttributeName: name, Enabled: enabled } });
   }
   await t.check("DescribeTimeToLive", { TableName: T });
@@ -568,7 +700,14 @@ async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Pro
   // Transactions: cancellation reasons, validation errors winning over cancellations, tokens.
   const tx = (items: Json[], extra: Json = {}) => t.check("TransactWriteItems", { TransactItems: items, ...extra });
   const addTo = (id: string, attr: string, n: string, more: Json = {}) => ({
-    Update: { TableName: T, Key: key(id), UpdateExpression: "ADD #c :d", ExpressionAttributeNames: { "#c": attr }, ExpressionAttributeValues: { ":d": { N: n } }, ...more },
+    Update: {
+      TableName: T,
+      Key: key(id),
+      UpdateExpression: "ADD #c :d",
+      ExpressionAttributeNames: { "#c": attr },
+      ExpressionAttributeValues: { ":d": { N: n } },
+      ...more,
+    },
   });
   const checkOn = (id: string, condition: string, more: Json = {}) => ({
     ConditionCheck: { TableName: T, Key: key(id), ConditionExpression: condition, ExpressionAttributeNames: { "#c": "count" }, ...more },
@@ -577,9 +716,16 @@ async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Pro
   await tx([addTo("s1", "count", "1"), checkOn("s2", "attribute_exists(#c)")], { ClientRequestToken: `${T}-a` });
   await tx([addTo("s1", "count", "1"), checkOn("s2", "attribute_exists(#c)")], { ClientRequestToken: `${T}-a` });
   await tx([addTo("s1", "count", "2"), checkOn("s2", "attribute_exists(#c)")], { ClientRequestToken: `${T}-a` });
-  await tx([addTo("s1", "count", "1", { ConditionExpression: "#c < :z", ExpressionAttributeValues: { ":d": { N: "1" }, ":z": { N: "0" } }, ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
-    checkOn("s2", "attribute_not_exists(#c)", { ReturnValuesOnConditionCheckFailure: "ALL_OLD" }), checkOn("none1", "attribute_exists(#c)", { ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
-    checkOn("none2", "attribute_not_exists(#c)")]);
+  await tx([
+    addTo("s1", "count", "1", {
+      ConditionExpression: "#c < :z",
+      ExpressionAttributeValues: { ":d": { N: "1" }, ":z": { N: "0" } },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    }),
+    checkOn("s2", "attribute_not_exists(#c)", { ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+    checkOn("none1", "attribute_exists(#c)", { ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+    checkOn("none2", "attribute_not_exists(#c)"),
+  ]);
   await tx([checkOn("s2", "attribute_not_exists(#c)"), addTo("s3", "s", "1")], { ClientRequestToken: `${T}-b` });
   await tx([addTo("s3", "s", "1"), checkOn("s2", "attribute_not_exists(#c)")]);
   await tx([addTo("s1", "count", "100"), addTo("s3", "s", "1")]);
@@ -595,7 +741,10 @@ async function scripted(t: Trace, layout: Layout, key: (id: string) => Key): Pro
   await tx([addTo("t1", "count", "1"), checkOn("t1", "#c = :v", is("5"))]);
   await tx([checkOn("t1", "attribute_not_exists(#c)"), addTo("t1", "count", "1")]);
   await tx([checkOn("t1", "#c = :v", is("1")), addTo("t1", "count", "1")]);
-  await tx([addTo("t2", "count", "1", { ConditionExpression: "attribute_exists(#c)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" }), addTo("t2", "count", "1")]);
+  await tx([
+    addTo("t2", "count", "1", { ConditionExpression: "attribute_exists(#c)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+    addTo("t2", "count", "1"),
+  ]);
   await tx([addTo("t3", "count", "1"), checkOn("t3", "attribute_not_exists(#c)"), addTo("t3", "count", "1")]);
   await tx([checkOn("t3", "#c = :v", is("1")), checkOn("t3", "#c = :v", is("1"))]);
   await t.check("GetItem", { TableName: T, Key: key("s1") });
@@ -641,7 +790,14 @@ async function run(flavor: Flavor, endpoint: string, seed: number, layout: Layou
     await t.check("DescribeTable", { TableName: layout.name });
     await scripted(t, layout, key);
     const ids = ["a", "b", "c", "d", "p:1"];
-    const keys = ids.flatMap((id) => (layout.range ? [{ [layout.hash]: { S: id }, [layout.range]: { S: "x" } }, { [layout.hash]: { S: id }, [layout.range]: { S: "y" } }] : [{ [layout.hash]: { S: id } }])) as Key[];
+    const keys = ids.flatMap((id) =>
+      layout.range
+        ? [
+            { [layout.hash]: { S: id }, [layout.range]: { S: "x" } },
+            { [layout.hash]: { S: id }, [layout.range]: { S: "y" } },
+          ]
+        : [{ [layout.hash]: { S: id } }],
+    ) as Key[];
     const ctx: Ctx = { t, table: layout, keys };
     for (let i = 0; i < STEPS; i++) {
       const { operation, body } = nextRequest(ctx);
@@ -693,8 +849,20 @@ describe("DynamoModel beyond what a server can be made to do", () => {
   it("leaves the keys its `unprocessed` hook picks in UnprocessedKeys, with the request's other fields", () => {
     const model = new DynamoModel("ddblocal", { unprocessed: (_table, key) => (key.id as { S: string }).S === "b" });
     model.handle("CreateTable", createTableBody({ name: "tbl", hash: "id" }));
-    for (const id of ["a", "b"]) model.handle("UpdateItem", { TableName: "tbl", Key: { id: { S: id } }, UpdateExpression: "ADD #c :d", ExpressionAttributeNames: { "#c": "n" }, ExpressionAttributeValues: { ":d": { N: "1" } } });
-    const spec = { Keys: [{ id: { S: "a" } }, { id: { S: "b" } }], ConsistentRead: true, ProjectionExpression: "#c", ExpressionAttributeNames: { "#c": "n" } };
+    for (const id of ["a", "b"])
+      model.handle("UpdateItem", {
+        TableName: "tbl",
+        Key: { id: { S: id } },
+        UpdateExpression: "ADD #c :d",
+        ExpressionAttributeNames: { "#c": "n" },
+        ExpressionAttributeValues: { ":d": { N: "1" } },
+      });
+    const spec = {
+      Keys: [{ id: { S: "a" } }, { id: { S: "b" } }],
+      ConsistentRead: true,
+      ProjectionExpression: "#c",
+      ExpressionAttributeNames: { "#c": "n" },
+    };
     assert.deepEqual(model.handle("BatchGetItem", { RequestItems: { tbl: spec } }), {
       status: 200,
       body: { Responses: { tbl: [{ n: { N: "1" } }] }, UnprocessedKeys: { tbl: { ...spec, Keys: [{ id: { S: "b" } }] } } },
@@ -707,7 +875,14 @@ describe("DynamoModel beyond what a server can be made to do", () => {
     model.handle("CreateTable", createTableBody({ name: "tbl", hash: "id" }));
     assert.throws(() => model.handle("PutItem", { TableName: "tbl", Item: { id: { S: "a" } } }), /DynamoModel: PutItem is not modelled/);
     assert.throws(
-      () => model.handle("UpdateItem", { TableName: "tbl", Key: { id: { S: "a" } }, UpdateExpression: "SET #a = :v", ExpressionAttributeNames: { "#a": "a" }, ExpressionAttributeValues: { ":v": { N: "1.5" } } }),
+      () =>
+        model.handle("UpdateItem", {
+          TableName: "tbl",
+          Key: { id: { S: "a" } },
+          UpdateExpression: "SET #a = :v",
+          ExpressionAttributeNames: { "#a": "a" },
+          ExpressionAttributeValues: { ":v": { N: "1.5" } },
+        }),
       /not modelled/,
     );
   });

@@ -55,7 +55,10 @@ interface Dead {
  */
 function legacyRecords(table: string) {
   const layout = (attr: string) => [table, "id", null, attr] as const;
-  const suffix = (attr: string, id: string) => createHash("sha256").update(`${JSON.stringify(layout(attr))}\n${id}`).digest("hex");
+  const suffix = (attr: string, id: string) =>
+    createHash("sha256")
+      .update(`${JSON.stringify(layout(attr))}\n${id}`)
+      .digest("hex");
   return {
     pending: (id: string, attr: string, d: number) => ({ [`p:${suffix(attr, id)}`]: { t: layout(attr), id, d: String(d) } }),
     sent: (id: string, attr: string, d: number, s: number) => ({ [`b:${suffix(attr, id)}`]: { t: layout(attr), id, d: String(d), s } }),
@@ -93,7 +96,11 @@ for (const server of await servers()) {
           assert.equal(await client.get("a"), 20);
           const after = await call<{ keys: string[]; pending: number }>(mf, `/state?${q}`);
           assert.equal(after.pending, 0);
-          assert.deepEqual(after.keys.filter((k) => k.startsWith("p:") || k.startsWith("b:")), [], "storage is clean after the flush");
+          assert.deepEqual(
+            after.keys.filter((k) => k.startsWith("p:") || k.startsWith("b:")),
+            [],
+            "storage is clean after the flush",
+          );
           assert.equal((await call<{ total: number }>(mf, `/total?${q}&key=a`)).total, 20);
         } finally {
           await mf.dispose();
@@ -180,7 +187,10 @@ for (const server of await servers()) {
           for (let i = 0; i < 3; i++) assert.equal(await client.get(`m${i}`), 6, "and not again");
           const after = await call<{ keys: string[]; pending: number }>(second, "/state");
           assert.equal(after.pending, 0);
-          assert.deepEqual(after.keys.filter((k) => /^[pbx]:/.test(k)), []);
+          assert.deepEqual(
+            after.keys.filter((k) => /^[pbx]:/.test(k)),
+            [],
+          );
         } finally {
           await second.dispose();
         }
@@ -196,7 +206,10 @@ for (const server of await servers()) {
       await call(first, "/add?key=bad&by=4&table=No_Such_Table_x");
       await call(first, "/add?key=good&n=5&keys=5");
       await call(first, "/alarm");
-      const state = await call<{ pending: number; dead: { key: string; table: string; amount: number; code: string }[]; keys: string[] }>(first, "/state");
+      const state = await call<{ pending: number; dead: { key: string; table: string; amount: number; code: string }[]; keys: string[] }>(
+        first,
+        "/state",
+      );
       assert.equal(state.pending, 0, "nothing waits behind the poison");
       assert.deepEqual(state.dead, [{ key: "bad", table: "No_Such_Table_x", amount: 4, code: "TableNotFound" }]);
       assert.equal(state.keys.filter((k) => k.startsWith("x:")).length, 1);
@@ -205,7 +218,10 @@ for (const server of await servers()) {
       const second = worker({ endpoint: server.endpoint, table: client.table.tableName, persist: dir });
       try {
         const restored = await call<{ dead: { key: string; code: string }[] }>(second, "/state");
-        assert.deepEqual(restored.dead.map((d) => [d.key, d.code]), [["bad", "TableNotFound"]]);
+        assert.deepEqual(
+          restored.dead.map((d) => [d.key, d.code]),
+          [["bad", "TableNotFound"]],
+        );
       } finally {
         await second.dispose();
       }
@@ -357,7 +373,11 @@ for (const server of await servers()) {
       const s1 = (Date.now() - 60_000) * 1000;
       const legacy = legacyRecords(table);
       // "a": views +3 was on the wire with s1 and applied (its answer never came back); then views +5 and clicks +4 were added.
-      await client.send("PutItem", { TableName: table, Item: { id: { S: "a" }, views: { N: "3" }, [marker]: { N: String(s1) } } }, { idempotent: true });
+      await client.send(
+        "PutItem",
+        { TableName: table, Item: { id: { S: "a" }, views: { N: "3" }, [marker]: { N: String(s1) } } },
+        { idempotent: true },
+      );
       // "c": views +2 and clicks +6 were on the wire together with s1, neither applied.
       await call(first, "/put", {
         ...legacy.sent("a", "views", 3, s1),
@@ -376,7 +396,11 @@ for (const server of await servers()) {
         const state = await call<{ pending: number; dead: Dead[]; keys: string[] }>(second, "/state");
         assert.deepEqual(state.dead, [], "no dead letter (no Conflict)");
         assert.equal(state.pending, 0);
-        assert.deepEqual(state.keys.filter((k) => /^[pbx]:/.test(k)), [], "storage is clean");
+        assert.deepEqual(
+          state.keys.filter((k) => /^[pbx]:/.test(k)),
+          [],
+          "storage is clean",
+        );
         assert.deepEqual(await counts(client, "a", ["views", "clicks"]), [8, 4], "a: the applied write once, the later adds once");
         assert.deepEqual(await counts(client, "c", ["views", "clicks"]), [2, 6], "c: both attributes of the write in progress");
       } finally {
@@ -399,9 +423,17 @@ for (const server of await servers()) {
         const legacy = legacyRecords(table);
         // Version 0.1: views +3 failed with s1; clicks +4 was added and sent with s2 while views was retried with s1.
         if (applied) {
-          await client.send("PutItem", { TableName: table, Item: { id: { S: "b" }, views: { N: "3" }, [`dynacount:do-${id}`]: { N: String(s1) } } }, { idempotent: true });
+          await client.send(
+            "PutItem",
+            { TableName: table, Item: { id: { S: "b" }, views: { N: "3" }, [`dynacount:do-${id}`]: { N: String(s1) } } },
+            { idempotent: true },
+          );
         }
-        await call(first, "/put", { ...legacy.sent("b", "views", 3, s1), ...legacy.sent("b", "clicks", 4, s2), "dynacount:meta": { seq: s2, failures: 1 } });
+        await call(first, "/put", {
+          ...legacy.sent("b", "views", 3, s1),
+          ...legacy.sent("b", "clicks", 4, s2),
+          "dynacount:meta": { seq: s2, failures: 1 },
+        });
         await first.dispose();
         // The network lets the newer write (clicks, s2) land first if both are on the wire at once: the write of
         // views waits at the proxy until clicks' answer is back (or 300 ms, when it is sent alone).

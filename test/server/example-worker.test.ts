@@ -23,14 +23,24 @@ for (const server of await servers()) {
       const mf = startMiniflare(script, {
         compatibilityDate,
         durableObjects: { PAGE_VIEWS: "PageViewsObject" },
-        bindings: { ...awsBindings(proxy.endpoint), TABLE_NAME: client.table.tableName, FLUSH_INTERVAL_MS: "3600000", PAGEVIEWS_SECRET: "example-secret-0123456789" },
+        bindings: {
+          ...awsBindings(proxy.endpoint),
+          TABLE_NAME: client.table.tableName,
+          FLUSH_INTERVAL_MS: "3600000",
+          PAGEVIEWS_SECRET: "example-secret-0123456789",
+        },
       });
       try {
         const pages = ["/", "/pricing", "/docs/intro", "/blog/2026/hello"];
         // A browser's navigation from one of 40 visitors (address and user agent).
         const visit = (path: string, i: number) =>
           mf.dispatchFetch(`http://example.com${path}`, {
-            headers: { accept: "text/html", "sec-fetch-dest": "document", "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "cf-connecting-ip": `203.0.113.${i % 40}` },
+            headers: {
+              accept: "text/html",
+              "sec-fetch-dest": "document",
+              "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+              "cf-connecting-ip": `203.0.113.${i % 40}`,
+            },
           });
         for (let batch = 0; batch < 20; batch++) {
           await Promise.all(
@@ -42,29 +52,43 @@ for (const server of await servers()) {
           );
         }
         // Not page loads by people: curl, an asset fetch. Answered, not counted.
-        for (const headers of [{ "user-agent": "curl/8.5.0", accept: "*/*" }, { "user-agent": "Mozilla/5.0", accept: "image/avif,*/*", "sec-fetch-dest": "image" }]) {
+        for (const headers of [
+          { "user-agent": "curl/8.5.0", accept: "*/*" },
+          { "user-agent": "Mozilla/5.0", accept: "image/avif,*/*", "sec-fetch-dest": "image" },
+        ]) {
           await (await mf.dispatchFetch("http://example.com/pricing", { headers })).text();
         }
-        const stats = async (page: string) => (await (await mf.dispatchFetch(`http://example.com/stats?page=${encodeURIComponent(page)}`)).json()) as {
-          total: number;
-          today: { views: number; uniques: number };
-          last24h: Array<{ views: number }>;
-          last30d: Array<{ views: number }>;
-          top: Array<{ page: string; views: number }>;
-        };
+        const stats = async (page: string) =>
+          (await (await mf.dispatchFetch(`http://example.com/stats?page=${encodeURIComponent(page)}`)).json()) as {
+            total: number;
+            today: { views: number; uniques: number };
+            last24h: Array<{ views: number }>;
+            last30d: Array<{ views: number }>;
+            top: Array<{ page: string; views: number }>;
+          };
         // The views reach their objects after the answers (ctx.waitUntil): flush until all 1,000 are in DynamoDB.
         for (let i = 0; i < 100 && (await Promise.all(pages.map(stats))).reduce((a, s) => a + s.total, 0) < 1000; i++) {
           await (await mf.dispatchFetch("http://example.com/flush", { method: "POST" })).json();
         }
-        const writes = ["UpdateItem", "BatchWriteItem", "PutItem", "TransactWriteItems"].reduce((a, op) => a + (proxy.seen.get(op) ?? 0), 0);
+        const writes = ["UpdateItem", "BatchWriteItem", "PutItem", "TransactWriteItems"].reduce(
+          (a, op) => a + (proxy.seen.get(op) ?? 0),
+          0,
+        );
         assert.ok(writes <= 60, `${writes} DynamoDB writes for 1,000 views (a few per page and flush, not one per view)`);
         for (const page of pages) {
           const s = await stats(page);
           const sum = (points: Array<{ views: number }>) => points.reduce((a, p) => a + p.views, 0);
-          assert.deepEqual([s.total, s.today.views, s.last24h.length, sum(s.last24h), s.last30d.length, sum(s.last30d)], [250, 250, 24, 250, 30, 250], page);
+          assert.deepEqual(
+            [s.total, s.today.views, s.last24h.length, sum(s.last24h), s.last30d.length, sum(s.last30d)],
+            [250, 250, 24, 250, 30, 250],
+            page,
+          );
           // Each page had 10 visitors (i % 40 over i ≡ page's index mod 4); a sketch is exact at that size.
           assert.equal(s.today.uniques, 10, `${page}: unique visitors`);
-          assert.deepEqual(s.top.map((t) => t.views), [250, 250, 250, 250]);
+          assert.deepEqual(
+            s.top.map((t) => t.views),
+            [250, 250, 250, 250],
+          );
           assert.deepEqual(s.top.map((t) => t.page).sort(), [...pages].sort());
         }
         const badge = await mf.dispatchFetch("http://example.com/badge.svg?page=/pricing");
@@ -91,14 +115,25 @@ for (const server of await servers()) {
         const hit = async (ip: string) => {
           const res = await mf.dispatchFetch("http://example.com/api/orders", { headers: { "cf-connecting-ip": ip } });
           await res.text();
-          return { status: res.status, rateLimit: res.headers.get("RateLimit"), policy: res.headers.get("RateLimit-Policy"), retryAfter: res.headers.get("retry-after") };
+          return {
+            status: res.status,
+            rateLimit: res.headers.get("RateLimit"),
+            policy: res.headers.get("RateLimit-Policy"),
+            retryAfter: res.headers.get("retry-after"),
+          };
         };
         // A token bucket of 5 refilled over a minute: the 6th call within 12 s (one token's time) is denied,
         // whenever the test runs (no window boundary to cross).
         const answers = [];
         for (let i = 0; i < 7; i++) answers.push(await hit("203.0.113.7"));
-        assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 429, 429]);
-        assert.deepEqual(answers.map((a) => /r=(\d+)/.exec(a.rateLimit ?? "")?.[1]), ["4", "3", "2", "1", "0", "0", "0"]);
+        assert.deepEqual(
+          answers.map((a) => a.status),
+          [200, 200, 200, 200, 200, 429, 429],
+        );
+        assert.deepEqual(
+          answers.map((a) => /r=(\d+)/.exec(a.rateLimit ?? "")?.[1]),
+          ["4", "3", "2", "1", "0", "0", "0"],
+        );
         assert.equal(answers[0]!.policy, `"default";q=5;w=60`);
         assert.ok(Number(answers[5]!.retryAfter) >= 1 && Number(answers[5]!.retryAfter) <= 12, `retry-after ${answers[5]!.retryAfter}`);
         assert.equal(answers[0]!.retryAfter, null);

@@ -39,7 +39,14 @@ for (const server of await servers()) {
     it("deno: counting events with a buffer, least permissions", async () => {
       const out = await example(
         bin("deno"),
-        ["run", "--config", "jsr.json", "--allow-net=127.0.0.1", "--allow-env=AWS_ENDPOINT_URL_DYNAMODB,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_REGION,TABLE_NAME", "examples/deno/count-events.ts"],
+        [
+          "run",
+          "--config",
+          "jsr.json",
+          "--allow-net=127.0.0.1",
+          "--allow-env=AWS_ENDPOINT_URL_DYNAMODB,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_REGION,TABLE_NAME",
+          "examples/deno/count-events.ts",
+        ],
         server.endpoint,
       );
       assert.match(String(out.runtime), /^deno /);
@@ -55,7 +62,10 @@ for (const server of await servers()) {
       assert.equal(out.last, 3);
       assert.equal(out.zero, 3);
       assert.equal(out.failed, "TableNotFound");
-      assert.deepEqual([...(out.clients as number[])].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(
+        [...(out.clients as number[])].sort((a, b) => a - b),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
     });
   });
 }

@@ -18,8 +18,14 @@ const firstN = (operation: string, count: number, fault: Fault) => {
 
 function assertNoSecrets(error: unknown) {
   assert.ok(error instanceof Error);
-  const texts = [error.message, error.stack ?? "", JSON.stringify(error), String((error as { cause?: unknown }).cause ?? ""),
-    JSON.stringify((error as { cause?: unknown }).cause ?? null), (error as { cause?: Error }).cause?.stack ?? ""];
+  const texts = [
+    error.message,
+    error.stack ?? "",
+    JSON.stringify(error),
+    String((error as { cause?: unknown }).cause ?? ""),
+    JSON.stringify((error as { cause?: unknown }).cause ?? null),
+    (error as { cause?: Error }).cause?.stack ?? "",
+  ];
   for (const text of texts) {
     assert.ok(!text.includes(SECRET), `secret access key leaked: ${text.slice(0, 200)}`);
     assert.ok(!text.includes(SESSION_TOKEN), `session token leaked: ${text.slice(0, 200)}`);
@@ -78,7 +84,9 @@ for (const server of await servers()) {
     });
 
     it("with atLeastOnce, a clean rejection after an ambiguous attempt is still reported ambiguous", async () => {
-      const { client, direct, proxy } = await proxied(server.endpoint, { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, atLeastOnce: true } });
+      const { client, direct, proxy } = await proxied(server.endpoint, {
+        retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, atLeastOnce: true },
+      });
       let n = 0;
       proxy.setFault((info) => (info.operation !== "UpdateItem" ? "pass" : n++ === 0 ? "error500-after" : "throttle"));
       const error = await rejection(client.increment("k"));
@@ -121,7 +129,9 @@ for (const server of await servers()) {
 
     it("throttling has its own budget: past its attempts it surfaces as Throttled, not ambiguous", async () => {
       // One attempt for other failures: throttling retries must not draw on that budget.
-      const { client, proxy } = await proxied(server.endpoint, { retry: { attempts: 1, throttle: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } } });
+      const { client, proxy } = await proxied(server.endpoint, {
+        retry: { attempts: 1, throttle: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 } },
+      });
       proxy.setFault(() => "throttle");
       const error = await rejection(client.increment("k"));
       assert.ok(error instanceof CounterError);
@@ -200,10 +210,18 @@ describe("failures without a server in the way", () => {
 
   it("DynamoDB's transient conflicts are retryable and not ambiguous; other 400s are final", () => {
     const answer = (type: string, status = 400) =>
-      errorFromResponse(status, { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: "m" }, { requestId: "r", mayHaveApplied: true });
+      errorFromResponse(
+        status,
+        { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: "m" },
+        { requestId: "r", mayHaveApplied: true },
+      );
     for (const type of ["TransactionConflictException", "ReplicatedWriteConflictException"]) {
       const error = answer(type);
-      assert.deepEqual([error.code, error.retryable, error.ambiguous, error.status, error.awsType, error.requestId], ["Service", true, false, 400, type, "r"], type);
+      assert.deepEqual(
+        [error.code, error.retryable, error.ambiguous, error.status, error.awsType, error.requestId],
+        ["Service", true, false, 400, type, "r"],
+        type,
+      );
       assert.match(error.message, new RegExp(`${type}: m; it was not applied`));
     }
     for (const type of ["ConditionalCheckFailedException", "TransactionCanceledException", "ItemCollectionSizeLimitExceededException"]) {
@@ -234,7 +252,12 @@ describe("failures without a server in the way", () => {
     const http = await import("node:http");
     const echo = http.createServer((req, res) => {
       res.writeHead(400, { "content-type": "application/x-amz-json-1.0" });
-      res.end(JSON.stringify({ __type: "com.amazon.coral.service#InvalidSignatureException", message: `headers: ${JSON.stringify(req.headers)} key ${SECRET}` }));
+      res.end(
+        JSON.stringify({
+          __type: "com.amazon.coral.service#InvalidSignatureException",
+          message: `headers: ${JSON.stringify(req.headers)} key ${SECRET}`,
+        }),
+      );
     });
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
     after(() => new Promise<void>((r) => echo.close(() => r())));
@@ -252,7 +275,8 @@ describe("failures without a server in the way", () => {
     const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE=KEY";
     const token = "IQoJb3JpZ2luX2VjEPz//////////wEaCXVzLWVhc3QtMSJHMEUC+IQD/token+with=padding==";
     const slashes = (s: string) => s.replace(/\//g, "\\/");
-    const hex = (c: string, upper = false) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")[upper ? "toUpperCase" : "toLowerCase"]()}`;
+    const hex = (c: string, upper = false) =>
+      `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")[upper ? "toUpperCase" : "toLowerCase"]()}`;
     const some = (s: string) => s.replace(/[+=]/g, (c) => hex(c)).replace(/\//g, "\\/");
     const every = (s: string, upper = false) => s.replace(/[\s\S]/g, (c) => hex(c, upper));
     // JSON string contents (between the quotes) that each spell the token, then the secret, differently.
@@ -260,8 +284,13 @@ describe("failures without a server in the way", () => {
     // A quoted header inside a message: escaped twice, so one level of escapes survives JSON.parse.
     const twice = (s: string) => JSON.stringify(JSON.stringify({ "x-amz-security-token": slashes(s) })).slice(1, -1);
     const bodies = [
-      ...spellings.map((spell) => `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"token ${spell(token)} key ${spell(secret)}"}`),
-      ...spellings.map((spell) => `{"__type":"com.amazon.coral.validate#${spell(token)}","message":"${spell(secret)}","Item":{"t":{"S":"${spell(token)}"}}}`),
+      ...spellings.map(
+        (spell) => `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"token ${spell(token)} key ${spell(secret)}"}`,
+      ),
+      ...spellings.map(
+        (spell) =>
+          `{"__type":"com.amazon.coral.validate#${spell(token)}","message":"${spell(secret)}","Item":{"t":{"S":"${spell(token)}"}}}`,
+      ),
       `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"headers: ${twice(token)} ${twice(secret)}"}`,
       // Not JSON (a proxy's page): the raw text is scrubbed, escaped spellings included.
       `<html>token ${some(token)} or ${every(token)}; key ${slashes(secret)}</html>`,
@@ -286,7 +315,11 @@ describe("failures without a server in the way", () => {
       return text;
     };
     for (const transport of ["auto", "fetch"] as const) {
-      const client = clientFor(endpoint, { transport, retry: { attempts: 1 }, credentials: { accessKeyId: "AKIDTESTLOCAL", secretAccessKey: secret, sessionToken: token } });
+      const client = clientFor(endpoint, {
+        transport,
+        retry: { attempts: 1 },
+        credentials: { accessKeyId: "AKIDTESTLOCAL", secretAccessKey: secret, sessionToken: token },
+      });
       for (next = 0; next < bodies.length; next++) {
         const error = await rejection(client.increment("k"));
         assert.ok(error instanceof CounterError, String(error));
@@ -308,7 +341,9 @@ describe("failures without a server in the way", () => {
     for (const error of [
       await rejection(client.increment("")),
       await rejection(client.increment("k", { by: 1.5 })),
-      await rejection(Promise.resolve().then(() => new CounterClient({ env: {}, credentials: { accessKeyId: "", secretAccessKey: SECRET } }))),
+      await rejection(
+        Promise.resolve().then(() => new CounterClient({ env: {}, credentials: { accessKeyId: "", secretAccessKey: SECRET } })),
+      ),
     ]) {
       assert.ok(error instanceof CounterError);
       assertNoSecrets(error);

@@ -321,11 +321,20 @@ for (const server of await servers()) {
       const perUser = new RateLimiter(client, { name: "user", limit: 3, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
       const global = new RateLimiter(client, { name: "global", limit: 2, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
       const app = new Hono<{ Variables: MultiRateLimitVariables }>();
-      app.use("*", rateLimit([{ limiter: perUser, identifier: (c) => c.req.header("x-user") ?? "anonymous" }, { limiter: global, identifier: () => "all", cost: (c) => (c.req.method === "POST" ? 2 : 1) }]));
+      app.use(
+        "*",
+        rateLimit([
+          { limiter: perUser, identifier: (c) => c.req.header("x-user") ?? "anonymous" },
+          { limiter: global, identifier: () => "all", cost: (c) => (c.req.method === "POST" ? 2 : 1) },
+        ]),
+      );
       app.all("/", (c) => c.json(c.get("rateLimit").results.map((r) => [r.name, r.remaining])));
       const ok = await app.request("/", { headers: { "x-user": "ann" } });
       assert.equal(ok.status, 200);
-      assert.deepEqual(await ok.json(), [["user", 2], ["global", 1]]);
+      assert.deepEqual(await ok.json(), [
+        ["user", 2],
+        ["global", 1],
+      ]);
       assert.equal(ok.headers.get("RateLimit-Policy"), `"user";q=3;w=60, "global";q=2;w=60`);
       const denied = await app.request("/", { method: "POST", headers: { "x-user": "ann" } });
       assert.equal(denied.status, 429, "global has 1 unit left, the POST costs 2");
@@ -349,7 +358,11 @@ for (const server of await servers()) {
         [[{ limiter }], { concurrency: { limiter: new ConcurrencyLimiter(client, { limit: 1 }), identity: () => "x" } }, /"identity"/],
       ];
       for (const [checks, options, message] of invalid) {
-        assert.throws(() => rateLimit(checks as never, options as never), (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message), message.source);
+        assert.throws(
+          () => rateLimit(checks as never, options as never),
+          (e: unknown) => e instanceof CounterError && e.code === "Validation" && message.test(e.message),
+          message.source,
+        );
       }
     });
 
@@ -369,7 +382,11 @@ for (const server of await servers()) {
         return "pass";
       });
       const slot = async () => {
-        const out = await direct.send<{ Item?: Record<string, { N?: string }> }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: "concurrency:exports:ann" } }, ConsistentRead: true }, { idempotent: true });
+        const out = await direct.send<{ Item?: Record<string, { N?: string }> }>(
+          "GetItem",
+          { TableName: direct.table.tableName, Key: { id: { S: "concurrency:exports:ann" } }, ConsistentRead: true },
+          { idempotent: true },
+        );
         return out.Item?.e0?.N;
       };
       const app = new Hono();
@@ -385,7 +402,10 @@ for (const server of await servers()) {
       app.get("/", (c) => c.text("ok"));
       const slow = app.request("/slow");
       // Every leaseMs / 3 while the handler runs (bounded, so a missing renewal fails rather than hangs).
-      await Promise.race([renewal, new Promise((_, reject) => setTimeout(() => reject(new Error("no renewal within 10 s")), 10_000).unref())]);
+      await Promise.race([
+        renewal,
+        new Promise((_, reject) => setTimeout(() => reject(new Error("no renewal within 10 s")), 10_000).unref()),
+      ]);
       await waitFor(async () => (await slot()) === String(T + 150), "the renewal landed");
       now = T + 100;
       const busy = await app.request("/");

@@ -29,16 +29,38 @@ function cases(url: string): [string, unknown, boolean][] {
   return [
     // Node fetch (undici): the code is on `cause`.
     ["node fetch: refused", fetchFailed(withCode(() => new Error("connect ECONNREFUSED 127.0.0.1:8000"), "ECONNREFUSED")), true],
-    ["node fetch: refused on every address (autoSelectFamily)", fetchFailed(withCode(() => new AggregateError([], ""), "ECONNREFUSED")), true],
+    [
+      "node fetch: refused on every address (autoSelectFamily)",
+      fetchFailed(withCode(() => new AggregateError([], ""), "ECONNREFUSED")),
+      true,
+    ],
     ["node fetch: unresolved", fetchFailed(withCode(() => new Error(`getaddrinfo ENOTFOUND ${host}`), "ENOTFOUND")), true],
     ["node fetch: DNS try again", fetchFailed(withCode(() => new Error(`getaddrinfo EAI_AGAIN ${host}`), "EAI_AGAIN")), true],
     ["node fetch: self-signed", fetchFailed(withCode(() => new Error("self-signed certificate"), "DEPTH_ZERO_SELF_SIGNED_CERT")), true],
-    ["node fetch: unknown issuer", fetchFailed(withCode(() => new Error("unable to verify the first certificate"), "UNABLE_TO_VERIFY_LEAF_SIGNATURE")), true],
+    [
+      "node fetch: unknown issuer",
+      fetchFailed(withCode(() => new Error("unable to verify the first certificate"), "UNABLE_TO_VERIFY_LEAF_SIGNATURE")),
+      true,
+    ],
     ["node fetch: expired", fetchFailed(withCode(() => new Error("certificate has expired"), "CERT_HAS_EXPIRED")), true],
-    ["node fetch: chain", fetchFailed(withCode(() => new Error("self-signed certificate in certificate chain"), "SELF_SIGNED_CERT_IN_CHAIN")), true],
-    ["node fetch: wrong name", fetchFailed(withCode(() => new Error(`Hostname/IP does not match certificate's altnames: Host: ${host}`), "ERR_TLS_CERT_ALTNAME_INVALID")), true],
+    [
+      "node fetch: chain",
+      fetchFailed(withCode(() => new Error("self-signed certificate in certificate chain"), "SELF_SIGNED_CERT_IN_CHAIN")),
+      true,
+    ],
+    [
+      "node fetch: wrong name",
+      fetchFailed(
+        withCode(() => new Error(`Hostname/IP does not match certificate's altnames: Host: ${host}`), "ERR_TLS_CERT_ALTNAME_INVALID"),
+      ),
+      true,
+    ],
     ["node fetch: reset", fetchFailed(withCode(() => new Error("other side closed"), "UND_ERR_SOCKET")), false],
-    ["node fetch: reset mid-body", new TypeError("terminated", { cause: withCode(() => new Error("other side closed"), "UND_ERR_SOCKET") }), false],
+    [
+      "node fetch: reset mid-body",
+      new TypeError("terminated", { cause: withCode(() => new Error("other side closed"), "UND_ERR_SOCKET") }),
+      false,
+    ],
     ["node fetch: closed", fetchFailed(withCode(() => new Error("read ECONNRESET"), "ECONNRESET")), false],
     // node:http (the Node fast path): the code is on the error itself.
     ["node:http: refused", withCode(() => new Error("connect ECONNREFUSED 127.0.0.1:8000"), "ECONNREFUSED"), true],
@@ -46,22 +68,70 @@ function cases(url: string): [string, unknown, boolean][] {
     ["node:http: closed mid-answer", withCode(() => new Error("the connection closed before the answer ended"), "ECONNRESET"), false],
     ["node:http: pipe", withCode(() => new Error("write EPIPE"), "EPIPE"), false],
     // Deno: no code; hyper's chain after the URL. "(Connect)" is before any connection.
-    ["deno 2: refused", fetchFailed(new Error(`error sending request for url (${url}): client error (Connect): tcp connect error: Connection refused (os error 111)`)), true],
-    ["deno 2: unresolved", fetchFailed(new Error(`error sending request for url (${url}): client error (Connect): dns error: failed to lookup address information: Name or service not known`)), true],
-    ["deno 2: certificate", fetchFailed(new Error(`error sending request for url (${url}): client error (Connect): invalid peer certificate: UnknownIssuer`)), true],
-    ["deno 1: refused", new TypeError(`error sending request for url (${url}): error trying to connect: tcp connect error: Connection refused (os error 111)`), true],
+    [
+      "deno 2: refused",
+      fetchFailed(
+        new Error(`error sending request for url (${url}): client error (Connect): tcp connect error: Connection refused (os error 111)`),
+      ),
+      true,
+    ],
+    [
+      "deno 2: unresolved",
+      fetchFailed(
+        new Error(
+          `error sending request for url (${url}): client error (Connect): dns error: failed to lookup address information: Name or service not known`,
+        ),
+      ),
+      true,
+    ],
+    [
+      "deno 2: certificate",
+      fetchFailed(new Error(`error sending request for url (${url}): client error (Connect): invalid peer certificate: UnknownIssuer`)),
+      true,
+    ],
+    [
+      "deno 1: refused",
+      new TypeError(
+        `error sending request for url (${url}): error trying to connect: tcp connect error: Connection refused (os error 111)`,
+      ),
+      true,
+    ],
     [
       "deno 2: closed after the request was read",
-      fetchFailed(new Error(`error sending request from 127.0.0.1:43204 for ${url} (127.0.0.1:8000): client error (SendRequest): connection closed before message completed`)),
+      fetchFailed(
+        new Error(
+          `error sending request from 127.0.0.1:43204 for ${url} (127.0.0.1:8000): client error (SendRequest): connection closed before message completed`,
+        ),
+      ),
       false,
     ],
-    ["deno 2: reset", fetchFailed(new Error(`error sending request for url (${url}): client error (SendRequest): connection error: Connection reset by peer (os error 104)`)), false],
+    [
+      "deno 2: reset",
+      fetchFailed(
+        new Error(
+          `error sending request for url (${url}): client error (SendRequest): connection error: Connection reset by peer (os error 104)`,
+        ),
+      ),
+      false,
+    ],
     ["deno 2: reset mid-body", new TypeError("error reading a body from connection"), false],
-    ["deno: a URL that is not the endpoint's", fetchFailed(new Error(`error sending request for url (${url}x): client error (SendRequest): connection closed`)), false],
+    [
+      "deno: a URL that is not the endpoint's",
+      fetchFailed(new Error(`error sending request for url (${url}x): client error (SendRequest): connection closed`)),
+      false,
+    ],
     ["deno: blocked port", new TypeError("Fetch failed: Requests to port 1 are blocked"), false],
     // Bun: a code on the error (newer releases: the errno name; older ones: "ConnectionRefused").
-    ["bun: refused", withCode(() => new TypeError("ECONNREFUSED: Unable to connect. Is the computer able to access the url?"), "ECONNREFUSED"), true],
-    ["bun (older): refused", withCode(() => new TypeError("Unable to connect. Is the computer able to access the url?"), "ConnectionRefused"), true],
+    [
+      "bun: refused",
+      withCode(() => new TypeError("ECONNREFUSED: Unable to connect. Is the computer able to access the url?"), "ECONNREFUSED"),
+      true,
+    ],
+    [
+      "bun (older): refused",
+      withCode(() => new TypeError("Unable to connect. Is the computer able to access the url?"), "ConnectionRefused"),
+      true,
+    ],
     ["bun: unresolved", withCode(() => new TypeError(`getaddrinfo ENOTFOUND ${host}`), "ENOTFOUND"), true],
     ["bun: self-signed", withCode(() => new TypeError("self signed certificate"), "DEPTH_ZERO_SELF_SIGNED_CERT"), true],
     ["bun: reset", withCode(() => new TypeError("ECONNRESET: The socket connection was closed unexpectedly."), "ECONNRESET"), false],
@@ -71,7 +141,11 @@ function cases(url: string): [string, unknown, boolean][] {
     ["browser", new TypeError("Failed to fetch"), false],
     // Text without a code decides nothing, whatever it says (node-fetch and other wrappers quote the URL).
     ["wrapper quoting the URL", new Error(`request to ${url} failed, reason: socket hang up`), false],
-    ["wrapper quoting the URL, with a code that is not a refusal", withCode(() => new Error(`request to ${url} failed, reason: connect ECONNREFUSED`), "ECONNRESET"), false],
+    [
+      "wrapper quoting the URL, with a code that is not a refusal",
+      withCode(() => new Error(`request to ${url} failed, reason: connect ECONNREFUSED`), "ECONNRESET"),
+      false,
+    ],
     ["not an error", `connect ECONNREFUSED ${url}`, false],
     ["nothing", undefined, false],
   ];
@@ -86,7 +160,10 @@ describe("neverSent: which failures certainly never reached the server", () => {
 });
 
 /** Faults for every request of `operation`. */
-const always = (operation: string, fault: Fault) => (info: { operation: string }): Fault => (info.operation === operation ? fault : "pass");
+const always =
+  (operation: string, fault: Fault) =>
+  (info: { operation: string }): Fault =>
+    info.operation === operation ? fault : "pass";
 
 type Outcome = { value?: number; error?: { code: string; ambiguous: boolean; retryable: boolean; message: string }; fetches?: number };
 
@@ -119,7 +196,12 @@ async function incrementOn(runtime: string, endpoint: string, tableName: string)
       ? // The source through jsr.json's exports, as a JSR user runs it.
         [`${root}/node_modules/.bin/deno`, ["eval", "--config", "jsr.json", script("@dynacount/dynacount")]]
       : [`${root}/node_modules/.bin/bun`, ["-e", script(`${root}/src/index.ts`)]];
-  const { stdout } = await promisify(execFile)(command, args, { cwd: root, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+  const { stdout } = await promisify(execFile)(command, args, {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as Outcome;
 }
 
@@ -161,4 +243,3 @@ describe(`a refused connection on an endpoint whose path holds "cert"`, () => {
     });
   }
 });
-

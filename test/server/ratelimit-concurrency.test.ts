@@ -7,12 +7,17 @@ import { rejection, servers, throughProxy } from "../support/harness.ts";
 type Item = Record<string, { N?: string; S?: string }>;
 
 async function itemOf(direct: CounterClient, name: string, id: string): Promise<Item | undefined> {
-  const out = await direct.send<{ Item?: Item }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: `concurrency:${name}:${id}` } }, ConsistentRead: true }, { idempotent: true });
+  const out = await direct.send<{ Item?: Item }>(
+    "GetItem",
+    { TableName: direct.table.tableName, Key: { id: { S: `concurrency:${name}:${id}` } }, ConsistentRead: true },
+    { idempotent: true },
+  );
   return out.Item;
 }
 
 /** Slots held in an item at `now`: expiry attributes still in the future. */
-const held = (item: Item | undefined, now: number) => Object.entries(item ?? {}).filter(([k, v]) => /^e\d+$/.test(k) && Number(v.N) > now).length;
+const held = (item: Item | undefined, now: number) =>
+  Object.entries(item ?? {}).filter(([k, v]) => /^e\d+$/.test(k) && Number(v.N) > now).length;
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 for (const server of await servers()) {
@@ -23,7 +28,10 @@ for (const server of await servers()) {
       const instances = [0, 1, 2].map(() => new ConcurrencyLimiter(client, { limit: 5, now: () => now }));
       const slots = await Promise.all(Array.from({ length: 60 }, (_, i) => instances[i % 3]!.acquire("job")));
       assert.equal(slots.filter((s) => s.success).length, 5);
-      assert.ok(slots.every((s) => !s.reason), "all answered by DynamoDB");
+      assert.ok(
+        slots.every((s) => !s.reason),
+        "all answered by DynamoDB",
+      );
       const item = await itemOf(direct, "default", "job");
       assert.equal(held(item, now), 5);
       assert.equal(Object.keys(item!).filter((k) => /^[he]\d+$/.test(k)).length, 10, "five slots of two attributes: nothing else grew");
@@ -159,7 +167,10 @@ for (const server of await servers()) {
       proxy.setFault(() => "pass");
       const seen = total(proxy.seen);
       for (const options of [{ limit: 0 }, { limit: 1001 }, { limit: 2, leaseMs: 0 }, { limit: 2, lease: 5 }]) {
-        assert.throws(() => new ConcurrencyLimiter(client, options as never), (e: unknown) => e instanceof CounterError && e.code === "Validation");
+        assert.throws(
+          () => new ConcurrencyLimiter(client, options as never),
+          (e: unknown) => e instanceof CounterError && e.code === "Validation",
+        );
       }
       const error = await rejection(new ConcurrencyLimiter(client, { limit: 1 }).acquire(""));
       assert.ok(error instanceof CounterError && error.code === "Validation");

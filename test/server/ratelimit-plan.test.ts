@@ -38,7 +38,11 @@ for (const server of await servers()) {
         now: () => t,
       });
       const first = await Promise.all([limiter.limit("pro:1"), limiter.limit("pro:1"), limiter.limit("free:1")]);
-      assert.deepEqual(first.map((r) => r.limit), [100, 100, 10], "each result carries the identifier's limit");
+      assert.deepEqual(
+        first.map((r) => r.limit),
+        [100, 100, 10],
+        "each result carries the identifier's limit",
+      );
       assert.deepEqual(asked.sort(), ["free:1", "pro:1"]);
       t += 4999;
       await limiter.limit("pro:1");
@@ -54,7 +58,13 @@ for (const server of await servers()) {
         const { client, direct } = await throughProxy(server.endpoint);
         let t = 200 * W + 1000;
         let plan: "free" | "pro" = "free";
-        const options: RateLimiterOptions = { limit: () => (plan === "free" ? 3 : 6), limitCacheMs: 1000, windowMs: W, algorithm, now: () => t };
+        const options: RateLimiterOptions = {
+          limit: () => (plan === "free" ? 3 : 6),
+          limitCacheMs: 1000,
+          windowMs: W,
+          algorithm,
+          now: () => t,
+        };
         const limiter = new RateLimiter(client, options);
         const admit = async () => {
           let n = 0;
@@ -70,7 +80,11 @@ for (const server of await servers()) {
         assert.deepEqual([upgraded.success, upgraded.limit], [true, 6], "an upgrade lifts the local block at once");
         assert.equal(1 + (await admit()), 3, "pro: 6 in all, the 3 used on free included");
         // The same item throughout: the key does not depend on the limit.
-        const { Count } = await direct.send<{ Count: number }>("Scan", { TableName: direct.table.tableName, Select: "COUNT" }, { idempotent: true });
+        const { Count } = await direct.send<{ Count: number }>(
+          "Scan",
+          { TableName: direct.table.tableName, Select: "COUNT" },
+          { idempotent: true },
+        );
         assert.equal(Count, 1);
         // Back to free with 6 used: denied at once, by a fresh instance too.
         plan = "free";
@@ -91,7 +105,10 @@ for (const server of await servers()) {
       }
       const small = new RateLimiter(client, { limit: () => 2, windowMs: W });
       const over = await rejection(small.limit("who", { cost: 3 }));
-      assert.ok(over instanceof CounterError && over.code === "Validation" && /more than "limit" \(2 for this identifier\)/.test(over.message), String(over));
+      assert.ok(
+        over instanceof CounterError && over.code === "Validation" && /more than "limit" \(2 for this identifier\)/.test(over.message),
+        String(over),
+      );
       const constructed = (() => {
         try {
           return new RateLimiter(client, { limit: "10" as unknown as number, windowMs: W });
@@ -100,7 +117,11 @@ for (const server of await servers()) {
         }
       })();
       assert.ok(constructed instanceof CounterError && /positive integer or a function/.test(constructed.message));
-      assert.equal([...proxy.seen.values()].reduce((a, b) => a + b, 0), 0, "not one request");
+      assert.equal(
+        [...proxy.seen.values()].reduce((a, b) => a + b, 0),
+        0,
+        "not one request",
+      );
     });
 
     it("a function that fails: its error reaches the first call; later, the last answer stays in use", async () => {
@@ -128,12 +149,29 @@ for (const server of await servers()) {
     it("limitAll resolves each limiter's limit for its identifier", async () => {
       const { client } = await throughProxy(server.endpoint);
       const now = () => 400 * W + 7;
-      const perUser = new RateLimiter(client, { name: "user", limit: (id) => (id === "pro" ? 5 : 2), windowMs: W, algorithm: "fixed-window", now });
+      const perUser = new RateLimiter(client, {
+        name: "user",
+        limit: (id) => (id === "pro" ? 5 : 2),
+        windowMs: W,
+        algorithm: "fixed-window",
+        now,
+      });
       const global = new RateLimiter(client, { name: "global", limit: 100, windowMs: W, now });
       let admitted = 0;
-      while ((await limitAll([{ limiter: perUser, identifier: "pro" }, { limiter: global, identifier: "all" }])).success) admitted++;
+      while (
+        (
+          await limitAll([
+            { limiter: perUser, identifier: "pro" },
+            { limiter: global, identifier: "all" },
+          ])
+        ).success
+      )
+        admitted++;
       assert.equal(admitted, 5);
-      const free = await limitAll([{ limiter: perUser, identifier: "free" }, { limiter: global, identifier: "all" }]);
+      const free = await limitAll([
+        { limiter: perUser, identifier: "free" },
+        { limiter: global, identifier: "all" },
+      ]);
       assert.deepEqual([free.results[0]!.limit, free.results[0]!.remaining], [2, 1]);
       assert.equal((await global.remaining("all")).remaining, 94, "the global limit was charged for admitted calls only");
     });

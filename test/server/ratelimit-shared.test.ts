@@ -40,7 +40,14 @@ interface Job {
  * whose windows are shorter would see.
  */
 async function run(job: Job): Promise<Phase[]> {
-  const client = new CounterClient({ endpoint: job.endpoint, region: "us-east-1", credentials, env: {}, tableName: job.tableName, ...(job.transport && { transport: job.transport }) });
+  const client = new CounterClient({
+    endpoint: job.endpoint,
+    region: "us-east-1",
+    credentials,
+    env: {},
+    tableName: job.tableName,
+    ...(job.transport && { transport: job.transport }),
+  });
   let now = job.phases[0]!;
   // Every call asks DynamoDB (no cache of blocked identifiers): what is counted there is what is checked.
   const limiters = job.limiters.map((spec) => new RateLimiter(client, { ...spec, cacheBlocked: false, now: () => now }));
@@ -75,7 +82,11 @@ async function run(job: Job): Promise<Phase[]> {
 /** DynamoDB's TTL at `now`: deletes every item whose `expiresAt` (epoch seconds) has passed. */
 async function expire(client: CounterClient, now: number): Promise<void> {
   type Items = { Items?: Record<string, { S?: string; N?: string }>[] };
-  const { Items = [] } = await client.send<Items>("Scan", { TableName: client.table.tableName, ConsistentRead: true }, { idempotent: true });
+  const { Items = [] } = await client.send<Items>(
+    "Scan",
+    { TableName: client.table.tableName, ConsistentRead: true },
+    { idempotent: true },
+  );
   for (const item of Items) {
     if (item.expiresAt?.N !== undefined && Number(item.expiresAt.N) * 1000 <= now) {
       await client.send("DeleteItem", { TableName: client.table.tableName, Key: { id: item.id! } }, { idempotent: true });
@@ -123,22 +134,70 @@ if (!isMainThread && (workerData as { sharedIdentifier?: Job } | undefined)?.sha
   const NOW = Math.floor(Date.now() / DAY) * DAY + DAY / 2 + 437;
 
   const cases: Case[] = [
-    { title: "50 a second (sliding) and 5 a day (fixed)", limiters: [{ limit: 50, windowMs: SECOND, algorithm: "sliding-window" }, { limit: 5, windowMs: DAY, algorithm: "fixed-window" }] },
-    { title: "50 a second (fixed) and 5 a day (sliding)", limiters: [{ limit: 50, windowMs: SECOND, algorithm: "fixed-window" }, { limit: 5, windowMs: DAY, algorithm: "sliding-window" }] },
-    { title: "5 a day (token bucket) and 50 a second (fixed)", limiters: [{ limit: 5, windowMs: DAY, algorithm: "token-bucket" }, { limit: 50, windowMs: SECOND, algorithm: "fixed-window" }] },
-    { title: "10 a minute as a fixed and as a sliding window", limiters: [{ limit: 10, windowMs: MINUTE, algorithm: "fixed-window" }, { limit: 10, windowMs: MINUTE, algorithm: "sliding-window" }] },
-    { title: "10 a minute (token bucket) and 20 a second (sliding)", limiters: [{ limit: 10, windowMs: MINUTE, algorithm: "token-bucket" }, { limit: 20, windowMs: SECOND, algorithm: "sliding-window" }] },
-    { title: "two names with equal settings (login, api: 5 a minute, sliding)", limiters: [{ name: "login", limit: 5, windowMs: MINUTE, algorithm: "sliding-window" }, { name: "api", limit: 5, windowMs: MINUTE, algorithm: "sliding-window" }] },
+    {
+      title: "50 a second (sliding) and 5 a day (fixed)",
+      limiters: [
+        { limit: 50, windowMs: SECOND, algorithm: "sliding-window" },
+        { limit: 5, windowMs: DAY, algorithm: "fixed-window" },
+      ],
+    },
+    {
+      title: "50 a second (fixed) and 5 a day (sliding)",
+      limiters: [
+        { limit: 50, windowMs: SECOND, algorithm: "fixed-window" },
+        { limit: 5, windowMs: DAY, algorithm: "sliding-window" },
+      ],
+    },
+    {
+      title: "5 a day (token bucket) and 50 a second (fixed)",
+      limiters: [
+        { limit: 5, windowMs: DAY, algorithm: "token-bucket" },
+        { limit: 50, windowMs: SECOND, algorithm: "fixed-window" },
+      ],
+    },
+    {
+      title: "10 a minute as a fixed and as a sliding window",
+      limiters: [
+        { limit: 10, windowMs: MINUTE, algorithm: "fixed-window" },
+        { limit: 10, windowMs: MINUTE, algorithm: "sliding-window" },
+      ],
+    },
+    {
+      title: "10 a minute (token bucket) and 20 a second (sliding)",
+      limiters: [
+        { limit: 10, windowMs: MINUTE, algorithm: "token-bucket" },
+        { limit: 20, windowMs: SECOND, algorithm: "sliding-window" },
+      ],
+    },
+    {
+      title: "two names with equal settings (login, api: 5 a minute, sliding)",
+      limiters: [
+        { name: "login", limit: 5, windowMs: MINUTE, algorithm: "sliding-window" },
+        { name: "api", limit: 5, windowMs: MINUTE, algorithm: "sliding-window" },
+      ],
+    },
   ];
 
   for (const server of await servers()) {
     describe(`RateLimiters sharing an identifier on ${server.name}`, () => {
       for (const c of cases) {
-        it(`${c.title}: each admits exactly its own limit, before and after the shorter windows expire; reset within one window of now; remaining() answers`, { timeout: 90_000 }, async () => {
+        it(`${c.title}: each admits exactly its own limit, before and after the shorter windows expire; reset within one window of now; remaining() answers`, {
+          timeout: 90_000,
+        }, async () => {
           const client = await freshTable(server.endpoint);
           // Two seconds later: the one-second windows are over (and their items past their TTL); the others are not.
           const phases = [NOW, NOW + 2 * SECOND];
-          const outcome = await inWorker({ endpoint: server.endpoint, tableName: client.table.tableName, identifier: "user-7", phases, limiters: c.limiters, transport: TRANSPORT as Job["transport"] }, 30_000);
+          const outcome = await inWorker(
+            {
+              endpoint: server.endpoint,
+              tableName: client.table.tableName,
+              identifier: "user-7",
+              phases,
+              limiters: c.limiters,
+              transport: TRANSPORT as Job["transport"],
+            },
+            30_000,
+          );
           outcome.forEach((phase, p) => {
             const now = phases[p]!;
             c.limiters.forEach((spec, i) => {
@@ -147,7 +206,10 @@ if (!isMainThread && (workerData as { sharedIdentifier?: Job } | undefined)?.sha
               assert.equal(phase.admitted[i], expected, `${what}: admitted ${phase.admitted[i]}`);
               assert.equal(phase.remaining[i]!.remaining, 0, `${what}: remaining()`);
               for (const reset of [...phase.deniedReset[i]!, phase.remaining[i]!.reset]) {
-                assert.ok(reset > now && reset <= now + spec.windowMs, `${what}: reset ${reset - now} ms from now, window ${spec.windowMs} ms`);
+                assert.ok(
+                  reset > now && reset <= now + spec.windowMs,
+                  `${what}: reset ${reset - now} ms from now, window ${spec.windowMs} ms`,
+                );
               }
             });
           });

@@ -19,7 +19,11 @@ const clock = (start: number) => {
 /** The item a limiter keeps for `id`: by default `ratelimit:<name>:<algorithm>:<windowMs>:<id>`. */
 async function itemOf(direct: CounterClient, limiter: RateLimiter, id: string): Promise<Item | undefined> {
   const key = `ratelimit:${limiter.name}:${limiter.algorithm}:${limiter.windowMs}:${id}`;
-  const out = await direct.send<{ Item?: Item }>("GetItem", { TableName: direct.table.tableName, Key: { id: { S: key } }, ConsistentRead: true }, { idempotent: true });
+  const out = await direct.send<{ Item?: Item }>(
+    "GetItem",
+    { TableName: direct.table.tableName, Key: { id: { S: key } }, ConsistentRead: true },
+    { idempotent: true },
+  );
   return out.Item;
 }
 
@@ -68,7 +72,13 @@ for (const server of await servers()) {
         // A generous timeout: on a loaded machine, requests that time out are answered by failureMode ("open"
         // admits), which is not what this test is about.
         const { client } = await throughProxy(server.endpoint, { timeoutMs: 30_000 });
-        const limiter = new RateLimiter(client, { limit: 50, windowMs: WINDOW, algorithm, cacheBlocked: false, now: () => 7 * WINDOW + 10 });
+        const limiter = new RateLimiter(client, {
+          limit: 50,
+          windowMs: WINDOW,
+          algorithm,
+          cacheBlocked: false,
+          now: () => 7 * WINDOW + 10,
+        });
         const results = await Promise.all(Array.from({ length: 200 }, () => limiter.limit("burst")));
         assert.equal(results.filter((r) => r.success).length, 50);
         assert.equal((await limiter.remaining("burst")).remaining, 0);
@@ -168,10 +178,12 @@ for (const server of await servers()) {
         proxy.setFault((info) => {
           if (held || info.operation !== "UpdateItem" || !info.body.includes(":neg")) return "pass";
           held = true;
-          return { hold: (async () => {
-            t.now = 1201 * WINDOW + 10;
-            filled = (await other.limit("late", { cost: 3 })).success;
-          })() };
+          return {
+            hold: (async () => {
+              t.now = 1201 * WINDOW + 10;
+              filled = (await other.limit("late", { cost: 3 })).success;
+            })(),
+          };
         });
         await refunder.refund("late", 3);
         proxy.setFault(() => "pass");
@@ -244,7 +256,9 @@ for (const server of await servers()) {
     for (const algorithm of ALGORITHMS) {
       /** A limiter whose client resends ambiguous failures (retry.atLeastOnce), behind a proxy that loses answers on demand. */
       const lossy = async (t: ReturnType<typeof clock>) => {
-        const { client, proxy } = await throughProxy(server.endpoint, { retry: { attempts: 4, baseDelayMs: 1, maxDelayMs: 2, atLeastOnce: true } });
+        const { client, proxy } = await throughProxy(server.endpoint, {
+          retry: { attempts: 4, baseDelayMs: 1, maxDelayMs: 2, atLeastOnce: true },
+        });
         const limiter = new RateLimiter(client, { limit: 5, windowMs: WINDOW, algorithm, cacheBlocked: false, now: t.fn });
         // `lose()`: the next UpdateItem reaches DynamoDB and is applied, but its answer is lost (the connection drops).
         let armed = false;
@@ -277,7 +291,10 @@ for (const server of await servers()) {
         assert.equal(await admitUntilDenied(), 5);
         lose();
         const sent = updates();
-        const refund = await limiter.refund("lossy", 1).then(() => undefined, (e: unknown) => e);
+        const refund = await limiter.refund("lossy", 1).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         assert.equal(updates() - sent, 1, "the refund whose answer was lost reached DynamoDB once: not resent");
         assert.ok(refund instanceof CounterError && refund.ambiguous, `the refund reports its lost answer as ambiguous: ${String(refund)}`);
         assert.equal(await admitUntilDenied(), 1, "one unit given back (once), so one more call fits");
@@ -286,7 +303,14 @@ for (const server of await servers()) {
       it(`${algorithm}: an instance that loses every condition race denies (failClosed, Conflict) even with failureMode "open": it never admits a call nobody counted`, async () => {
         const { client, proxy } = await throughProxy(server.endpoint);
         const now = 950 * WINDOW + 10;
-        const options: RateLimiterOptions = { limit: 5, windowMs: WINDOW, algorithm, failureMode: "open", cacheBlocked: false, now: () => now };
+        const options: RateLimiterOptions = {
+          limit: 5,
+          windowMs: WINDOW,
+          algorithm,
+          failureMode: "open",
+          cacheBlocked: false,
+          now: () => now,
+        };
         const limiter = new RateLimiter(client, options);
         assert.equal((await limiter.limit("race")).success, true, "the item exists, one unit used");
         // From now on another instance wins every race: each conditional update fails although the item, as
@@ -372,8 +396,14 @@ describe("RateLimiter when DynamoDB fails", () => {
     ]) {
       await assert.rejects(call(), (e: unknown) => e instanceof CounterError && e.code === "Validation");
     }
-    assert.throws(() => new RateLimiter(client, { limit: 5, windowMs: WINDOW, lease: 0 }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
-    assert.throws(() => new RateLimiter(client, { limit: 5, windowMs: WINDOW, algorithm: "leaky" as never }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
+    assert.throws(
+      () => new RateLimiter(client, { limit: 5, windowMs: WINDOW, lease: 0 }),
+      (e: unknown) => e instanceof CounterError && e.code === "Validation",
+    );
+    assert.throws(
+      () => new RateLimiter(client, { limit: 5, windowMs: WINDOW, algorithm: "leaky" as never }),
+      (e: unknown) => e instanceof CounterError && e.code === "Validation",
+    );
     assert.equal(requests(proxy.seen), 0);
     assert.equal((await limiter.limit("x", { rate: 5 })).remaining, 0, "rate is cost's other name");
   });

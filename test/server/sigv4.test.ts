@@ -14,10 +14,24 @@ import { servers } from "../support/harness.ts";
 // requests, the Authorization header the client sends must be the one the SDK's signer computes for the
 // same request, credentials and time.
 
-const region = fc.oneof(fc.constantFrom("us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"), fc.stringMatching(/^[a-z]{2}-[a-z]{3,9}-[1-9]$/));
+const region = fc.oneof(
+  fc.constantFrom("us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"),
+  fc.stringMatching(/^[a-z]{2}-[a-z]{3,9}-[1-9]$/),
+);
 const keyId = fc.stringMatching(/^[A-Z0-9]{16,24}$/);
-const secret = fc.string({ minLength: 8, maxLength: 48, unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=") });
-const token = fc.option(fc.string({ minLength: 10, maxLength: 200, unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/= ") }), { nil: undefined });
+const secret = fc.string({
+  minLength: 8,
+  maxLength: 48,
+  unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/="),
+});
+const token = fc.option(
+  fc.string({
+    minLength: 10,
+    maxLength: 200,
+    unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/= "),
+  }),
+  { nil: undefined },
+);
 const keyText = fc.string({ minLength: 1, maxLength: 40, unit: "grapheme" });
 const endpoint = fc.record({
   host: fc.constantFrom("127.0.0.1", "localhost", "dynamodb.us-east-1.amazonaws.com", "ddb.example.internal"),
@@ -37,7 +51,9 @@ async function assertSignedLikeSdk(
   const { accessKeyId, secretAccessKey, sessionToken } = credentials;
   const signedNames = /SignedHeaders=([^,]+)/.exec(String(headers.authorization ?? ""))![1]!.split(";");
   const amzDate = String(headers["x-amz-date"]);
-  const signingDate = new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+  const signingDate = new Date(
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+  );
   const signer = new SignatureV4({
     credentials: sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken },
     region,
@@ -67,7 +83,15 @@ describe("SigV4 interop with @smithy/signature-v4", () => {
     const [server] = await servers();
     let checked = 0;
     await fc.assert(
-      fc.asyncProperty(region, keyId, secret, token, keyText, fc.integer({ min: -1e6, max: 1e6 }), endpoint, fc.constantFrom("increment", "get", "reserve"),
+      fc.asyncProperty(
+        region,
+        keyId,
+        secret,
+        token,
+        keyText,
+        fc.integer({ min: -1e6, max: 1e6 }),
+        endpoint,
+        fc.constantFrom("increment", "get", "reserve"),
         async (reg, accessKeyId, secretAccessKey, sessionToken, key, by, ep, op) => {
           const url = `${ep.https ? "https" : "http"}://${ep.host}${ep.port ? `:${ep.port}` : ""}${ep.path}`;
           let captured: Request | undefined;
@@ -84,13 +108,21 @@ describe("SigV4 interop with @smithy/signature-v4", () => {
               return fetch(server!.endpoint, { method: "POST", headers: captured.headers, body });
             },
           });
-          const call = op === "increment" ? client.increment(key, { by }) : op === "get" ? client.get(key) : client.reserve(key, Math.abs(by) + 1);
+          const call =
+            op === "increment" ? client.increment(key, { by }) : op === "get" ? client.get(key) : client.reserve(key, Math.abs(by) + 1);
           await call.catch(() => undefined); // the table does not exist; only the signature matters
           assert.ok(captured);
           const headers = Object.fromEntries(captured.headers);
-          await assertSignedLikeSdk(new URL(captured.url), headers, await captured.clone().text(), { accessKeyId, secretAccessKey, sessionToken }, reg);
+          await assertSignedLikeSdk(
+            new URL(captured.url),
+            headers,
+            await captured.clone().text(),
+            { accessKeyId, secretAccessKey, sessionToken },
+            reg,
+          );
           checked++;
-        }),
+        },
+      ),
       { numRuns: 300, seed: 20261121 },
     );
     assert.equal(checked, 300);
@@ -102,22 +134,41 @@ describe("Node's signer (aws4fetch's, hashing with node:crypto)", () => {
 
   it("signs exactly as aws4fetch on WebCrypto for 300 generated requests, with and without a cached key", async () => {
     const cache = new Map<string, ArrayBuffer>();
-    const datetime = fc.date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true }).map((d) => d.toISOString().replace(/[:-]|\.\d{3}/g, ""));
+    const datetime = fc
+      .date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true })
+      .map((d) => d.toISOString().replace(/[:-]|\.\d{3}/g, ""));
     await fc.assert(
-      fc.asyncProperty(region, keyId, secret, token, fc.string({ unit: "grapheme", maxLength: 300 }), endpoint, datetime, fc.boolean(), async (reg, accessKeyId, secretAccessKey, sessionToken, body, ep, when, shareCache) => {
-        const url = `${ep.https ? "https" : "http"}://${ep.host}${ep.port ? `:${ep.port}` : ""}${ep.path}`;
-        const init = {
-          accessKeyId, secretAccessKey, ...(sessionToken === undefined ? {} : { sessionToken }),
-          url, method: "POST", body, service: "dynamodb", region: reg, datetime: when,
-          headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" },
-        };
-        const ours = await new Signer({ ...init, ...(shareCache ? { cache } : {}) }).sign();
-        const again = await new Signer({ ...init, ...(shareCache ? { cache } : {}) }).sign(); // from the cached key
-        const theirs = await new AwsV4Signer(init).sign();
-        assert.equal(ours.url.href, theirs.url.href);
-        assert.deepEqual([...ours.headers], [...theirs.headers]);
-        assert.deepEqual([...again.headers], [...theirs.headers]);
-      }),
+      fc.asyncProperty(
+        region,
+        keyId,
+        secret,
+        token,
+        fc.string({ unit: "grapheme", maxLength: 300 }),
+        endpoint,
+        datetime,
+        fc.boolean(),
+        async (reg, accessKeyId, secretAccessKey, sessionToken, body, ep, when, shareCache) => {
+          const url = `${ep.https ? "https" : "http"}://${ep.host}${ep.port ? `:${ep.port}` : ""}${ep.path}`;
+          const init = {
+            accessKeyId,
+            secretAccessKey,
+            ...(sessionToken === undefined ? {} : { sessionToken }),
+            url,
+            method: "POST",
+            body,
+            service: "dynamodb",
+            region: reg,
+            datetime: when,
+            headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" },
+          };
+          const ours = await new Signer({ ...init, ...(shareCache ? { cache } : {}) }).sign();
+          const again = await new Signer({ ...init, ...(shareCache ? { cache } : {}) }).sign(); // from the cached key
+          const theirs = await new AwsV4Signer(init).sign();
+          assert.equal(ours.url.href, theirs.url.href);
+          assert.deepEqual([...ours.headers], [...theirs.headers]);
+          assert.deepEqual([...again.headers], [...theirs.headers]);
+        },
+      ),
       { numRuns: 300, seed: 20261121 },
     );
     // A key cached by one signer serves the other: the same bytes.
@@ -138,18 +189,36 @@ describe("Node's signer (aws4fetch's, hashing with node:crypto)", () => {
       await fc.assert(
         fc.asyncProperty(region, keyId, secret, token, keyText, async (reg, accessKeyId, secretAccessKey, sessionToken, key) => {
           seen.length = 0;
-          const client = new CounterClient({ env: {}, region: reg, endpoint: proxy.endpoint, retry: { attempts: 1 },
-            credentials: sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken } });
+          const client = new CounterClient({
+            env: {},
+            region: reg,
+            endpoint: proxy.endpoint,
+            retry: { attempts: 1 },
+            credentials: sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken },
+          });
           await client.increment(key).catch(() => undefined); // the table does not exist; only the signature matters
           assert.equal(seen.length, 1);
-          await assertSignedLikeSdk(new URL(proxy.endpoint), seen[0]!.headers, seen[0]!.body, { accessKeyId, secretAccessKey, sessionToken }, reg);
+          await assertSignedLikeSdk(
+            new URL(proxy.endpoint),
+            seen[0]!.headers,
+            seen[0]!.body,
+            { accessKeyId, secretAccessKey, sessionToken },
+            reg,
+          );
         }),
         { numRuns: 60, seed: 20261121 },
       );
       assert.equal(webCryptoCalls, 0, "signed without WebCrypto");
       // The same client on transport: "fetch" signs with WebCrypto, as on every other runtime.
-      await new CounterClient({ env: {}, endpoint: proxy.endpoint, transport: "fetch", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret-example" }, retry: { attempts: 1 } })
-        .increment("k").catch(() => undefined);
+      await new CounterClient({
+        env: {},
+        endpoint: proxy.endpoint,
+        transport: "fetch",
+        credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret-example" },
+        retry: { attempts: 1 },
+      })
+        .increment("k")
+        .catch(() => undefined);
       assert.ok(webCryptoCalls >= 3, `aws4fetch hashed with WebCrypto (${webCryptoCalls} calls)`);
     } finally {
       subtle.digest = digest;

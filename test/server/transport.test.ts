@@ -19,7 +19,7 @@ const TRANSPORTS = ["auto", "fetch"] as const;
 
 for (const server of await servers()) {
   describe(`transports on ${server.name}`, () => {
-    it("Node sends over node:http with keep-alive by default; transport: \"fetch\" or a given fetch send over fetch", async () => {
+    it('Node sends over node:http with keep-alive by default; transport: "fetch" or a given fetch send over fetch', async () => {
       const table = await freshTable(server.endpoint);
       const headers: http.IncomingHttpHeaders[] = [];
       const proxy = await startFaultProxy(server.endpoint, (info) => (headers.push(info.headers), "pass"));
@@ -32,7 +32,10 @@ for (const server of await servers()) {
       assert.deepEqual([await byDefault.increment("k"), await viaFetch.increment("k"), await viaGiven.increment("k")], [1, 2, 3]);
       assert.equal(given, 1);
       // undici's fetch sends the Fetch standard's sec-fetch-mode; node:http does not, and keeps the connection.
-      assert.deepEqual(headers.map((h) => h["sec-fetch-mode"] ?? "none"), ["none", "cors", "cors"]);
+      assert.deepEqual(
+        headers.map((h) => h["sec-fetch-mode"] ?? "none"),
+        ["none", "cors", "cors"],
+      );
       assert.equal(headers[0]!.connection, "keep-alive");
       for (const h of headers) assert.ok(!JSON.stringify(h).includes(SECRET), "the secret never travels");
     });
@@ -44,7 +47,11 @@ for (const server of await servers()) {
         const text = "aé€😀".repeat(30_000);
         const Key = { id: { S: "big" } };
         await client.send("PutItem", { TableName: client.table.tableName, Item: { ...Key, text: { S: text } } }, { idempotent: true });
-        const answer = await client.send<{ Item: { text: { S: string } } }>("GetItem", { TableName: client.table.tableName, Key }, { idempotent: true });
+        const answer = await client.send<{ Item: { text: { S: string } } }>(
+          "GetItem",
+          { TableName: client.table.tableName, Key },
+          { idempotent: true },
+        );
         assert.equal(answer.Item.text.S.length, text.length);
         assert.ok(answer.Item.text.S === text);
       });
@@ -58,13 +65,19 @@ describe("TLS", () => {
   /** An https server with the fixture certificate, forwarding to the plain-http DynamoDB server. */
   async function tlsFront(target: string): Promise<string> {
     const upstream = new URL(target);
-    const server = https.createServer({ key: readFileSync(path.join(root, "test/support/tls/localhost-key.pem")), cert: readFileSync(certFile) }, (req, res) => {
-      const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      req.pipe(out);
-    });
+    const server = https.createServer(
+      { key: readFileSync(path.join(root, "test/support/tls/localhost-key.pem")), cert: readFileSync(certFile) },
+      (req, res) => {
+        const out = http.request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        req.pipe(out);
+      },
+    );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     after(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
     return `https://localhost:${(server.address() as AddressInfo).port}`;

@@ -4,7 +4,6 @@ import { CounterError, IdAllocator, ShardedCounter } from "../../src/index.ts";
 import { clientFor, freshTable, servers, throughProxy, uniqueTable } from "../support/harness.ts";
 import { seededRandom, type Fault } from "../support/fault-proxy.ts";
 
-
 const _WINDOW = 60_000;
 
 for (const server of await servers()) {
@@ -50,22 +49,34 @@ for (const server of await servers()) {
     });
 
     it("2 allocators × 1,000 concurrent next() through 25% faults: every call succeeds, ids distinct and from delivered blocks", async () => {
-      const { client, direct, proxy } = await throughProxy(server.endpoint, { timeoutMs: 1000, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+      const { client, direct, proxy } = await throughProxy(server.endpoint, {
+        timeoutMs: 1000,
+        retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      });
       const random = seededRandom(server.name === "dynalite" ? 14 : 41);
       const faults: Fault[] = ["drop-after", "error500-after", "error500", "reset", "throttle", { delayMs: 1500 }];
-      proxy.setFault((info) => (info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass"));
+      proxy.setFault((info) =>
+        info.operation === "UpdateItem" && random() < 0.25 ? faults[Math.floor(random() * faults.length)]! : "pass",
+      );
       const allocators = Array.from({ length: 2 }, () => new IdAllocator(client, "faulty", { blockSize: 10, timeoutMs: 60_000 }));
       const settled = await Promise.allSettled(allocators.flatMap((a) => Array.from({ length: 1000 }, () => a.next())));
       const failures = settled.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
       assert.deepEqual(failures, [], "every call succeeds within its deadline");
       const ids = settled.map((s) => (s as PromiseFulfilledResult<number>).value);
       assert.equal(new Set(ids).size, 2000, "no id handed out twice");
-      assert.ok((proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0, "reservations applied but not answered happened");
+      assert.ok(
+        (proxy.injected.get("drop-after") ?? 0) + (proxy.injected.get("error500-after") ?? 0) > 0,
+        "reservations applied but not answered happened",
+      );
       // Every id lies in a block whose answer actually reached a client.
       const blocks = proxy.delivered
         .filter((d) => d.operation === "UpdateItem")
         .map((d) => Number((JSON.parse(d.body) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N));
-      for (const id of ids) assert.ok(blocks.some((last) => id > last - 10 && id <= last), `id ${id} is from no delivered block`);
+      for (const id of ids)
+        assert.ok(
+          blocks.some((last) => id > last - 10 && id <= last),
+          `id ${id} is from no delivered block`,
+        );
       const counter = await direct.get("faulty");
       assert.ok(counter >= blocks.length * 10 + 10, `lost answers left gaps: counter ${counter}, ${blocks.length} blocks delivered`);
     });
@@ -77,7 +88,11 @@ for (const server of await servers()) {
       const started = Date.now();
       const results = await Promise.allSettled(Array.from({ length: 50 }, () => ids.next()));
       const took = Date.now() - started;
-      for (const r of results) assert.ok(r.status === "rejected" && r.reason instanceof CounterError && r.reason.code === "Timeout", String((r as PromiseRejectedResult).reason));
+      for (const r of results)
+        assert.ok(
+          r.status === "rejected" && r.reason instanceof CounterError && r.reason.code === "Timeout",
+          String((r as PromiseRejectedResult).reason),
+        );
       assert.match((results[0] as PromiseRejectedResult).reason.message, /400 ms.*Network/);
       assert.ok(took >= 400 && took < 3000, `rejected after ${took} ms`);
       assert.ok((proxy.seen.get("UpdateItem") ?? 0) >= 2, "the reservation was retried meanwhile");
@@ -99,12 +114,17 @@ for (const server of await servers()) {
       const direct = await freshTable(server.endpoint, { timeoutMs: 30_000 });
       const likes = new ShardedCounter(direct, "likes", { shards: 10 });
       let left = 10_000;
-      await Promise.all(Array.from({ length: 50 }, async () => {
-        while (left-- > 0) await likes.add();
-      }));
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          while (left-- > 0) await likes.add();
+        }),
+      );
       assert.equal(await likes.total(), 10_000);
       const shards = await Promise.all(Array.from({ length: 10 }, (_, i) => direct.get(`likes#${i}`)));
-      assert.equal(shards.reduce((a, b) => a + b, 0), 10_000);
+      assert.equal(
+        shards.reduce((a, b) => a + b, 0),
+        10_000,
+      );
       assert.ok(shards.every((n) => n > 0));
     });
 
@@ -143,8 +163,14 @@ for (const server of await servers()) {
 
     it("keys past the limit with the shard suffix are a Validation error", () => {
       const client = clientFor("http://127.0.0.1:9");
-      assert.throws(() => new ShardedCounter(client, "x".repeat(2047), { shards: 10 }), (e: unknown) => e instanceof CounterError && e.code === "Validation");
-      assert.throws(() => new ShardedCounter(client, "x", { shards: 0 }), (e: unknown) => e instanceof CounterError && /shards/.test(e.message));
+      assert.throws(
+        () => new ShardedCounter(client, "x".repeat(2047), { shards: 10 }),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation",
+      );
+      assert.throws(
+        () => new ShardedCounter(client, "x", { shards: 0 }),
+        (e: unknown) => e instanceof CounterError && /shards/.test(e.message),
+      );
     });
   });
 }

@@ -42,5 +42,7 @@ const results = await runSeeds(seeds, {
 const failed = results.filter((r) => !r.ok);
 const by = new Map<string, number>();
 for (const r of results) by.set(r.scenario, (by.get(r.scenario) ?? 0) + 1);
-console.log(`\n${results.length} seeds (${[...by].map(([s, n]) => `${s} ${n}`).join(", ")}) in ${((Date.now() - started) / 1000).toFixed(1)} s: ${failed.length} failed`);
+console.log(
+  `\n${results.length} seeds (${[...by].map(([s, n]) => `${s} ${n}`).join(", ")}) in ${((Date.now() - started) / 1000).toFixed(1)} s: ${failed.length} failed`,
+);
 process.exit(failed.length === 0 ? 0 : 1);

@@ -22,7 +22,11 @@ export class SimDurableObject<T extends Incarnation> {
   /** Alarm handlers that threw (the platform would retry them a few times; ours must never throw). */
   alarmErrors: unknown[] = [];
 
-  constructor(readonly world: World, readonly id: string, readonly build: (state: DurableState, alive: () => boolean) => T) {}
+  constructor(
+    readonly world: World,
+    readonly id: string,
+    readonly build: (state: DurableState, alive: () => boolean) => T,
+  ) {}
 
   /** The live incarnation, built from storage when there is none. */
   get live(): T {
@@ -63,7 +67,15 @@ export class SimDurableObject<T extends Incarnation> {
         return later(() => n);
       },
       list: <V>(options: { prefix: string }) =>
-        later(() => new Map([...data].filter(([k]) => k.startsWith(options.prefix)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, structuredClone(v) as V]))),
+        later(
+          () =>
+            new Map(
+              [...data]
+                .filter(([k]) => k.startsWith(options.prefix))
+                .sort(([a], [b]) => (a < b ? -1 : 1))
+                .map(([k, v]) => [k, structuredClone(v) as V]),
+            ),
+        ),
       getAlarm: () => later(() => this.alarmAt),
       setAlarm: (at: number) => {
         if (alive()) this.#setAlarm(Math.max(world.now, at));

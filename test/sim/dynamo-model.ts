@@ -81,7 +81,11 @@ const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null 
 /** A JSON text with object keys sorted, for comparing requests. */
 function stable(x: unknown): string {
   if (Array.isArray(x)) return `[${x.map(stable).join(",")}]`;
-  if (isObject(x)) return `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${stable(x[k])}`).join(",")}}`;
+  if (isObject(x))
+    return `{${Object.keys(x)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable(x[k])}`)
+      .join(",")}}`;
   return JSON.stringify(x);
 }
 
@@ -94,12 +98,16 @@ function javaHashOrder(keys: string[], total: number): string[] {
     for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
     return (h ^ (h >>> 16)) & (capacity - 1);
   };
-  return keys.map((k, i) => ({ k, b: bucket(k), i })).sort((x, y) => x.b - y.b || x.i - y.i).map((x) => x.k);
+  return keys
+    .map((k, i) => ({ k, b: bucket(k), i }))
+    .sort((x, y) => x.b - y.b || x.i - y.i)
+    .map((x) => x.k);
 }
 
 // DynamoDB's reserved words: a bare attribute name in an expression may not be one of them.
 const RESERVED = new Set(
-  ("ABORT ABSOLUTE ACTION ADD AFTER AGENT AGGREGATE ALL ALLOCATE ALTER ANALYZE AND ANY ARCHIVE ARE ARRAY AS ASC " +
+  (
+    "ABORT ABSOLUTE ACTION ADD AFTER AGENT AGGREGATE ALL ALLOCATE ALTER ANALYZE AND ANY ARCHIVE ARE ARRAY AS ASC " +
     "ASCII ASENSITIVE ASSERTION ASYMMETRIC AT ATOMIC ATTACH ATTRIBUTE AUTH AUTHORIZATION AUTHORIZE AUTO AVG BACK " +
     "BACKUP BASE BATCH BEFORE BEGIN BETWEEN BIGINT BINARY BIT BLOB BLOCK BOOLEAN BOTH BREADTH BUCKET BULK BY BYTE " +
     "CALL CALLED CALLING CAPACITY CASCADE CASCADED CASE CAST CATALOG CHAR CHARACTER CHECK CLASS CLOB CLOSE CLUSTER " +
@@ -137,7 +145,8 @@ const RESERVED = new Set(
     "TRANSACTION TRANSFORM TRANSLATE TRANSLATION TREAT TRIGGER TRIM TRUE TRUNCATE TTL TUPLE TYPE UNDER UNDO UNION " +
     "UNIQUE UNIT UNKNOWN UNLOGGED UNNEST UNPROCESSED UNSIGNED UNTIL UPDATE UPPER URL USAGE USE USER USERS USING " +
     "UUID VACUUM VALUE VALUED VALUES VARCHAR VARIABLE VARIANCE VARINT VARYING VIEW VIEWS VIRTUAL VOID WAIT WHEN " +
-    "WHENEVER WHERE WHILE WINDOW WITH WITHIN WITHOUT WORK WRAPPED WRITE YEAR ZONE").split(" "),
+    "WHENEVER WHERE WHILE WINDOW WITH WITHIN WITHOUT WORK WRAPPED WRITE YEAR ZONE"
+  ).split(" "),
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -295,7 +304,10 @@ class Parser {
       this.next();
       const resolved = this.context.names[t.text];
       if (resolved === undefined) {
-        this.note(this.label === "UpdateExpression" ? "attrName" : "attrNameVal", `An expression attribute name used in the document path is not defined; attribute name: ${t.text}`);
+        this.note(
+          this.label === "UpdateExpression" ? "attrName" : "attrNameVal",
+          `An expression attribute name used in the document path is not defined; attribute name: ${t.text}`,
+        );
         name = `\u0000undefined${this.#undefinedNames++}`;
       } else {
         this.context.usedNames.add(t.text);
@@ -318,7 +330,10 @@ class Parser {
     this.next();
     const v = this.context.values[t.text];
     if (v === undefined) {
-      this.note(this.label === "UpdateExpression" ? "attrVal" : "attrNameVal", `An expression attribute value used in expression is not defined; attribute value: ${t.text}`);
+      this.note(
+        this.label === "UpdateExpression" ? "attrVal" : "attrNameVal",
+        `An expression attribute value used in expression is not defined; attribute value: ${t.text}`,
+      );
       return UNDEFINED_VALUE;
     }
     this.context.usedValues.add(t.text);
@@ -352,7 +367,10 @@ class Parser {
   #overlap(names: string[], name: string): void {
     const earlier = names.find((n) => n === name);
     if (earlier !== undefined) {
-      this.note("pathOverlap", `Two document paths overlap with each other; must remove or rewrite one of these paths; path one: [${earlier}], path two: [${name}]`);
+      this.note(
+        "pathOverlap",
+        `Two document paths overlap with each other; must remove or rewrite one of these paths; path one: [${earlier}], path two: [${name}]`,
+      );
     }
     names.push(name);
   }
@@ -377,7 +395,8 @@ class Parser {
         } else if (section === "ADD") {
           const value = this.value();
           this.#overlap(paths, name);
-          if ("S" in value) this.note("operand", `Incorrect operand type for operator or function; operator: ADD, operand type: STRING${this.addTypeSet}`);
+          if ("S" in value)
+            this.note("operand", `Incorrect operand type for operator or function; operator: ADD, operand type: STRING${this.addTypeSet}`);
           actions.push({ kind: "add", name, value });
         } else {
           this.expect("=");
@@ -388,7 +407,8 @@ class Parser {
             this.next();
             const right = this.operand();
             for (const o of [left, right]) {
-              if (o.kind === "value" && "S" in o.value) this.note("function", `Incorrect operand type for operator or function; operator or function: ${op.text}, operand type: S`);
+              if (o.kind === "value" && "S" in o.value)
+                this.note("function", `Incorrect operand type for operator or function; operator or function: ${op.text}, operand type: S`);
             }
             value = { kind: "arith", op: op.text, left, right };
           }
@@ -461,13 +481,17 @@ class Parser {
         const args = this.args();
         const first = args[0];
         if (args.length !== 1) {
-          this.note("operand", `Incorrect number of operands for operator or function; operator or function: ${t.text}, number of operands: ${args.length}`);
+          this.note(
+            "operand",
+            `Incorrect number of operands for operator or function; operator or function: ${t.text}, number of operands: ${args.length}`,
+          );
         } else if (first?.kind !== "path") {
           this.note("function", `Operator or function requires a document path; operator or function: ${t.text}`);
         }
         return { kind: "exists", exists: t.text === "attribute_exists", name: first?.kind === "path" ? first.name : "" };
       }
-      if (["attribute_type", "begins_with", "contains", "size"].includes(t.text)) throw notModelled(`function ${t.text}() in ${this.label}`);
+      if (["attribute_type", "begins_with", "contains", "size"].includes(t.text))
+        throw notModelled(`function ${t.text}() in ${this.label}`);
       this.note("unknownFunction", `Invalid function name; function: ${t.text}`);
       this.args();
       return { kind: "exists", exists: true, name: "" };
@@ -480,14 +504,16 @@ class Parser {
       this.next();
       const high = this.operand();
       if (!this.dynalite && left.kind === "path") {
-        for (const bound of [low, high]) if (bound.kind === "path" && bound.name === left.name) this.note("distinct", distinct("BETWEEN", left.name));
+        for (const bound of [low, high])
+          if (bound.kind === "path" && bound.name === left.name) this.note("distinct", distinct("BETWEEN", left.name));
       }
       if (low.kind === "value" && high.kind === "value" && low.value !== UNDEFINED_VALUE && high.value !== UNDEFINED_VALUE) {
         const [lt, ht] = [Object.keys(low.value)[0]!, Object.keys(high.value)[0]!];
         const show = (v: Value) => ("S" in v ? `{S:${v.S}}` : `{N:${v.N}}`);
         const operands = `lower bound operand: AttributeValue: ${show(low.value)}, upper bound operand: AttributeValue: ${show(high.value)}`;
         if (lt !== ht) this.note("function", `The BETWEEN operator requires same data type for lower and upper bounds; ${operands}`);
-        else if (order(low.value, high.value) > 0) this.note("function", `The BETWEEN operator requires upper bound to be greater than or equal to lower bound; ${operands}`);
+        else if (order(low.value, high.value) > 0)
+          this.note("function", `The BETWEEN operator requires upper bound to be greater than or equal to lower bound; ${operands}`);
       }
       return { kind: "between", arg: left, low, high };
     }
@@ -538,12 +564,15 @@ interface Parsed {
 
 /** The operations dynalite knows; any other is an UnknownOperationException. */
 const DYNALITE_OPERATIONS = new Set(
-  ("BatchGetItem BatchWriteItem CreateTable DeleteItem DeleteTable DescribeTable DescribeTimeToLive GetItem ListTables PutItem " +
-    "Query Scan TagResource UntagResource ListTagsOfResource UpdateItem UpdateTable").split(" "),
+  (
+    "BatchGetItem BatchWriteItem CreateTable DeleteItem DeleteTable DescribeTable DescribeTimeToLive GetItem ListTables PutItem " +
+    "Query Scan TagResource UntagResource ListTagsOfResource UpdateItem UpdateTable"
+  ).split(" "),
 );
 /** DynamoDB's operations (DynamoDB Local answers the others with UnknownOperationException). */
 const DYNAMODB_OPERATIONS = new Set(
-  ("BatchExecuteStatement BatchGetItem BatchWriteItem CreateBackup CreateGlobalTable CreateTable DeleteBackup DeleteItem " +
+  (
+    "BatchExecuteStatement BatchGetItem BatchWriteItem CreateBackup CreateGlobalTable CreateTable DeleteBackup DeleteItem " +
     "DeleteResourcePolicy DeleteTable DescribeBackup DescribeContinuousBackups DescribeContributorInsights DescribeEndpoints " +
     "DescribeExport DescribeGlobalTable DescribeGlobalTableSettings DescribeImport DescribeKinesisStreamingDestination " +
     "DescribeLimits DescribeTable DescribeTableReplicaAutoScaling DescribeTimeToLive DisableKinesisStreamingDestination " +
@@ -552,7 +581,8 @@ const DYNAMODB_OPERATIONS = new Set(
     "PutItem PutResourcePolicy Query RestoreTableFromBackup RestoreTableToPointInTime Scan TagResource TransactGetItems " +
     "TransactWriteItems UntagResource UpdateContinuousBackups UpdateContributorInsights UpdateGlobalTable " +
     "UpdateGlobalTableSettings UpdateItem UpdateKinesisStreamingDestination UpdateTable UpdateTableReplicaAutoScaling " +
-    "UpdateTimeToLive").split(" "),
+    "UpdateTimeToLive"
+  ).split(" "),
 );
 
 interface Table {
@@ -651,7 +681,10 @@ export class DynamoModel {
   constructor(flavor: Flavor, options: ModelOptions = {}) {
     this.flavor = flavor;
     this.#unprocessed = options.unprocessed;
-    this.#arn = flavor === "dynalite" ? `arn:aws:dynamodb:${options.region ?? "us-east-1"}:${options.accountId ?? "000000000000"}:table/` : "arn:aws:dynamodb:ddblocal:000000000000:table/";
+    this.#arn =
+      flavor === "dynalite"
+        ? `arn:aws:dynamodb:${options.region ?? "us-east-1"}:${options.accountId ?? "000000000000"}:table/`
+        : "arn:aws:dynamodb:ddblocal:000000000000:table/";
   }
 
   /** Applies one DynamoDB JSON API request atomically and synchronously; answers as the server of `flavor` would. */
@@ -732,7 +765,10 @@ export class DynamoModel {
   #table(name: string): Table {
     const table = this.#tables.get(name);
     if (table) return table;
-    throw this.#error(`${DDB}ResourceNotFoundException`, this.flavor === "dynalite" ? "Requested resource not found" : "Cannot do operations on a non-existent table");
+    throw this.#error(
+      `${DDB}ResourceNotFoundException`,
+      this.flavor === "dynalite" ? "Requested resource not found" : "Cannot do operations on a non-existent table",
+    );
   }
 
   /** The table of DescribeTable / DescribeTimeToLive (dynalite names it in its message). */
@@ -740,7 +776,8 @@ export class DynamoModel {
     const name = this.#tableName(body, true);
     const table = this.#tables.get(name);
     if (table) return table;
-    if (this.flavor === "dynalite") throw this.#error(`${DDB}ResourceNotFoundException`, `Requested resource not found: Table: ${name} not found`);
+    if (this.flavor === "dynalite")
+      throw this.#error(`${DDB}ResourceNotFoundException`, `Requested resource not found: Table: ${name} not found`);
     throw this.#error(`${DDB}ResourceNotFoundException`, "Cannot do operations on a non-existent table");
   }
 
@@ -748,11 +785,16 @@ export class DynamoModel {
   #checkTableName(name: string, describe = false): void {
     if (name.length >= 3 && name.length <= 255 && /^[a-zA-Z0-9_.-]+$/.test(name)) return;
     if (this.flavor === "ddblocal") {
-      this.#invalid("Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'");
+      this.#invalid(
+        "Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'",
+      );
     }
-    if (describe && (name.length < 3 || name.length > 255)) this.#invalid("TableName must be at least 3 characters long and at most 255 characters long");
+    if (describe && (name.length < 3 || name.length > 255))
+      this.#invalid("TableName must be at least 3 characters long and at most 255 characters long");
     if (describe) {
-      this.#invalid(`1 validation error detected: Value '${name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`);
+      this.#invalid(
+        `1 validation error detected: Value '${name}' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+`,
+      );
     }
     throw notModelled(`dynalite's answer to the table name "${name}"`);
   }
@@ -765,7 +807,13 @@ export class DynamoModel {
     for (const k of Object.keys(body)) {
       if (!["TableName", "KeySchema", "AttributeDefinitions", "BillingMode"].includes(k)) throw notModelled(`CreateTable's ${k}`);
     }
-    if (!Array.isArray(schema) || !Array.isArray(definitions) || schema.length < 1 || schema.length > 2 || definitions.length !== schema.length) {
+    if (
+      !Array.isArray(schema) ||
+      !Array.isArray(definitions) ||
+      schema.length < 1 ||
+      schema.length > 2 ||
+      definitions.length !== schema.length
+    ) {
       throw notModelled("this CreateTable key schema");
     }
     const names: string[] = [];
@@ -822,7 +870,13 @@ export class DynamoModel {
     return {
       ...common,
       TableStatus: "ACTIVE",
-      ProvisionedThroughput: { LastIncreaseDateTime: 0, LastDecreaseDateTime: 0, NumberOfDecreasesToday: 0, ReadCapacityUnits: 0, WriteCapacityUnits: 0 },
+      ProvisionedThroughput: {
+        LastIncreaseDateTime: 0,
+        LastDecreaseDateTime: 0,
+        NumberOfDecreasesToday: 0,
+        ReadCapacityUnits: 0,
+        WriteCapacityUnits: 0,
+      },
       TableSizeBytes: size,
       ItemCount: table.items.size,
       TableArn: this.#arn + table.name,
@@ -834,7 +888,8 @@ export class DynamoModel {
   #updateTimeToLive(body: Json): Json {
     const table = this.#table(this.#tableName(body));
     const spec = body.TimeToLiveSpecification;
-    if (!isObject(spec) || typeof spec.AttributeName !== "string" || typeof spec.Enabled !== "boolean") throw notModelled("this TimeToLiveSpecification");
+    if (!isObject(spec) || typeof spec.AttributeName !== "string" || typeof spec.Enabled !== "boolean")
+      throw notModelled("this TimeToLiveSpecification");
     const { AttributeName: name, Enabled: enabled } = spec;
     if (table.ttl !== undefined && table.ttl !== name) this.#invalid("TimeToLive is active on a different AttributeName");
     if (enabled && table.ttl === name) this.#invalid("TimeToLive is already enabled");
@@ -1045,7 +1100,8 @@ export class DynamoModel {
       } else {
         const existing = item[a.name];
         if (existing !== undefined && !("N" in existing)) this.#invalid(WRONG_TYPE);
-        item[a.name] = existing === undefined ? copyValue(a.value) : this.#result(BigInt(existing.N) + BigInt((a.value as { N: string }).N));
+        item[a.name] =
+          existing === undefined ? copyValue(a.value) : this.#result(BigInt(existing.N) + BigInt((a.value as { N: string }).N));
       }
     }
     return item;
@@ -1062,7 +1118,10 @@ export class DynamoModel {
   // Item operations ------------------------------------------------------------------------------------------------
 
   /** Table and key, then expressions (DynamoDB Local); or expressions, then table and key (dynalite). */
-  #prepare(body: Json, expressions: { update?: boolean; condition?: boolean; projection?: boolean }): { table: Table; id: string; key: Item; parsed: Parsed } {
+  #prepare(
+    body: Json,
+    expressions: { update?: boolean; condition?: boolean; projection?: boolean },
+  ): { table: Table; id: string; key: Item; parsed: Parsed } {
     const name = this.#tableName(body);
     if (this.flavor === "ddblocal") {
       const table = this.#table(name);
@@ -1102,19 +1161,23 @@ export class DynamoModel {
       this.#checkTableName(name);
       if (!isObject(spec) || !Array.isArray(spec.Keys)) throw notModelled("BatchGetItem KeysAndAttributes without Keys");
       for (const k of Object.keys(spec)) {
-        if (!["Keys", "ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"].includes(k)) throw notModelled(`BatchGetItem's ${k}`);
+        if (!["Keys", "ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"].includes(k))
+          throw notModelled(`BatchGetItem's ${k}`);
       }
       const keys = spec.Keys as Json[];
       total += keys.length;
       if (lite && keys.length === 0) {
-        this.#invalid(`1 validation error detected: Value '[]' at 'requestItems.${name}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1`);
+        this.#invalid(
+          `1 validation error detected: Value '[]' at 'requestItems.${name}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+        );
       }
       if (lite && keys.length > 100) {
         this.#invalid(
           `1 validation error detected: Value '[${keys.map((k) => JSON.stringify(k)).join(", ")}]' at 'requestItems.${name}.member.keys' failed to satisfy constraint: Member must have length less than or equal to 100`,
         );
       }
-      if (!lite && keys.length === 0) this.#invalid(`The list of keys in RequestItems for BatchGetItem is required: ${name} has empty list`);
+      if (!lite && keys.length === 0)
+        this.#invalid(`The list of keys in RequestItems for BatchGetItem is required: ${name} has empty list`);
       plans.push({ name, table: undefined, spec, keys, parsed: {} });
     }
     if (!lite && total > 100) this.#invalid("Too many items requested for the BatchGetItem call");
@@ -1159,7 +1222,8 @@ export class DynamoModel {
 
   #returnValues(body: Json): string {
     const r = body.ReturnValues ?? "NONE";
-    if (typeof r !== "string" || !["NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"].includes(r)) throw notModelled(`ReturnValues ${JSON.stringify(r)}`);
+    if (typeof r !== "string" || !["NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"].includes(r))
+      throw notModelled(`ReturnValues ${JSON.stringify(r)}`);
     return r;
   }
 
@@ -1167,13 +1231,19 @@ export class DynamoModel {
   #returnOld(r: unknown, where = "returnValuesOnConditionCheckFailure"): boolean {
     if (this.flavor === "dynalite" || r === undefined) return false;
     if (r !== "ALL_OLD" && r !== "NONE") {
-      this.#invalid(`1 validation error detected: Value '${String(r)}' at '${where}' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]`);
+      this.#invalid(
+        `1 validation error detected: Value '${String(r)}' at '${where}' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]`,
+      );
     }
     return r === "ALL_OLD";
   }
 
   #conditionFailed(old: Item | undefined, returnOld: boolean): Reply {
-    return this.#error(`${DDB}ConditionalCheckFailedException`, CONDITION_FAILED, returnOld && old !== undefined ? { Item: copyItem(old) } : {});
+    return this.#error(
+      `${DDB}ConditionalCheckFailedException`,
+      CONDITION_FAILED,
+      returnOld && old !== undefined ? { Item: copyItem(old) } : {},
+    );
   }
 
   #checkFields(body: Json, operation: string, allowed: string[]): void {
@@ -1185,8 +1255,15 @@ export class DynamoModel {
 
   #updateItem(body: Json): Json {
     this.#checkFields(body, "UpdateItem", [
-      "TableName", "Key", "UpdateExpression", "ConditionExpression", "ExpressionAttributeNames", "ExpressionAttributeValues",
-      "ReturnValues", "ReturnValuesOnConditionCheckFailure", "ReturnConsumedCapacity",
+      "TableName",
+      "Key",
+      "UpdateExpression",
+      "ConditionExpression",
+      "ExpressionAttributeNames",
+      "ExpressionAttributeValues",
+      "ReturnValues",
+      "ReturnValuesOnConditionCheckFailure",
+      "ReturnConsumedCapacity",
     ]);
     const { table, id, key, parsed } = this.#prepare(body, { update: true, condition: true });
     this.#checkKeyUpdate(table, parsed.update);
@@ -1227,8 +1304,14 @@ export class DynamoModel {
 
   #deleteItem(body: Json): Json {
     this.#checkFields(body, "DeleteItem", [
-      "TableName", "Key", "ConditionExpression", "ExpressionAttributeNames", "ExpressionAttributeValues",
-      "ReturnValues", "ReturnValuesOnConditionCheckFailure", "ReturnConsumedCapacity",
+      "TableName",
+      "Key",
+      "ConditionExpression",
+      "ExpressionAttributeNames",
+      "ExpressionAttributeValues",
+      "ReturnValues",
+      "ReturnValuesOnConditionCheckFailure",
+      "ReturnConsumedCapacity",
     ]);
     const { table, id, parsed } = this.#prepare(body, { condition: true });
     const returnValues = this.#returnValues(body);
@@ -1250,7 +1333,9 @@ export class DynamoModel {
     this.#checkFields(body, "TransactWriteItems", ["TransactItems", "ClientRequestToken", "ReturnConsumedCapacity"]);
     const list: unknown = body.TransactItems;
     if (!Array.isArray(list) || list.length === 0) {
-      this.#invalid(`Value ${Array.isArray(list) ? "[]" : "null"} at 'transactItems' failed to satisfy constraint: Member must have length greater than or equal to 1`);
+      this.#invalid(
+        `Value ${Array.isArray(list) ? "[]" : "null"} at 'transactItems' failed to satisfy constraint: Member must have length greater than or equal to 1`,
+      );
     }
     if (list.length > 100) throw notModelled("more than 100 TransactItems");
     const token = body.ClientRequestToken;
@@ -1269,18 +1354,30 @@ export class DynamoModel {
       const spec = entry[kind];
       if (kind !== "Update" && kind !== "ConditionCheck") throw notModelled(`TransactWriteItems ${kind} actions`);
       if (!isObject(spec)) throw notModelled("a TransactItem action that is not an object");
-      const allowed = ["TableName", "Key", "ConditionExpression", "ExpressionAttributeNames", "ExpressionAttributeValues", "ReturnValuesOnConditionCheckFailure"];
+      const allowed = [
+        "TableName",
+        "Key",
+        "ConditionExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ReturnValuesOnConditionCheckFailure",
+      ];
       if (kind === "Update") allowed.push("UpdateExpression");
       for (const k of Object.keys(spec)) if (!allowed.includes(k)) throw notModelled(`TransactWriteItems ${kind}'s ${k}`);
       if (kind === "ConditionCheck" && spec.ConditionExpression === undefined) {
-        this.#invalid(`Value null at 'transactItems.${index + 1}.member.conditionCheck.conditionExpression' failed to satisfy constraint: Member must not be null`);
+        this.#invalid(
+          `Value null at 'transactItems.${index + 1}.member.conditionCheck.conditionExpression' failed to satisfy constraint: Member must not be null`,
+        );
       }
       if (kind === "Update" && spec.UpdateExpression === undefined) throw notModelled("a transaction Update without UpdateExpression");
       const table = this.#table(this.#tableName(spec));
       const { id, key } = this.#key(table, spec.Key);
       const parsed = this.#parse(spec, { update: kind === "Update", condition: true });
       if (kind === "Update") this.#checkKeyUpdate(table, parsed.update);
-      const returnOld = this.#returnOld(spec.ReturnValuesOnConditionCheckFailure, `transactItems.${index + 1}.member.${kind === "Update" ? "update" : "conditionCheck"}.returnValuesOnConditionCheckFailure`);
+      const returnOld = this.#returnOld(
+        spec.ReturnValuesOnConditionCheckFailure,
+        `transactItems.${index + 1}.member.${kind === "Update" ? "update" : "conditionCheck"}.returnValuesOnConditionCheckFailure`,
+      );
       actions.push({ kind, table, id, key, parsed, returnOld });
     });
     // DynamoDB Local runs the actions in order against a working copy: a condition sees the updates of earlier

@@ -62,7 +62,11 @@ export class Network {
   }
   readonly #rng: Rng;
 
-  constructor(readonly world: World, readonly model: DynamoModel, readonly faults: FaultPlan) {
+  constructor(
+    readonly world: World,
+    readonly model: DynamoModel,
+    readonly faults: FaultPlan,
+  ) {
     this.#rng = world.rng.fork(7);
   }
 
@@ -107,11 +111,15 @@ export class Network {
         const deno = this.faults.runtime === "deno";
         const refused = () =>
           deno
-            ? new TypeError(`error sending request for url (${_url}): client error (Connect): tcp connect error: Connection refused (os error 111)`)
+            ? new TypeError(
+                `error sending request for url (${_url}): client error (Connect): tcp connect error: Connection refused (os error 111)`,
+              )
             : Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8000"), { code: "ECONNREFUSED" });
         const reset = () =>
           deno
-            ? new TypeError(`error sending request from 127.0.0.1:40000 for url (${_url}): client error (SendRequest): connection closed before message completed`)
+            ? new TypeError(
+                `error sending request from 127.0.0.1:40000 for url (${_url}): client error (SendRequest): connection closed before message completed`,
+              )
             : Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
         if (fault === "down") {
           world.setTimeout(() => answer(() => reject(refused())), 1);
@@ -131,17 +139,40 @@ export class Network {
           // A server quoting the request's token back, escaped: legal JSON a scrub of the raw text would miss.
           const escaped = SIM_CREDENTIALS.sessionToken.replace(/\//g, "\\/").replace(/\+/g, "\\u002b").replace(/=/g, "\\u003d");
           const text = JSON.stringify({ ...payload, message: `${String(payload.message)} (token TOKEN, key KEY)` });
-          return { status, requestId: undefined, text: text.replace("TOKEN", escaped).replace("KEY", escaped.replace("token", "secret").replace("xyz\\u003d\\u003d", "key\\u003d")) };
+          return {
+            status,
+            requestId: undefined,
+            text: text
+              .replace("TOKEN", escaped)
+              .replace("KEY", escaped.replace("token", "secret").replace("xyz\\u003d\\u003d", "key\\u003d")),
+          };
         };
         switch (fault) {
           case "reset":
             world.setTimeout(() => answer(() => reject(reset())), reach);
             return;
           case "5xx":
-            world.setTimeout(() => answer(() => resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" }))), reach + back);
+            world.setTimeout(
+              () =>
+                answer(() =>
+                  resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" })),
+                ),
+              reach + back,
+            );
             return;
           case "throttle":
-            world.setTimeout(() => answer(() => resolve(http(400, { __type: "com.amazonaws.dynamodb.v20120810#ThrottlingException", message: "Rate of requests exceeds the allowed throughput." }))), reach + back);
+            world.setTimeout(
+              () =>
+                answer(() =>
+                  resolve(
+                    http(400, {
+                      __type: "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                      message: "Rate of requests exceeds the allowed throughput.",
+                    }),
+                  ),
+                ),
+              reach + back,
+            );
             return;
           default:
         }
@@ -150,14 +181,24 @@ export class Network {
           if (fault === "lost") {
             world.setTimeout(() => answer(() => reject(reset())), back);
           } else if (fault === "5xx-applied") {
-            world.setTimeout(() => answer(() => resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" }))), back);
+            world.setTimeout(
+              () =>
+                answer(() =>
+                  resolve(http(500, { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" })),
+                ),
+              back,
+            );
           } else if (fault !== "hang") {
             // "hang": never answered, the client's timeout fires. "slow": around the timeout, either side.
             const late = fault === "slow" ? timeoutMs - reach + this.#rng.int(-20, 200) : back;
-            world.setTimeout(() => answer(() => {
-              entry.confirmed = out.status === 200;
-              resolve(http(out.status, out.body));
-            }), Math.max(1, late));
+            world.setTimeout(
+              () =>
+                answer(() => {
+                  entry.confirmed = out.status === 200;
+                  resolve(http(out.status, out.body));
+                }),
+              Math.max(1, late),
+            );
           }
         }, reach);
       });

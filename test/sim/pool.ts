@@ -29,7 +29,14 @@ export async function runSeeds(seeds: number[], options: PoolOptions = {}): Prom
         const timer = setTimeout(() => {
           void w.terminate();
           worker = undefined;
-          resolve({ seed, scenario: scenarioOf(seed, options.scenario).name, ok: false, failure: `every call bounded: the seed ran for more than ${hangMs} ms of real time (a loop that never ends?)`, steps: 0, virtualMs: 0 });
+          resolve({
+            seed,
+            scenario: scenarioOf(seed, options.scenario).name,
+            ok: false,
+            failure: `every call bounded: the seed ran for more than ${hangMs} ms of real time (a loop that never ends?)`,
+            steps: 0,
+            virtualMs: 0,
+          });
         }, hangMs);
         w.once("message", (r: SeedResult) => {
           clearTimeout(timer);
@@ -38,7 +45,14 @@ export async function runSeeds(seeds: number[], options: PoolOptions = {}): Prom
         w.once("error", (e: Error) => {
           clearTimeout(timer);
           worker = undefined;
-          resolve({ seed, scenario: scenarioOf(seed, options.scenario).name, ok: false, failure: `worker crashed: ${e.message}`, steps: 0, virtualMs: 0 });
+          resolve({
+            seed,
+            scenario: scenarioOf(seed, options.scenario).name,
+            ok: false,
+            failure: `worker crashed: ${e.message}`,
+            steps: 0,
+            virtualMs: 0,
+          });
         });
         w.postMessage({ seed, ...(options.scenario ? { scenario: options.scenario } : {}) });
       });
@@ -54,4 +68,5 @@ export async function runSeeds(seeds: number[], options: PoolOptions = {}): Prom
 }
 
 /** The one-line command that replays a seed. */
-export const replayCommand = (r: Pick<SeedResult, "seed" | "scenario">): string => `npm run sim -- --seed ${r.seed} --scenario ${r.scenario}`;
+export const replayCommand = (r: Pick<SeedResult, "seed" | "scenario">): string =>
+  `npm run sim -- --seed ${r.seed} --scenario ${r.scenario}`;

@@ -8,13 +8,41 @@ import { setupScenario } from "./scenarios/setup.ts";
 import { setUp, type Plan, type Scenario, type Step } from "./scenario.ts";
 import { SimFailure, World } from "./world.ts";
 
-export const SCENARIOS: ReadonlyArray<Scenario<never>> = [bufferScenario, durableScenario, ratelimitScenario, idsScenario, setupScenario, pageviewsScenario] as never;
+export const SCENARIOS: ReadonlyArray<Scenario<never>> = [
+  bufferScenario,
+  durableScenario,
+  ratelimitScenario,
+  idsScenario,
+  setupScenario,
+  pageviewsScenario,
+] as never;
 
 /**
  * The scenario a seed runs when none is named: they take turns, page views one turn in twenty (a page-view run
  * costs about ten times another, and npm test's 2,000 seeds should stay within a minute or so).
  */
-const ROTATION = [bufferScenario, durableScenario, ratelimitScenario, idsScenario, setupScenario, bufferScenario, durableScenario, ratelimitScenario, idsScenario, setupScenario, bufferScenario, durableScenario, ratelimitScenario, idsScenario, setupScenario, bufferScenario, durableScenario, ratelimitScenario, idsScenario, pageviewsScenario];
+const ROTATION = [
+  bufferScenario,
+  durableScenario,
+  ratelimitScenario,
+  idsScenario,
+  setupScenario,
+  bufferScenario,
+  durableScenario,
+  ratelimitScenario,
+  idsScenario,
+  setupScenario,
+  bufferScenario,
+  durableScenario,
+  ratelimitScenario,
+  idsScenario,
+  setupScenario,
+  bufferScenario,
+  durableScenario,
+  ratelimitScenario,
+  idsScenario,
+  pageviewsScenario,
+];
 
 export interface SeedResult {
   seed: number;
@@ -53,14 +81,28 @@ export async function runSeed(seed: number, name?: string, steps?: Step[]): Prom
     try {
       await scenario.run(sim, plan);
     } finally {
-      for (const d of sim.network.log.slice(-60)) log.push(`  ${d.at - plan.faults.until >= 0 ? "+" : ""}${d.at % 1_000_000} ${d.client} ${d.operation} ${d.fault}${d.applied ? " applied" : ""}${d.status && d.status !== 200 ? ` ${d.status}` : ""}`);
+      for (const d of sim.network.log.slice(-60))
+        log.push(
+          `  ${d.at - plan.faults.until >= 0 ? "+" : ""}${d.at % 1_000_000} ${d.client} ${d.operation} ${d.fault}${d.applied ? " applied" : ""}${d.status && d.status !== 200 ? ` ${d.status}` : ""}`,
+        );
     }
   } catch (error) {
-    failure = error instanceof SimFailure ? error.message : `unexpected: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+    failure =
+      error instanceof SimFailure
+        ? error.message
+        : `unexpected: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
   } finally {
     restore();
   }
-  return { seed, scenario: scenario.name, ok: failure === undefined, ...(failure ? { failure } : {}), steps: plan.steps.length, virtualMs: world.now - (new World(0).now), log };
+  return {
+    seed,
+    scenario: scenario.name,
+    ok: failure === undefined,
+    ...(failure ? { failure } : {}),
+    steps: plan.steps.length,
+    virtualMs: world.now - new World(0).now,
+    log,
+  };
 }
 
 /**

@@ -52,17 +52,26 @@ export function setUp(world: World, plan: Plan<unknown>): Sim {
 export function drawFaults(rng: Rng, until: number): FaultPlan {
   const calm = rng.chance(0.15);
   const kinds: FaultPlan["kinds"] = {};
-  for (const kind of ["lost", "reset", "5xx", "5xx-applied", "throttle", "hang", "slow"] as const) if (rng.chance(0.6)) kinds[kind] = rng.int(1, 5);
+  for (const kind of ["lost", "reset", "5xx", "5xx-applied", "throttle", "hang", "slow"] as const)
+    if (rng.chance(0.6)) kinds[kind] = rng.int(1, 5);
   const down: Array<[number, number]> = [];
   for (let i = rng.int(0, 2); i > 0; i--) {
     const a = EPOCH + rng.int(0, until - EPOCH);
     down.push([a, a + rng.int(10, 3000)]);
   }
-  return { rate: calm ? 0 : rng.pick([0.05, 0.2, 0.5]), kinds, until, down: calm ? [] : down, runtime: rng.chance(0.5) ? "node" : "deno", echoSecrets: rng.chance(0.5) };
+  return {
+    rate: calm ? 0 : rng.pick([0.05, 0.2, 0.5]),
+    kinds,
+    until,
+    down: calm ? [] : down,
+    runtime: rng.chance(0.5) ? "node" : "deno",
+    echoSecrets: rng.chance(0.5),
+  };
 }
 
 /** Random times for `n` steps in [0, span), sorted. */
-export const times = (rng: Rng, n: number, span: number): number[] => Array.from({ length: n }, () => rng.int(0, span - 1)).sort((a, b) => a - b);
+export const times = (rng: Rng, n: number, span: number): number[] =>
+  Array.from({ length: n }, () => rng.int(0, span - 1)).sort((a, b) => a - b);
 
 /** The number attribute `attribute` of the item with partition key `id` (0n when missing). */
 export function stored(model: DynamoModel, id: string, attribute: string): bigint {
@@ -105,12 +114,24 @@ export function checkNoSecrets(error: unknown): void {
   // the simulator's most expensive step and shows nothing the message does not.
   const parts: string[] = [];
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
-    parts.push(String(e), JSON.stringify(e) ?? "", typeof e === "object" ? JSON.stringify(Object.getOwnPropertyNames(e).filter((k) => k !== "stack").map((k) => String((e as Record<string, unknown>)[k] ?? ""))) : "");
+    parts.push(
+      String(e),
+      JSON.stringify(e) ?? "",
+      typeof e === "object"
+        ? JSON.stringify(
+            Object.getOwnPropertyNames(e)
+              .filter((k) => k !== "stack")
+              .map((k) => String((e as Record<string, unknown>)[k] ?? "")),
+          )
+        : "",
+    );
     e = (e as { cause?: unknown }).cause;
   }
   const shown = parts.join("\n");
   const message = (error as Error).message ?? "";
-  check(!/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(message), "no message spans lines because of caller or server text", () => JSON.stringify(message));
+  check(!/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(message), "no message spans lines because of caller or server text", () =>
+    JSON.stringify(message),
+  );
   for (const secret of [SIM_CREDENTIALS.secretAccessKey, SIM_CREDENTIALS.sessionToken]) {
     check(!shown.includes(secret), "no secrets in output", () => `an error shows a credential: ${(error as Error).message}`);
   }

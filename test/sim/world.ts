@@ -43,7 +43,10 @@ export class Rng {
 
 /** A violated promise: what was promised, and what happened instead. */
 export class SimFailure extends Error {
-  constructor(readonly invariant: string, detail: string) {
+  constructor(
+    readonly invariant: string,
+    detail: string,
+  ) {
     super(`${invariant}: ${detail}`);
   }
 }
@@ -82,7 +85,13 @@ export class World {
 
   setTimeout = (fn: () => void, ms = 0, interval?: number): Timer => {
     const delay = Math.max(1, Math.floor(Number.isFinite(ms) && ms <= 2 ** 31 - 1 ? ms : 1));
-    const timer: Timer = { id: ++this.#ids, at: this.now + (ms > 0 ? delay : 0), order: ++this.#order, fn, ...(interval ? { interval } : {}) };
+    const timer: Timer = {
+      id: ++this.#ids,
+      at: this.now + (ms > 0 ? delay : 0),
+      order: ++this.#order,
+      fn,
+      ...(interval ? { interval } : {}),
+    };
     this.#timers.push(timer);
     return timer;
   };
@@ -120,7 +129,8 @@ export class World {
       if (!next || next.at > until) break;
       this.#timers.splice(this.#timers.indexOf(next), 1);
       this.now = Math.max(this.now, next.at);
-      if (++this.steps > maxSteps) throw new SimFailure("every call bounded", `more than ${maxSteps} timer steps by ${this.now - EPOCH} ms of virtual time`);
+      if (++this.steps > maxSteps)
+        throw new SimFailure("every call bounded", `more than ${maxSteps} timer steps by ${this.now - EPOCH} ms of virtual time`);
       if (next.interval) this.#timers.push({ ...next, at: this.now + next.interval, order: ++this.#order });
       next.fn();
     }
@@ -148,7 +158,8 @@ export class World {
     const subtle = crypto.subtle;
     const digest = subtle.digest;
     const randomUUID = crypto.randomUUID;
-    const timerHandle = (t: Timer) => Object.assign(t, { unref: () => t, ref: () => t, hasRef: () => false, [Symbol.toPrimitive]: () => t.id });
+    const timerHandle = (t: Timer) =>
+      Object.assign(t, { unref: () => t, ref: () => t, hasRef: () => false, [Symbol.toPrimitive]: () => t.id });
     g.setTimeout = (fn: () => void, ms?: number) => timerHandle(this.setTimeout(fn, ms ?? 0));
     g.clearTimeout = this.clearTimeout;
     g.setInterval = (fn: () => void, ms?: number) => timerHandle(this.setTimeout(fn, ms ?? 0, Math.max(1, ms ?? 1)));
@@ -160,7 +171,10 @@ export class World {
       configurable: true,
       value: async (algorithm: string | { name: string }, data: BufferSource) => {
         const name = (typeof algorithm === "string" ? algorithm : algorithm.name).replace("-", "").toLowerCase();
-        const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array((data as ArrayBufferView).buffer, (data as ArrayBufferView).byteOffset, (data as ArrayBufferView).byteLength);
+        const bytes =
+          data instanceof ArrayBuffer
+            ? new Uint8Array(data)
+            : new Uint8Array((data as ArrayBufferView).buffer, (data as ArrayBufferView).byteOffset, (data as ArrayBufferView).byteLength);
         const out = createHash(name).update(bytes).digest();
         return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
       },

@@ -88,7 +88,15 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
     bump(seen, operation);
     const fault = decide({ n: ++n, operation, body: body.toString(), headers: req.headers });
     const kind =
-      typeof fault === "string" ? fault : "delayMs" in fault ? "delay" : "hold" in fault ? "hold" : "status" in fault ? "answer" : "rewrite";
+      typeof fault === "string"
+        ? fault
+        : "delayMs" in fault
+          ? "delay"
+          : "hold" in fault
+            ? "hold"
+            : "status" in fault
+              ? "answer"
+              : "rewrite";
     if (kind !== "pass") bump(injected, kind);
     const json = (status: number, type: string, message: string) => {
       res.writeHead(status, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": `proxy-${n}` });

@@ -36,7 +36,14 @@ export const TRANSPORT = process.env.DYNACOUNT_TEST_TRANSPORT as ClientOptions["
 
 /** A client for `endpoint` with the test credentials and no env lookups. */
 export function clientFor<M extends NumberMode = "number">(endpoint: string, options: ClientOptions<M> = {}): CounterClient<M> {
-  return new CounterClient<M>({ endpoint, region: "us-east-1", credentials, env: {}, ...(TRANSPORT && { transport: TRANSPORT }), ...options });
+  return new CounterClient<M>({
+    endpoint,
+    region: "us-east-1",
+    credentials,
+    env: {},
+    ...(TRANSPORT && { transport: TRANSPORT }),
+    ...options,
+  });
 }
 
 /** A client on a fresh table that exists. */

@@ -66,7 +66,11 @@ export async function startDynalite(): Promise<{ endpoint: string; stop(): Promi
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -75,7 +79,16 @@ export async function startDynamoDBLocal(): Promise<{ endpoint: string; stop(): 
   const port = await freePort();
   const child = spawn(
     "java",
-    ["-Xmx512m", "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-inMemory", "-disableTelemetry", "-port", String(port)],
+    [
+      "-Xmx512m",
+      "-Djava.library.path=./DynamoDBLocal_lib",
+      "-jar",
+      "DynamoDBLocal.jar",
+      "-inMemory",
+      "-disableTelemetry",
+      "-port",
+      String(port),
+    ],
     { cwd: jarDir, stdio: ["ignore", "ignore", "inherit"] },
   );
   const spawned = new Promise<void>((resolve, reject) => {

@@ -67,7 +67,12 @@ function scripted(clock: FakeClock, decide: (s: Sent) => Answer | "ok" = () => "
   client.send = (async (_operation: string, raw: unknown) => {
     const body = raw as { Key: { id: { S: string } }; ExpressionAttributeValues: Record<string, { N: string }> };
     const seq = body.ExpressionAttributeValues[":s"]?.N;
-    const s: Sent = { key: body.Key.id.S, delta: body.ExpressionAttributeValues[":d0"]!.N, at: clock.now(), ...(seq ? { seq: Number(seq) } : {}) };
+    const s: Sent = {
+      key: body.Key.id.S,
+      delta: body.ExpressionAttributeValues[":d0"]!.N,
+      at: clock.now(),
+      ...(seq ? { seq: Number(seq) } : {}),
+    };
     sent.push(s);
     const answer = decide(s);
     if (answer === "ok") {
@@ -80,9 +85,22 @@ function scripted(clock: FakeClock, decide: (s: Sent) => Answer | "ok" = () => "
 }
 
 const throttled: Answer = { status: 400, body: { __type: "com.amazonaws.dynamodb.v20120810#ThrottlingException", message: "slow down" } };
-const missingTable: Answer = { status: 400, body: { __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", message: "no table" } };
+const missingTable: Answer = {
+  status: 400,
+  body: { __type: "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", message: "no table" },
+};
 
-function engine(clock: FakeClock, client: CounterClient, options: Partial<{ writerId: string; maxKeys: number; intervalMs: number; maxRetryDelayMs: number; onFlush: (r: FlushResult) => void }> = {}) {
+function engine(
+  clock: FakeClock,
+  client: CounterClient,
+  options: Partial<{
+    writerId: string;
+    maxKeys: number;
+    intervalMs: number;
+    maxRetryDelayMs: number;
+    onFlush: (r: FlushResult) => void;
+  }> = {},
+) {
   const errors: CounterError[] = [];
   let timer: unknown;
   const e: FlushEngine = new FlushEngine({
@@ -164,7 +182,10 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
       await clock.advance(at - clock.now());
       assert.equal(sent.length, before + 1);
     }
-    assert.ok(gaps.every((g) => g >= 50 && g <= 5_000), JSON.stringify(gaps));
+    assert.ok(
+      gaps.every((g) => g >= 50 && g <= 5_000),
+      JSON.stringify(gaps),
+    );
   });
 
   it("sequence numbers only grow; a retried write keeps its own; a failing key does not hold back the others", async () => {
@@ -190,7 +211,14 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
     clock.t += 10;
     await e.flush();
     const third = sent.slice(4);
-    assert.deepEqual(third.map((s) => [s.key, s.delta]), [["b", "5"], ["b", "7"]], "b's retry, then its newer adds, in order");
+    assert.deepEqual(
+      third.map((s) => [s.key, s.delta]),
+      [
+        ["b", "5"],
+        ["b", "7"],
+      ],
+      "b's retry, then its newer adds, in order",
+    );
     assert.ok(third[1]!.seq! > third[0]!.seq!);
     assert.equal(e.pending, 0);
   });
@@ -214,7 +242,13 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
   it("an expired session token is not a dead letter: the write is retried, and lands once the credentials are new", async () => {
     const clock = new FakeClock();
     let expired = true;
-    const expiredToken: Answer = { status: 400, body: { __type: "com.amazonaws.dynamodb.v20120810#ExpiredTokenException", message: "The security token included in the request is expired" } };
+    const expiredToken: Answer = {
+      status: 400,
+      body: {
+        __type: "com.amazonaws.dynamodb.v20120810#ExpiredTokenException",
+        message: "The security token included in the request is expired",
+      },
+    };
     const { client, stored } = scripted(clock, () => (expired ? expiredToken : "ok"));
     const { e, add, errors } = engine(clock, client, { writerId: "w" });
     add("a", 2);
@@ -262,7 +296,11 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
     const marker = markerAttribute("shared");
     const { client } = scripted(clock, (s) => ({
       status: 400,
-      body: { __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", message: "failed", Item: { [marker]: { N: String(s.seq! + 1) } } },
+      body: {
+        __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        message: "failed",
+        Item: { [marker]: { N: String(s.seq! + 1) } },
+      },
     }));
     const { e, add } = engine(clock, client, { writerId: "shared" });
     add("k", 9);
@@ -278,7 +316,11 @@ describe("flush engine timing and ordering (fake clock, no server)", () => {
     const marker = markerAttribute("w");
     const { client } = scripted(clock, (s) => ({
       status: 400,
-      body: { __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", message: "failed", Item: { [marker]: { N: String(s.seq!) } } },
+      body: {
+        __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        message: "failed",
+        Item: { [marker]: { N: String(s.seq!) } },
+      },
     }));
     const { e, add } = engine(clock, client, { writerId: "w" });
     add("k", 9);

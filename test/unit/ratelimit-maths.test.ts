@@ -20,20 +20,30 @@ describe("sliding window maths", () => {
 
   it("slidingFreeAt is the first millisecond at which the units fit, never earlier", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: W - 1 }), fc.integer({ min: 1, max: 5 }),
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 0, max: W - 1 }),
+        fc.integer({ min: 1, max: 5 }),
         (limit, current, previous, offset, units) => {
           fc.pre(units <= limit);
           const index = 20;
           const now = index * W + offset;
           const used = (t: number) => {
             const i = Math.floor(t / W);
-            return i === index ? current + Math.floor(previous * overlap(t, index, W)) : i === index + 1 ? Math.floor(current * overlap(t, index + 1, W)) : 0;
+            return i === index
+              ? current + Math.floor(previous * overlap(t, index, W))
+              : i === index + 1
+                ? Math.floor(current * overlap(t, index + 1, W))
+                : 0;
           };
           const at = slidingFreeAt(now, index, W, limit, units, current, previous);
           assert.ok(at >= now);
           assert.ok(used(at) + units <= limit, `fits at ${at}`);
           if (at > now) assert.ok(used(at - 1) + units > limit, `not a millisecond earlier than ${at}`);
-        }),
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -48,10 +58,15 @@ describe("window plans", () => {
     const plan = fixed.take(now, 3, undefined)!;
     assert.match(plan.update, /^ADD #c :n SET #l = :i, #t = :e REMOVE /);
     assert.equal(plan.names["#c"], windowAttribute(50));
-    const removed = Object.entries(plan.names).filter(([k]) => k.startsWith("#r")).map(([, v]) => v);
-    assert.deepEqual(removed, Array.from({ length: SPAN }, (_, i) => windowAttribute(49 - i)));
+    const removed = Object.entries(plan.names)
+      .filter(([k]) => k.startsWith("#r"))
+      .map(([, v]) => v);
+    assert.deepEqual(
+      removed,
+      Array.from({ length: SPAN }, (_, i) => windowAttribute(49 - i)),
+    );
     assert.equal(plan.values[":max"]!.N, "7");
-    assert.equal(plan.values[":e"]!.N, String(51 * W / 1000));
+    assert.equal(plan.values[":e"]!.N, String((51 * W) / 1000));
     // Sliding keeps the previous window and checks what it assumed of it.
     const s = sliding.take(now, 3, { [LATEST]: n(50), [windowAttribute(49)]: n(4), [windowAttribute(50)]: n(1) })!;
     assert.ok(!Object.entries(s.names).some(([k, v]) => k.startsWith("#r") && v === windowAttribute(49)));
@@ -64,7 +79,10 @@ describe("window plans", () => {
     const plan = sliding.take(now, 1, stale)!;
     assert.match(plan.update, /^SET #c = :n, #l = :i, #t = :e REMOVE #s0, #s1$/);
     assert.equal(plan.condition, "#l = :last");
-    assert.deepEqual([plan.names["#s0"], plan.names["#s1"]].sort(), [windowAttribute(50 - SPAN - 1), windowAttribute(50 - SPAN - 2)].sort());
+    assert.deepEqual(
+      [plan.names["#s0"], plan.names["#s1"]].sort(),
+      [windowAttribute(50 - SPAN - 1), windowAttribute(50 - SPAN - 2)].sort(),
+    );
   });
 
   it("an instance whose clock lags joins the item's newest window", () => {
@@ -161,7 +179,10 @@ describe("rateLimitHeaders", () => {
   it("Retry-After is at least one second; bad options are Validation errors", () => {
     assert.equal(rateLimitHeaders({ ...denied, reset: now }, { now })["Retry-After"], "1");
     for (const options of [{ format: "draft-5" }, { policy: 'a"b' }, { windows: 1 }]) {
-      assert.throws(() => rateLimitHeaders(allowed, options as never), (e: unknown) => e instanceof CounterError && e.code === "Validation");
+      assert.throws(
+        () => rateLimitHeaders(allowed, options as never),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation",
+      );
     }
   });
 });

@@ -126,14 +126,29 @@ describe("validation before any request", () => {
 describe("option names, timers, layouts and regions (issue: bad input that slipped through)", () => {
   it("an unknown option name is a Validation error naming it and the closest known one", async () => {
     const c = client();
-    expectValidationThrow(() => new CounterBuffer(c, { writerID: "w" } as object), /"writerID": is not an option; did you mean "writerId"\?/);
-    expectValidationThrow(() => new CounterClient({ credentials, env: {}, timeOutMs: 5 } as object), /"timeOutMs".*did you mean "timeoutMs"/);
-    expectValidationThrow(() => new CounterClient({ credentials, env: {}, retry: { atempts: 2 } } as object), /"retry\.atempts".*did you mean "attempts"/);
-    expectValidationThrow(() => new RateLimiter(c, { limit: 1, windowMs: 1000, algoritm: "fixed-window" } as never), /"algoritm".*did you mean "algorithm"/);
+    expectValidationThrow(
+      () => new CounterBuffer(c, { writerID: "w" } as object),
+      /"writerID": is not an option; did you mean "writerId"\?/,
+    );
+    expectValidationThrow(
+      () => new CounterClient({ credentials, env: {}, timeOutMs: 5 } as object),
+      /"timeOutMs".*did you mean "timeoutMs"/,
+    );
+    expectValidationThrow(
+      () => new CounterClient({ credentials, env: {}, retry: { atempts: 2 } } as object),
+      /"retry\.atempts".*did you mean "attempts"/,
+    );
+    expectValidationThrow(
+      () => new RateLimiter(c, { limit: 1, windowMs: 1000, algoritm: "fixed-window" } as never),
+      /"algoritm".*did you mean "algorithm"/,
+    );
     expectValidationThrow(() => new IdAllocator(c, "k", { blocksize: 5 } as object), /"blocksize".*did you mean "blockSize"/);
     await expectValidation(c.increment("k", { by: 1, tablename: "x" } as object), /"tablename".*did you mean "tableName"/);
     await expectValidation(c.get("k", { consistant: false } as object), /"consistant".*did you mean "consistent"/);
-    expectValidationThrow(() => new CounterBuffer(c).add("k", 1, { countAtribute: "n" } as object), /"countAtribute".*did you mean "countAttribute"/);
+    expectValidationThrow(
+      () => new CounterBuffer(c).add("k", 1, { countAtribute: "n" } as object),
+      /"countAtribute".*did you mean "countAttribute"/,
+    );
     // Credentials objects from the AWS SDK carry fields of their own; they are accepted.
     assert.ok(new CounterClient({ credentials: { ...credentials, expiration: new Date(), $source: {} } as never, env: {} }));
   });
@@ -161,6 +176,9 @@ describe("option names, timers, layouts and regions (issue: bad input that slipp
       );
     }
     expectValidationThrow(() => new CounterClient({ credentials, env: {}, region: "a.b" }), /region/);
-    assert.equal(new CounterClient({ credentials, env: { AWS_REGION: "eu-central-2" } }).endpoint, "https://dynamodb.eu-central-2.amazonaws.com/");
+    assert.equal(
+      new CounterClient({ credentials, env: { AWS_REGION: "eu-central-2" } }).endpoint,
+      "https://dynamodb.eu-central-2.amazonaws.com/",
+    );
   });
 });

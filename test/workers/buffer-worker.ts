@@ -22,7 +22,12 @@ class Harness {
 
   constructor(state: DurableState, env: Env) {
     this.id = state.id.toString();
-    const client = new CounterClient({ env, tableName: String(env.TABLE), timeoutMs: 500, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    const client = new CounterClient({
+      env,
+      tableName: String(env.TABLE),
+      timeoutMs: 500,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
+    });
     this.buffer = new DurableCounterBuffer(state, client, {
       maxKeys: Number(env.MAX_KEYS),
       flushIntervalMs: Number(env.FLUSH_MS),
@@ -83,7 +88,14 @@ class Harness {
       case "/state": {
         const stored = await storage.list();
         const dead = this.buffer.deadLetters.map((l) => ({ key: l.key, table: l.tableName, amount: l.amount, code: l.error.code }));
-        return Response.json({ pending: this.buffer.pending, keys: [...stored.keys()], alarm: await storage.getAlarm(), flushes: this.flushes.length, errors: this.errors, dead });
+        return Response.json({
+          pending: this.buffer.pending,
+          keys: [...stored.keys()],
+          alarm: await storage.getAlarm(),
+          flushes: this.flushes.length,
+          errors: this.errors,
+          dead,
+        });
       }
     }
     return new Response("not found", { status: 404 });
@@ -104,7 +116,10 @@ export class TestCounter extends DurableObject<Env> {
 /** The older `(state, env)` constructor style. */
 export class LegacyCounter {
   harness: Harness;
-  constructor(private state: DurableObjectState, env: Env) {
+  constructor(
+    private state: DurableObjectState,
+    env: Env,
+  ) {
     this.harness = new Harness(state, env);
   }
   fetch(request: Request) {

@@ -72,7 +72,14 @@ async function stats(env: Env, page: string, now = Date.now()) {
     views.top({ day, limit: 10 }),
     env.PAGEVIEWS_SECRET ? views.uniques(page, { day }) : undefined,
   ]);
-  return { page, total, today: { day, views: last30d.at(-1)?.views ?? 0, ...(uniques === undefined ? {} : { uniques }) }, last24h, last30d, top };
+  return {
+    page,
+    total,
+    today: { day, views: last30d.at(-1)?.views ?? 0, ...(uniques === undefined ? {} : { uniques }) },
+    last24h,
+    last30d,
+    top,
+  };
 }
 
 async function api(request: Request, env: Env, url: URL): Promise<Response> {
@@ -84,7 +91,8 @@ async function api(request: Request, env: Env, url: URL): Promise<Response> {
   return Response.json({ path: url.pathname, served: true, ...(result.reason ? { reason: result.reason } : {}) }, { headers });
 }
 
-const svg = (body: string) => new Response(body, { headers: { "content-type": "image/svg+xml; charset=utf-8", "cache-control": "no-cache" } });
+const svg = (body: string) =>
+  new Response(body, { headers: { "content-type": "image/svg+xml; charset=utf-8", "cache-control": "no-cache" } });
 
 function page(path: string, env: Env): Response {
   const q = encodeURIComponent(path);
@@ -101,8 +109,12 @@ export default {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/api/")) return api(request, env, url);
     if (url.pathname === "/flush" && request.method === "POST") {
-      const flushed = await Promise.all(Array.from({ length: OBJECTS }, (_, i) => env.PAGE_VIEWS.get(env.PAGE_VIEWS.idFromName(`pageviews-${i}`)).flush()));
-      return Response.json(flushed.reduce((a, f) => ({ keys: a.keys + f.keys, requests: a.requests + f.requests }), { keys: 0, requests: 0 }));
+      const flushed = await Promise.all(
+        Array.from({ length: OBJECTS }, (_, i) => env.PAGE_VIEWS.get(env.PAGE_VIEWS.idFromName(`pageviews-${i}`)).flush()),
+      );
+      return Response.json(
+        flushed.reduce((a, f) => ({ keys: a.keys + f.keys, requests: a.requests + f.requests }), { keys: 0, requests: 0 }),
+      );
     }
     if (url.pathname === "/stats" || url.pathname === "/chart.svg" || url.pathname === "/badge.svg") {
       const path = url.searchParams.get("page");
@@ -112,7 +124,10 @@ export default {
       return svg(url.pathname === "/badge.svg" ? badge(s.total) : chart(path, s.last24h as SeriesPoint[], s.last30d as SeriesPoint[]));
     }
     const response = page(url.pathname, env);
-    tracker ??= new PageViewTracker(env.PAGE_VIEWS, { objects: OBJECTS, ...(env.PAGEVIEWS_SECRET ? { secret: env.PAGEVIEWS_SECRET } : {}) });
+    tracker ??= new PageViewTracker(env.PAGE_VIEWS, {
+      objects: OBJECTS,
+      ...(env.PAGEVIEWS_SECRET ? { secret: env.PAGEVIEWS_SECRET } : {}),
+    });
     // Counted after the answer: only page loads by people (a browser's navigation, not curl), only successful ones.
     ctx.waitUntil(tracker.track(request, response));
     return response;

@@ -122,18 +122,26 @@ export async function limitAll(checks: readonly LimitCheck[]): Promise<MultiRate
 
 /** Validates the checks, merges repeats, and resolves each distinct one (its limit included), before any request. */
 async function prepare(checks: readonly LimitCheck[]): Promise<Call[]> {
-  if (!Array.isArray(checks) || checks.length === 0) throw validationError(`limitAll needs a non-empty array of { limiter, identifier, cost? }`);
-  if (checks.length > MAX_CHECKS) throw validationError(`limitAll takes at most ${MAX_CHECKS} checks (one transaction), got ${checks.length}`);
-  const distinct = new Map<string, { internals: LimiterInternals; limiter: RateLimiter; identifier: string; cost: number; checks: number[] }>();
+  if (!Array.isArray(checks) || checks.length === 0)
+    throw validationError(`limitAll needs a non-empty array of { limiter, identifier, cost? }`);
+  if (checks.length > MAX_CHECKS)
+    throw validationError(`limitAll takes at most ${MAX_CHECKS} checks (one transaction), got ${checks.length}`);
+  const distinct = new Map<
+    string,
+    { internals: LimiterInternals; limiter: RateLimiter; identifier: string; cost: number; checks: number[] }
+  >();
   const byLimiter = new Map<RateLimiter, number>();
   const names = new Map<string, string>();
   checks.forEach((check, index) => {
-    if (typeof check !== "object" || check === null) throw validationError(`limitAll check ${index} must be an object { limiter, identifier, cost? }`);
+    if (typeof check !== "object" || check === null)
+      throw validationError(`limitAll check ${index} must be an object { limiter, identifier, cost? }`);
     checkNames(check, CHECK_NAMES, `limitAll check ${index}`);
     const internals = internalsOf(check.limiter);
     const { identifier, cost = 1 } = check;
-    if (typeof identifier !== "string" || identifier.length === 0) throw validationError(`limitAll check ${index}: identifier must be a non-empty string`);
-    if (!Number.isSafeInteger(cost) || cost < 1) throw validationError(`limitAll check ${index}: "cost" must be a positive integer, got ${String(cost)}`);
+    if (typeof identifier !== "string" || identifier.length === 0)
+      throw validationError(`limitAll check ${index}: identifier must be a non-empty string`);
+    if (!Number.isSafeInteger(cost) || cost < 1)
+      throw validationError(`limitAll check ${index}: "cost" must be a positive integer, got ${String(cost)}`);
     // A number per limiter object: two limiters are two limits even with equal settings.
     const limiterId = byLimiter.get(check.limiter) ?? byLimiter.set(check.limiter, byLimiter.size).size - 1;
     const id = `${limiterId}\u0000${identifier}`;
@@ -146,13 +154,21 @@ async function prepare(checks: readonly LimitCheck[]): Promise<Call[]> {
     }
     const other = names.get(internals.name);
     if (other !== undefined) {
-      throw validationError(`limitAll checks ${other} and ${index} are two limits named ${shown(internals.name)}: the name is the policy in headers, give each limiter its own`);
+      throw validationError(
+        `limitAll checks ${other} and ${index} are two limits named ${shown(internals.name)}: the name is the policy in headers, give each limiter its own`,
+      );
     }
     names.set(internals.name, String(index));
     distinct.set(id, { internals, limiter: check.limiter, identifier, cost, checks: [index] });
   });
   const calls = await Promise.all(
-    [...distinct.values()].map(async ({ internals, identifier, cost, checks }): Promise<Call> => ({ internals, p: await internals.prepare(identifier, cost), checks })),
+    [...distinct.values()].map(
+      async ({ internals, identifier, cost, checks }): Promise<Call> => ({
+        internals,
+        p: await internals.prepare(identifier, cost),
+        checks,
+      }),
+    ),
   );
   // Two limits on one item share its counts, which one transaction cannot update twice: their keys must differ.
   const items = new Map<string, number>();
@@ -160,7 +176,9 @@ async function prepare(checks: readonly LimitCheck[]): Promise<Call[]> {
     const id = `${call.internals.tableName}\u0000${JSON.stringify(call.p.key)}`;
     const other = items.get(id);
     if (other !== undefined) {
-      throw validationError(`limitAll checks ${other} and ${call.checks[0]} count in one item (${shown(JSON.stringify(call.p.key))}): limiters whose "key" options name one item share one count; give each its own key`);
+      throw validationError(
+        `limitAll checks ${other} and ${call.checks[0]} count in one item (${shown(JSON.stringify(call.p.key))}): limiters whose "key" options name one item share one count; give each its own key`,
+      );
     }
     items.set(id, call.checks[0]!);
   }
@@ -191,7 +209,8 @@ async function atomically(client: CounterClient<NumberMode>, calls: Call[]): Pro
       if (asked === undefined) NO_TRANSACTIONS.add(client);
     }
   } finally {
-    if (asked === undefined || !asked.every((r) => r.success)) calls.forEach((c, i) => local[i] && c.internals.returnLease(c.p, c.internals.now()));
+    if (asked === undefined || !asked.every((r) => r.success))
+      calls.forEach((c, i) => local[i] && c.internals.returnLease(c.p, c.internals.now()));
   }
   if (asked === undefined) return undefined;
   const answers = asked;
@@ -236,13 +255,18 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
       const seen = calls.map((c) => c.p.memory.seen);
       const plans = calls.map((c, i) => {
         const { algo } = c.p.policy;
-        return algo.take(now[i]!, want[i]!, seen[i]) ?? (want[i]! > c.p.cost ? algo.take(now[i]!, (want[i] = c.p.cost), seen[i]) : undefined);
+        return (
+          algo.take(now[i]!, want[i]!, seen[i]) ?? (want[i]! > c.p.cost ? algo.take(now[i]!, (want[i] = c.p.cost), seen[i]) : undefined)
+        );
       });
       const hopeless = plans.indexOf(undefined);
       if (hopeless >= 0) {
         // The item seen already shows that this limit cannot fit the call: denied without a request.
         const c = calls[hopeless]!;
-        const denied = { ...c.internals.denied(c.p, c.p.policy.algo.read(now[hopeless]!, c.p.cost, seen[hopeless] ?? {}), now[hopeless]!), reason: "cacheBlock" as const };
+        const denied = {
+          ...c.internals.denied(c.p, c.p.policy.algo.read(now[hopeless]!, c.p.cost, seen[hopeless] ?? {}), now[hopeless]!),
+          reason: "cacheBlock" as const,
+        };
         return calls.map((c, i) => (i === hopeless ? denied : verdict(c, now[i]!)));
       }
       const actions: Action[] = calls.map((c, i) => ({ tableName: c.internals.tableName, key: c.p.key, plan: plans[i]! }));
@@ -264,7 +288,11 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
         // Cancelled by others (a conflicting transaction or write) or by throttling, not by a condition: again,
         // after a short random pause; throttling that persists follows the limiters' failureMode.
         if (reasons.some((r) => /Throttl|ProvisionedThroughput|RequestLimit/.test(r.code)) && ++throttled >= THROTTLED_ROUNDS) {
-          const error = new CounterError("Throttled", `DynamoDB cancelled the transaction for capacity (${reasons.map((r) => r.code).join(", ")}); it was not applied`, { retryable: true });
+          const error = new CounterError(
+            "Throttled",
+            `DynamoDB cancelled the transaction for capacity (${reasons.map((r) => r.code).join(", ")}); it was not applied`,
+            { retryable: true },
+          );
           return calls.map((c, i) => c.internals.failure(c.p, error, now[i]!));
         }
         await sleep(Math.random() * 10 * 2 ** Math.min(round, 4));
@@ -273,7 +301,13 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
       let items: Item[];
       try {
         const unknown = failed.filter((i) => reasons[i]!.item === undefined);
-        const read = unknown.length > 0 ? await readItems(client, unknown.map((i) => actions[i]!)) : [];
+        const read =
+          unknown.length > 0
+            ? await readItems(
+                client,
+                unknown.map((i) => actions[i]!),
+              )
+            : [];
         items = failed.map((i) => reasons[i]!.item ?? read[unknown.indexOf(i)]!);
       } catch (error) {
         return calls.map((c, i) => c.internals.failure(c.p, error, now[i]!));
@@ -319,10 +353,19 @@ async function inOrder(calls: Call[]): Promise<RateLimitResult[]> {
       // back units it may not have taken would credit other calls' units. Its answer stands, error included, so
       // the caller can tell that this limit may have been charged; a clean verdict would say it was not.
       const given = await Promise.all(
-        answers.slice(0, -1).map((taken, i) => (taken.reason === "failOpen" ? false : calls[i]!.internals.giveBack(calls[i]!.p, taken).then(() => true, () => false))),
+        answers.slice(0, -1).map((taken, i) =>
+          taken.reason === "failOpen"
+            ? false
+            : calls[i]!.internals.giveBack(calls[i]!.p, taken).then(
+                () => true,
+                () => false,
+              ),
+        ),
       );
       // Limits given back answer as they now are (they had room, and hold nothing of this call).
-      return calls.map((c, i) => (i === answers.length - 1 ? answer : i < answers.length - 1 && !given[i] ? answers[i]! : verdict(c, c.internals.now())));
+      return calls.map((c, i) =>
+        i === answers.length - 1 ? answer : i < answers.length - 1 && !given[i] ? answers[i]! : verdict(c, c.internals.now()),
+      );
     }
   }
   return answers;
@@ -332,7 +375,13 @@ async function inOrder(calls: Call[]): Promise<RateLimitResult[]> {
 function verdict({ p }: Call, now: number): RateLimitResult {
   const reading = p.policy.algo.read(now, p.cost, p.memory.seen ?? {});
   const fits = reading.available >= p.cost || p.memory.leased >= p.cost;
-  return { success: fits, limit: p.policy.limit, remaining: reading.available + p.memory.leased, reset: fits ? reading.reset : reading.freeAt, pending: DONE };
+  return {
+    success: fits,
+    limit: p.policy.limit,
+    remaining: reading.available + p.memory.leased,
+    reset: fits ? reading.reset : reading.freeAt,
+    pending: DONE,
+  };
 }
 
 /** The call's answer: allowed when every limit allowed, the top-level fields those of the most restrictive. */

@@ -49,7 +49,13 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
           update: "SET #a = #a + :c, #t = :e, #s = :l",
           condition: `#a > :now AND #a <= :max AND ${sameScale}`,
           names,
-          values: { ":c": { N: String(cost) }, ":now": { N: String(at) }, ":max": { N: String(at + capacity - cost) }, ":e": expires, ":l": l },
+          values: {
+            ":c": { N: String(cost) },
+            ":now": { N: String(at) },
+            ":max": { N: String(at + capacity - cost) },
+            ":e": expires,
+            ":l": l,
+          },
         };
       }
       // Full bucket (or no item): the TAT starts from now.

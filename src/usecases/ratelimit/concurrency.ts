@@ -84,16 +84,19 @@ const MAX_LIMIT = 1000;
 const TTL_MARGIN_MS = 3_600_000;
 const SETUP_ERRORS = /* @__PURE__ */ new Set(["Validation", "Config", "TableNotFound", "AccessDenied"]);
 
-const shape = /* @__PURE__ */ lazy((): Shape => withTable({
-  limit: int(1, MAX_LIMIT),
-  leaseMs: timerMs(1),
-  name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
-  key: fn(),
-  failureMode: oneOf(["open", "closed"] as const),
-  ttlAttribute: text(1, 255),
-  cacheSize: positiveInt(),
-  now: fn(),
-}));
+const shape = /* @__PURE__ */ lazy(
+  (): Shape =>
+    withTable({
+      limit: int(1, MAX_LIMIT),
+      leaseMs: timerMs(1),
+      name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
+      key: fn(),
+      failureMode: oneOf(["open", "closed"] as const),
+      ttlAttribute: text(1, 255),
+      cacheSize: positiveInt(),
+      now: fn(),
+    }),
+);
 
 /** The holder id attribute of slot `i`. */
 export const holderAttribute = (i: number): string => `h${i}`;
@@ -189,13 +192,23 @@ export class ConcurrencyLimiter {
         const out = await this.#client.send<{ Attributes?: Item }>(
           "UpdateItem",
           fix
-            ? this.#request(key, "SET #e = :to", "#e = :seen", i, { ":to": { N: String(now + this.leaseMs) }, ":seen": { N: String(fix.expiry) } })
-            : this.#request(key, "SET #h = :me, #e = :exp, #t = :ttl", "attribute_not_exists(#e) OR #e <= :now OR #h = :me", i, {
-                ":me": { S: holder },
-                ":exp": { N: String(expires) },
-                ":now": { N: String(now) },
-                ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) },
-              }, true),
+            ? this.#request(key, "SET #e = :to", "#e = :seen", i, {
+                ":to": { N: String(now + this.leaseMs) },
+                ":seen": { N: String(fix.expiry) },
+              })
+            : this.#request(
+                key,
+                "SET #h = :me, #e = :exp, #t = :ttl",
+                "attribute_not_exists(#e) OR #e <= :now OR #h = :me",
+                i,
+                {
+                  ":me": { S: holder },
+                  ":exp": { N: String(expires) },
+                  ":now": { N: String(now) },
+                  ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) },
+                },
+                true,
+              ),
           // A resend is harmless (the condition accepts this holder's own claim), so ambiguous failures are resent.
           { idempotent: false, atLeastOnce: true, tableName: this.#table.tableName, throttle: FAIL_FAST },
         );
@@ -213,7 +226,9 @@ export class ConcurrencyLimiter {
     }
     // Contention is not an outage: a slot nobody claimed is never handed out.
     const busy = this.#slot(false, 0, now + 1, "failClosed");
-    busy.error = new CounterError("Conflict", `acquire: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, { retryable: true });
+    busy.error = new CounterError("Conflict", `acquire: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, {
+      retryable: true,
+    });
     return busy;
   }
 
@@ -248,7 +263,11 @@ export class ConcurrencyLimiter {
         // `#e <= :exp`: a renewal overtaken by a later one (or resent after it) never moves the lease back.
         await this.#client.send(
           "UpdateItem",
-          this.#request(key, "SET #e = :exp, #t = :ttl", "#h = :me AND #e <= :exp", i, { ":me": { S: holder }, ":exp": { N: String(expires) }, ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) } }),
+          this.#request(key, "SET #e = :exp, #t = :ttl", "#h = :me AND #e <= :exp", i, {
+            ":me": { S: holder },
+            ":exp": { N: String(expires) },
+            ":ttl": { N: ttlSeconds(expires + TTL_MARGIN_MS) },
+          }),
           { idempotent: false, atLeastOnce: true, tableName: this.#table.tableName },
         );
         slot.reset = Math.max(slot.reset, expires);
@@ -268,7 +287,14 @@ export class ConcurrencyLimiter {
   }
 
   /** One conditional UpdateItem on slot `i` (`#h`, `#e`, and `#t` when `ttl`). */
-  #request(key: Key, update: string, condition: string, i: number, values: Record<string, { S: string } | { N: string }>, allNew = false): Record<string, unknown> {
+  #request(
+    key: Key,
+    update: string,
+    condition: string,
+    i: number,
+    values: Record<string, { S: string } | { N: string }>,
+    allNew = false,
+  ): Record<string, unknown> {
     const names: Record<string, string> = { "#e": expiryAttribute(i) };
     if (/#h/.test(update + condition)) names["#h"] = holderAttribute(i);
     if (/#t/.test(update)) names["#t"] = this.#ttl;
@@ -303,7 +329,8 @@ export class ConcurrencyLimiter {
   /** The slot that runs out first: the one to try when a remembered item shows none free (it may have been released). */
   #earliest(item: Item | undefined): number {
     let best = 0;
-    for (let i = 1; i < this.limit; i++) if (Number(item?.[expiryAttribute(i)]?.N ?? 0) < Number(item?.[expiryAttribute(best)]?.N ?? 0)) best = i;
+    for (let i = 1; i < this.limit; i++)
+      if (Number(item?.[expiryAttribute(i)]?.N ?? 0) < Number(item?.[expiryAttribute(best)]?.N ?? 0)) best = i;
     return best;
   }
 
@@ -324,7 +351,9 @@ export class ConcurrencyLimiter {
 
   #failure(error: unknown, now: number): ConcurrencySlot {
     if (!(error instanceof CounterError) || SETUP_ERRORS.has(error.code)) throw error;
-    const slot = this.#failOpen ? this.#slot(true, this.limit, now + this.leaseMs, "failOpen") : this.#slot(false, 0, now + 1, "failClosed");
+    const slot = this.#failOpen
+      ? this.#slot(true, this.limit, now + this.leaseMs, "failOpen")
+      : this.#slot(false, 0, now + 1, "failClosed");
     slot.error = error;
     return slot;
   }

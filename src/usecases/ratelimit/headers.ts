@@ -65,7 +65,8 @@ export function rateLimitHeaders(result: Answer | MultiAnswer, options: RateLimi
   const { format = "latest", windowMs, policy = "default", now = Date.now() } = options;
   const seconds = (reset: number) => Math.max(0, Math.ceil((reset - now) / 1000));
   const w = (ms: number | undefined) => (ms === undefined ? "" : `;w=${Math.max(1, Math.ceil(ms / 1000))}`);
-  const policies = "results" in result && Array.isArray(result.results) ? policiesOf(result.results, options) : [{ ...result, name: policy, windowMs }];
+  const policies =
+    "results" in result && Array.isArray(result.results) ? policiesOf(result.results, options) : [{ ...result, name: policy, windowMs }];
   for (const p of policies) {
     if (!/^[!#-[\]-~ ]*$/.test(p.name)) throw validationError(`"policy" must be printable ASCII without quotes or backslashes`);
   }
@@ -91,7 +92,9 @@ export function rateLimitHeaders(result: Answer | MultiAnswer, options: RateLimi
 /** One policy per limit of a multi answer (a check repeated in the call is one policy). */
 function policiesOf(results: MultiAnswer["results"], options: RateLimitHeadersOptions): Array<Answer & { name: string; windowMs: number }> {
   if (options.policy !== undefined || options.windowMs !== undefined) {
-    throw validationError(`rateLimitHeaders: a limitAll answer names each policy and its window from its limiter; pass neither "policy" nor "windowMs"`);
+    throw validationError(
+      `rateLimitHeaders: a limitAll answer names each policy and its window from its limiter; pass neither "policy" nor "windowMs"`,
+    );
   }
   const byName = new Map<string, MultiAnswer["results"][number]>();
   for (const r of results) {

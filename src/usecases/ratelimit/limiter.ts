@@ -3,7 +3,21 @@ import type { CounterClient } from "../../core/client.js";
 import { CounterError, validationError } from "../../core/errors.js";
 import { resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../../core/keys.js";
 import type { NumberMode } from "../../core/numbers.js";
-import { checkNames, fn, int, lazy, oneOf, parseOptions, positiveInt, schema, text, timerMs, typed, withTable, type Shape } from "../../core/options.js";
+import {
+  checkNames,
+  fn,
+  int,
+  lazy,
+  oneOf,
+  parseOptions,
+  positiveInt,
+  schema,
+  text,
+  timerMs,
+  typed,
+  withTable,
+  type Shape,
+} from "../../core/options.js";
 import { planUpdate, type Item, type Plan, type Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { Memories, type Memory } from "./memory.js";
@@ -136,23 +150,28 @@ const MAX_WINDOW_MS = 315_360_000_000;
 /** A positive integer, or a function of the identifier (per-plan limits). */
 const limitOption = () =>
   schema<LimitSource>((v) =>
-    typeof v === "function" || (typeof v === "number" && Number.isSafeInteger(v) && v >= 1) ? undefined : "must be a positive integer or a function of the identifier",
+    typeof v === "function" || (typeof v === "number" && Number.isSafeInteger(v) && v >= 1)
+      ? undefined
+      : "must be a positive integer or a function of the identifier",
   );
 
-const shape = /* @__PURE__ */ lazy((): Shape => withTable({
-  name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
-  limit: limitOption(),
-  limitCacheMs: timerMs(),
-  windowMs: int(1, MAX_WINDOW_MS),
-  algorithm: oneOf(["sliding-window", "fixed-window", "token-bucket"] as const),
-  lease: positiveInt(),
-  failureMode: oneOf(["open", "closed"] as const),
-  key: fn(),
-  ttlAttribute: text(1, 255),
-  cacheBlocked: typed("boolean"),
-  cacheSize: positiveInt(),
-  now: fn(),
-}));
+const shape = /* @__PURE__ */ lazy(
+  (): Shape =>
+    withTable({
+      name: text(1, 64, /^[A-Za-z0-9_.-]+$/, "may contain only letters, digits, '_', '-' and '.'"),
+      limit: limitOption(),
+      limitCacheMs: timerMs(),
+      windowMs: int(1, MAX_WINDOW_MS),
+      algorithm: oneOf(["sliding-window", "fixed-window", "token-bucket"] as const),
+      lease: positiveInt(),
+      failureMode: oneOf(["open", "closed"] as const),
+      key: fn(),
+      ttlAttribute: text(1, 255),
+      cacheBlocked: typed("boolean"),
+      cacheSize: positiveInt(),
+      now: fn(),
+    }),
+);
 
 const LIMIT_OPTIONS = /* @__PURE__ */ new Set(["cost", "rate"]);
 const REFUND_OPTIONS = /* @__PURE__ */ new Set(["result"]);
@@ -263,7 +282,10 @@ export class RateLimiter {
     const { windowMs, algorithm } = this;
     this.#policies = new Policies(
       o.limit,
-      (limit) => (algorithm === "token-bucket" ? bucketAlgorithm(limit, windowMs, ttl) : windowAlgorithm(limit, windowMs, algorithm === "sliding-window", ttl)),
+      (limit) =>
+        algorithm === "token-bucket"
+          ? bucketAlgorithm(limit, windowMs, ttl)
+          : windowAlgorithm(limit, windowMs, algorithm === "sliding-window", ttl),
       o.lease ?? 1,
       o.limitCacheMs ?? 60_000,
     );
@@ -336,7 +358,11 @@ export class RateLimiter {
   async reset(identifier: string): Promise<void> {
     const key = this.#dynamoKey(identifier);
     this.#memory.forget(identifier);
-    await this.#client.send("DeleteItem", { TableName: this.#table.tableName, Key: key }, { idempotent: true, tableName: this.#table.tableName });
+    await this.#client.send(
+      "DeleteItem",
+      { TableName: this.#table.tableName, Key: key },
+      { idempotent: true, tableName: this.#table.tableName },
+    );
   }
 
   /** Checks the identifier and the units (against the identifier's limit when `capped`) and resolves its policy. */
@@ -557,7 +583,8 @@ export class RateLimiter {
   /** `cost` (or `rate`) as a positive integer; checked against the identifier's limit once that is known. */
   #units(options: LimitOptions): number {
     const { cost, rate } = options;
-    if (cost !== undefined && rate !== undefined && cost !== rate) throw validationError(`"cost" and "rate" are the same option; got both (${cost}, ${rate})`);
+    if (cost !== undefined && rate !== undefined && cost !== rate)
+      throw validationError(`"cost" and "rate" are the same option; got both (${cost}, ${rate})`);
     const units = cost ?? rate ?? 1;
     if (!Number.isSafeInteger(units) || units < 1) throw validationError(`"cost" must be a positive integer, got ${String(units)}`);
     return units;
@@ -569,7 +596,9 @@ export class RateLimiter {
   }
 
   #busyError(what: string): CounterError {
-    return new CounterError("Conflict", `${what}: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, { retryable: true });
+    return new CounterError("Conflict", `${what}: the item kept changing under ${MAX_ROUNDS} conditional requests in a row`, {
+      retryable: true,
+    });
   }
 
   /** What `limitAll` reaches through {@link internalsOf}. */

@@ -39,7 +39,20 @@ export class Memories {
   recall(identifier: string): Memory {
     let memory = this.#entries.get(identifier);
     if (memory) this.#entries.delete(identifier);
-    else memory = { seen: undefined, blockedUntil: undefined, leased: 0, until: 0, grant: 0, left: 0, reset: 0, taking: undefined, policy: undefined, policyUntil: 0, resolving: undefined };
+    else
+      memory = {
+        seen: undefined,
+        blockedUntil: undefined,
+        leased: 0,
+        until: 0,
+        grant: 0,
+        left: 0,
+        reset: 0,
+        taking: undefined,
+        policy: undefined,
+        policyUntil: 0,
+        resolving: undefined,
+      };
     this.#entries.set(identifier, memory);
     if (this.#entries.size > this.size) this.#entries.delete(this.#entries.keys().next().value!);
     return memory;

@@ -74,7 +74,9 @@ export class Policies {
       throw error;
     }
     if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 1) {
-      throw validationError(`the "limit" function answered ${typeof limit === "number" ? limit : typeof limit} for identifier ${shown(identifier)}: it must be a positive integer`);
+      throw validationError(
+        `the "limit" function answered ${typeof limit === "number" ? limit : typeof limit} for identifier ${shown(identifier)}: it must be a positive integer`,
+      );
     }
     if (memory.policy?.limit !== limit) {
       memory.policy = this.#build(limit);

@@ -70,7 +70,12 @@ export async function transact(client: CounterClient<NumberMode>, actions: Actio
     try {
       // The transport resends only what was certainly not applied (throttling, conflicts, refused connections);
       // ambiguous failures come back here, where the token decides.
-      await client.send("TransactWriteItems", body, { idempotent: false, atLeastOnce: false, tableName: actions[0]!.tableName, throttle: FAIL_FAST });
+      await client.send("TransactWriteItems", body, {
+        idempotent: false,
+        atLeastOnce: false,
+        tableName: actions[0]!.tableName,
+        throttle: FAIL_FAST,
+      });
       return { kind: "applied" };
     } catch (error) {
       if (!(error instanceof CounterError)) throw error;
@@ -84,7 +89,11 @@ export async function transact(client: CounterClient<NumberMode>, actions: Actio
         continue;
       }
       if (!earlierAmbiguous || error.ambiguous) throw error;
-      throw new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, { ...error, ambiguous: true, cause: error });
+      throw new CounterError(error.code, `${error.message}; an earlier attempt may have been applied`, {
+        ...error,
+        ambiguous: true,
+        cause: error,
+      });
     }
   }
 }
@@ -102,7 +111,10 @@ function reasonsOf(error: CounterError, count: number): Reason[] {
       return { code, item: code === "ConditionalCheckFailed" ? ((r?.Item as Item | undefined) ?? {}) : undefined };
     });
   }
-  const listed = /\[([A-Za-z, ]*)\][^[]*$/.exec(error.message)?.[1]?.split(",").map((c) => c.trim());
+  const listed = /\[([A-Za-z, ]*)\][^[]*$/
+    .exec(error.message)?.[1]
+    ?.split(",")
+    .map((c) => c.trim());
   if (listed && listed.length === count) return listed.map((code) => ({ code, item: undefined }));
   return Array.from({ length: count }, () => ({ code: "ConditionalCheckFailed", item: undefined }));
 }
@@ -125,7 +137,9 @@ export async function readItems(client: CounterClient<NumberMode>, actions: Acti
     );
     for (const [tableName, items] of Object.entries(out.Responses ?? {})) {
       for (const item of items) {
-        const key = actions.find((a) => a.tableName === tableName && Object.entries(a.key).every(([k, v]) => (item[k] as { S?: string } | undefined)?.S === v.S));
+        const key = actions.find(
+          (a) => a.tableName === tableName && Object.entries(a.key).every(([k, v]) => (item[k] as { S?: string } | undefined)?.S === v.S),
+        );
         if (key) found.set(id(tableName, key.key), item);
       }
     }

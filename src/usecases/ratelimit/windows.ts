@@ -20,7 +20,15 @@ export const overlap = (now: number, index: number, windowMs: number): number =>
  * When `units` fit again in a sliding window holding `current` (window `index`) and `previous`, if nothing else is
  * taken: later in this window as the previous one's weight falls, else in the next one as this one's falls.
  */
-export function slidingFreeAt(now: number, index: number, windowMs: number, limit: number, units: number, current: number, previous: number): number {
+export function slidingFreeAt(
+  now: number,
+  index: number,
+  windowMs: number,
+  limit: number,
+  units: number,
+  current: number,
+  previous: number,
+): number {
   const start = index * windowMs;
   const next = start + windowMs;
   // Within this window the previous one's weight must fall; in the next one, this one's.
@@ -89,7 +97,11 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
       const weight = overlap(now, index, windowMs);
       const known = latest !== undefined && latest >= index;
       const seenPrevious = num(seen, windowAttribute(index - 1)) ?? 0;
-      const previous = !sliding ? 0 : known || weight === 0 ? seenPrevious : Math.max(seenPrevious, Math.ceil((Math.floor((limit - units) / 2) + 1) / weight) - 1);
+      const previous = !sliding
+        ? 0
+        : known || weight === 0
+          ? seenPrevious
+          : Math.max(seenPrevious, Math.ceil((Math.floor((limit - units) / 2) + 1) / weight) - 1);
       const max = limit - units - Math.floor(previous * weight);
       if (max < 0 && known) return undefined;
       const removed: string[] = [];

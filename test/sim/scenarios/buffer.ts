@@ -65,7 +65,8 @@ export const bufferScenario: Scenario<Config> = {
           checkNoSecrets(error);
           state.completed++;
         },
-        onDeadLetter: (letter) => world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
+        onDeadLetter: (letter) =>
+          world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
       });
       return state;
     });
@@ -98,7 +99,11 @@ export const bufferScenario: Scenario<Config> = {
             if (result === undefined) return;
             for (const [k, sum] of before) {
               const [item, attribute] = k.split("\u0000") as [string, string];
-              check(stored(model, item, attribute) >= sum, "flush() includes every add made before it", () => `${k}: stored ${stored(model, item, attribute)} < ${sum} added before the call`);
+              check(
+                stored(model, item, attribute) >= sum,
+                "flush() includes every add made before it",
+                () => `${k}: stored ${stored(model, item, attribute)} < ${sum} added before the call`,
+              );
             }
           });
         } else if (step.what === "close") {
@@ -109,8 +114,14 @@ export const bufferScenario: Scenario<Config> = {
               await b.buffer.close({ timeoutMs });
               check(b.buffer.pending === 0, "close() resolves only when everything is written", () => `${b.buffer.pending} keys pending`);
             } catch (error) {
-              check(error instanceof CounterError && error.code === "Timeout", "close() rejects only with Timeout here", () => String(error));
-              check(b.buffer.pending > 0, "close() rejects only when something is unwritten", () => `pending 0: ${(error as Error).message}`);
+              check(error instanceof CounterError && error.code === "Timeout", "close() rejects only with Timeout here", () =>
+                String(error),
+              );
+              check(
+                b.buffer.pending > 0,
+                "close() rejects only when something is unwritten",
+                () => `pending 0: ${(error as Error).message}`,
+              );
             }
           });
         }
@@ -119,14 +130,27 @@ export const bufferScenario: Scenario<Config> = {
 
     // Faults stop at plan.faults.until; by then plus a bound, every buffer that was not closed has written
     // everything by itself (never stalled); closed ones never retry in the background, so they get one flush().
-    const bound = 4 * (Math.max(...config.buffers.map((b) => b.maxRetryDelayMs + b.flushIntervalMs)) + config.client.timeoutMs * config.client.attempts) + 2000;
+    const bound =
+      4 *
+        (Math.max(...config.buffers.map((b) => b.maxRetryDelayMs + b.flushIntervalMs)) + config.client.timeoutMs * config.client.attempts) +
+      2000;
     await world.run(plan.faults.until + bound);
     for (const [i, b] of buffers.entries()) {
-      if (!b.closed) check(b.buffer.pending === 0, "never stalled", () => `buffer${i} still holds ${b.buffer.pending} keys ${bound} ms after faults stopped`);
+      if (!b.closed)
+        check(
+          b.buffer.pending === 0,
+          "never stalled",
+          () => `buffer${i} still holds ${b.buffer.pending} keys ${bound} ms after faults stopped`,
+        );
     }
     for (const b of buffers) if (b.closed && b.buffer.pending > 0) world.spawn(() => b.buffer.flush());
     await world.run(world.now + bound);
-    for (const [i, b] of buffers.entries()) check(b.buffer.pending === 0, "never stalled", () => `buffer${i} (closed) still holds ${b.buffer.pending} keys after a healthy flush()`);
+    for (const [i, b] of buffers.entries())
+      check(
+        b.buffer.pending === 0,
+        "never stalled",
+        () => `buffer${i} (closed) still holds ${b.buffer.pending} keys after a healthy flush()`,
+      );
 
     const extra = unconfirmedAdds(network);
     for (const item of config.items) {
@@ -134,10 +158,15 @@ export const bufferScenario: Scenario<Config> = {
         const k = at(item, attribute);
         const want = acked.get(k) ?? 0n;
         const got = stored(model, item, attribute);
-        if (exactlyOnce) check(got === want, "exactly once with a writer id", () => `${item}.${attribute}: stored ${got}, acknowledged ${want}`);
+        if (exactlyOnce)
+          check(got === want, "exactly once with a writer id", () => `${item}.${attribute}: stored ${got}, acknowledged ${want}`);
         else {
           check(got >= want, "at least once without a writer id", () => `${item}.${attribute}: stored ${got} < acknowledged ${want}`);
-          check(got - want <= (extra.get(k) ?? 0n), "more than once only after an ambiguous failure", () => `${item}.${attribute}: stored ${got}, acknowledged ${want}, applied unconfirmed ${extra.get(k) ?? 0n}`);
+          check(
+            got - want <= (extra.get(k) ?? 0n),
+            "more than once only after an ambiguous failure",
+            () => `${item}.${attribute}: stored ${got}, acknowledged ${want}, applied unconfirmed ${extra.get(k) ?? 0n}`,
+          );
         }
       }
     }

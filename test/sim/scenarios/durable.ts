@@ -57,14 +57,23 @@ export const durableScenario: Scenario<Config> = {
     const { config } = plan;
     let incarnations = 0;
     const object = new SimDurableObject(world, "0123abcd", (state, alive) => {
-      const client = network.client(`do${incarnations++}`, { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 10, maxDelayMs: 100 } }, alive);
+      const client = network.client(
+        `do${incarnations++}`,
+        {
+          tableName: TABLE,
+          timeoutMs: config.client.timeoutMs,
+          retry: { attempts: config.client.attempts, baseDelayMs: 10, maxDelayMs: 100 },
+        },
+        alive,
+      );
       return new DurableCounterBuffer(state, client, {
         maxKeys: config.maxKeys,
         flushIntervalMs: config.flushIntervalMs,
         maxRetryDelayMs: config.maxRetryDelayMs,
         concurrency: config.concurrency,
         onError: checkNoSecrets,
-        onDeadLetter: (letter) => world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
+        onDeadLetter: (letter) =>
+          world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
       });
     });
     const key = (item: string, attribute: string) => `${item}\u0000${attribute}`;
@@ -75,8 +84,11 @@ export const durableScenario: Scenario<Config> = {
       object.data.set(`b:${await storageSuffix(at)}`, { t: [TABLE, "id", null, l.attribute], id: l.item, d: String(l.delta), s: l.seq });
       if (l.applied) {
         model.handle("UpdateItem", {
-          TableName: TABLE, Key: { id: { S: l.item } }, UpdateExpression: "ADD #c :d SET #w = :s",
-          ExpressionAttributeNames: { "#c": l.attribute, "#w": "dynacount:do-0123abcd" }, ExpressionAttributeValues: { ":d": { N: String(l.delta) }, ":s": { N: String(l.seq) } },
+          TableName: TABLE,
+          Key: { id: { S: l.item } },
+          UpdateExpression: "ADD #c :d SET #w = :s",
+          ExpressionAttributeNames: { "#c": l.attribute, "#w": "dynacount:do-0123abcd" },
+          ExpressionAttributeValues: { ":d": { N: String(l.delta) }, ":s": { N: String(l.seq) } },
         });
       }
       acked.set(key(l.item, l.attribute), (acked.get(key(l.item, l.attribute)) ?? 0n) + BigInt(l.delta));
@@ -110,7 +122,11 @@ export const durableScenario: Scenario<Config> = {
               return; // a failed read is an honest answer
             }
             const high = (acked.get(k) ?? 0n) + (inFlight.get(k) ?? 0n);
-            check(BigInt(total) >= low && BigInt(total) <= high, "total() exact", () => `${item}.${attribute}: total() ${total}, acknowledged ${low} when it began, at most ${high} possible`);
+            check(
+              BigInt(total) >= low && BigInt(total) <= high,
+              "total() exact",
+              () => `${item}.${attribute}: total() ${total}, acknowledged ${low} when it began, at most ${high} possible`,
+            );
           });
         } else if (step.what === "evict") {
           object.evict();
@@ -124,14 +140,23 @@ export const durableScenario: Scenario<Config> = {
     await world.run(plan.faults.until + bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
     const left = [...object.data.keys()].filter((k) => k.startsWith("p:") || k.startsWith("b:"));
-    check(left.length === 0, "never stalled", () => `${left.length} entries still in storage ${bound} ms after faults stopped (alarm at ${object.alarmAt === null ? "none" : `${object.alarmAt - world.now} ms from now`})`);
+    check(
+      left.length === 0,
+      "never stalled",
+      () =>
+        `${left.length} entries still in storage ${bound} ms after faults stopped (alarm at ${object.alarmAt === null ? "none" : `${object.alarmAt - world.now} ms from now`})`,
+    );
     check(object.alarmErrors.length === 0, "alarm() never throws", () => String(object.alarmErrors[0]));
     for (const item of config.items) {
       for (const attribute of config.attributes) {
         const k = key(item, attribute);
         const want = acked.get(k) ?? 0n;
         const got = stored(model, item, attribute);
-        check(got >= want && got <= want + (inFlight.get(k) ?? 0n), "exactly once in a Durable Object", () => `${item}.${attribute}: stored ${got}, acknowledged ${want}, unanswered adds ${inFlight.get(k) ?? 0n}`);
+        check(
+          got >= want && got <= want + (inFlight.get(k) ?? 0n),
+          "exactly once in a Durable Object",
+          () => `${item}.${attribute}: stored ${got}, acknowledged ${want}, unanswered adds ${inFlight.get(k) ?? 0n}`,
+        );
       }
     }
   },

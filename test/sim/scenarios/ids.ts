@@ -26,7 +26,9 @@ export const idsScenario: Scenario<Config> = {
       client: { timeoutMs: rng.pick([50, 300]), attempts: rng.int(1, 4) },
     };
     const steps = times(rng, rng.int(5, 60), span).map((at) =>
-      rng.chance(0.75) ? { at, what: "next", args: [rng.int(0, config.allocators.length - 1)] } : { at, what: "shardAdd", args: [rng.int(1, 3), rng.int(0, config.shards.length - 1)] },
+      rng.chance(0.75)
+        ? { at, what: "next", args: [rng.int(0, config.allocators.length - 1)] }
+        : { at, what: "shardAdd", args: [rng.int(1, 3), rng.int(0, config.shards.length - 1)] },
     );
     return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
   },
@@ -34,8 +36,15 @@ export const idsScenario: Scenario<Config> = {
   async run(sim, plan) {
     const { world, model, network } = sim;
     const { config } = plan;
-    const options = { tableName: TABLE, timeoutMs: config.client.timeoutMs, retry: { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: 50 } };
-    const allocators = config.allocators.map((a, i) => ({ config: a, allocator: new IdAllocator(network.client(`ids${i}`, options), "order-ids", a) }));
+    const options = {
+      tableName: TABLE,
+      timeoutMs: config.client.timeoutMs,
+      retry: { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: 50 },
+    };
+    const allocators = config.allocators.map((a, i) => ({
+      config: a,
+      allocator: new IdAllocator(network.client(`ids${i}`, options), "order-ids", a),
+    }));
     const shards = config.shards.map((n, i) => new ShardedCounter(network.client(`shards${i}`, options), config.counter, { shards: n }));
     const ids = new Map<number, number>(); // id → step that got it
     let added = 0;
@@ -56,7 +65,11 @@ export const idsScenario: Scenario<Config> = {
             }
             // Its deadline, plus one attempt in flight when it passed.
             const most = a.timeoutMs + config.client.timeoutMs * config.client.attempts + 500;
-            check(world.now - started <= most, "every call bounded", () => `next() took ${world.now - started} ms (timeoutMs ${a.timeoutMs})`);
+            check(
+              world.now - started <= most,
+              "every call bounded",
+              () => `next() took ${world.now - started} ms (timeoutMs ${a.timeoutMs})`,
+            );
           });
         } else {
           const [by, which] = step.args as [number, number];
@@ -78,14 +91,21 @@ export const idsScenario: Scenario<Config> = {
     for (let i = 0; i < Math.max(...config.shards); i++) total += stored(model, `${config.counter}#${i}`, "lastValue");
     // Increments are never resent after an ambiguous failure: each one applied at most once, and one that may
     // have been applied is reported as ambiguous.
-    check(total >= BigInt(added) && total <= BigInt(added + maybeAdded), "a sharded counter counts each acknowledged add once", () =>
-      `shards hold ${total}, acknowledged ${added}, failed ambiguously ${maybeAdded}`);
+    check(
+      total >= BigInt(added) && total <= BigInt(added + maybeAdded),
+      "a sharded counter counts each acknowledged add once",
+      () => `shards hold ${total}, acknowledged ${added}, failed ambiguously ${maybeAdded}`,
+    );
     // total() of every instance, whatever its shard count, agrees with the shards once the network is healthy.
     for (const [i, counter] of shards.entries()) {
       let read: number | undefined;
       world.spawn(async () => void (read = await counter.total()));
       await world.run(world.now + 10_000);
-      check(read !== undefined && BigInt(read) === total, "total() reads every shard", () => `total() of the instance with ${config.shards[i]} shards: ${read}, shards hold ${total} (counts ${config.shards.join(", ")})`);
+      check(
+        read !== undefined && BigInt(read) === total,
+        "total() reads every shard",
+        () => `total() of the instance with ${config.shards[i]} shards: ${read}, shards hold ${total} (counts ${config.shards.join(", ")})`,
+      );
     }
   },
 };

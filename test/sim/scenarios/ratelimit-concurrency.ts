@@ -41,7 +41,12 @@ export function planConcurrency(rng: Rng, times: (n: number) => number[]): { con
     const r = rng.next();
     // Some acquirers wait: denied, they try again at the `reset` the denial named (up to 5 times), as a
     // client polling for a slot does; they arrive just as a lease runs out.
-    if (r < 0.5) return { at, what: "acquire", args: [rng.int(0, config.skews.length - 1), rng.pick(config.identifiers), rng.chance(0.4) ? rng.int(1, 5) : 0] };
+    if (r < 0.5)
+      return {
+        at,
+        what: "acquire",
+        args: [rng.int(0, config.skews.length - 1), rng.pick(config.identifiers), rng.chance(0.4) ? rng.int(1, 5) : 0],
+      };
     if (r < 0.75) return { at, what: "release", args: [rng.int(0, 1000), rng.chance(0.2)] };
     // Sometimes a second renewal of the same holder a few ms later: the two overtake each other on the network.
     return { at, what: "renew", args: [rng.int(0, 1000), rng.chance(0.3) ? rng.int(1, config.leaseMs) : 0] };
@@ -50,12 +55,21 @@ export function planConcurrency(rng: Rng, times: (n: number) => number[]): { con
 }
 
 /** Runs the concurrency steps (scheduled with the rest of the plan) and, via `finish`, the checks at the end. */
-export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[], at: (step: Step, fn: () => void) => void): { finish(): Promise<void> } {
+export function runConcurrency(
+  sim: Sim,
+  config: ConcurrencyConfig,
+  steps: Step[],
+  at: (step: Step, fn: () => void) => void,
+): { finish(): Promise<void> } {
   const { world, network } = sim;
   const instances = config.skews.map(
     (skew, i) =>
       new ConcurrencyLimiter(
-        network.client(`concurrency${i}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: config.atLeastOnce } }),
+        network.client(`concurrency${i}`, {
+          tableName: TABLE,
+          timeoutMs: config.timeoutMs,
+          retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: config.atLeastOnce },
+        }),
         { limit: config.limit, leaseMs: config.leaseMs, name: "sim", now: () => Date.now() + skew },
       ),
   );
@@ -84,7 +98,11 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
             if (!slot.success || slot.reason) return;
             // Its lease runs leaseMs from when its winning request was planned (on its own clock).
             const [from, to] = [start + config.skews[i]! + config.leaseMs, world.now + config.skews[i]! + config.leaseMs];
-            check(slot.reset >= from && slot.reset <= to, "a held slot's reset is the end of its lease", () => `reset ${slot.reset - from} ms after the earliest possible`);
+            check(
+              slot.reset >= from && slot.reset <= to,
+              "a held slot's reset is the end of its lease",
+              () => `reset ${slot.reset - from} ms after the earliest possible`,
+            );
             holders.push({ identifier, slot, spans: [[world.now, start + config.leaseMs - spread]] });
           });
         };
@@ -134,12 +152,27 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
       await world.run(world.now + 2000);
       // Never more than `limit` holders at once: the spans (cut at each holder's release) never overlap more.
       for (const identifier of config.identifiers) {
-        const spans = holders.filter((h) => h.identifier === identifier).flatMap((h) => union(h.spans.map(([a, b]): [number, number] => [a, Math.min(b, h.releasedAt ?? Infinity)])));
-        const edges = spans.flatMap(([a, b]) => [[a, 1], [b, -1]] as Array<[number, number]>).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+        const spans = holders
+          .filter((h) => h.identifier === identifier)
+          .flatMap((h) => union(h.spans.map(([a, b]): [number, number] => [a, Math.min(b, h.releasedAt ?? Infinity)])));
+        const edges = spans
+          .flatMap(
+            ([a, b]) =>
+              [
+                [a, 1],
+                [b, -1],
+              ] as Array<[number, number]>,
+          )
+          .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
         let holding = 0;
         for (const [t, d] of edges) {
           holding += d;
-          check(holding <= config.limit, "at most `limit` holders at once", () => `${holding} holders of ${identifier} at ${t % 100_000} (limit ${config.limit}, lease ${config.leaseMs} ms, clocks ${config.skews.join("/")})`);
+          check(
+            holding <= config.limit,
+            "at most `limit` holders at once",
+            () =>
+              `${holding} holders of ${identifier} at ${t % 100_000} (limit ${config.limit}, lease ${config.leaseMs} ms, clocks ${config.skews.join("/")})`,
+          );
         }
       }
       // Freed slots are taken again: every holder releases (the network is healthy by now), and then, if no
@@ -161,12 +194,20 @@ export function runConcurrency(sim: Sim, config: ConcurrencyConfig, steps: Step[
       };
       if (orphans === 0) {
         const n = await acquireAll();
-        check(n === config.limit, "a released slot can be taken again", () => `${n} of ${config.limit} acquires succeeded after every holder released`);
+        check(
+          n === config.limit,
+          "a released slot can be taken again",
+          () => `${n} of ${config.limit} acquires succeeded after every holder released`,
+        );
       }
       // … and once every lease has run out (these holders neither release nor renew), `limit` acquires succeed.
       await world.run(world.now + config.leaseMs + spread + 1);
       const n = await acquireAll();
-      check(n === config.limit, "an expired slot can be taken again", () => `${n} of ${config.limit} acquires succeeded after every lease ran out (${orphans} ambiguous acquires)`);
+      check(
+        n === config.limit,
+        "an expired slot can be taken again",
+        () => `${n} of ${config.limit} acquires succeeded after every lease ran out (${orphans} ambiguous acquires)`,
+      );
     },
   };
 }

@@ -57,15 +57,18 @@ export const ratelimitScenario: Scenario<Config> = {
   plan(rng: Rng): Plan<Config> {
     const span = rng.pick([1000, 5000, 20_000]);
     const seen = new Set<string>();
-    const limiters = Array.from({ length: rng.int(1, 3) }, (_, i): LimiterConfig => ({
-      name: rng.chance(0.7) ? "default" : `l${i}`,
-      algorithm: rng.pick(["sliding-window", "fixed-window", "token-bucket"] as const),
-      limit: rng.int(1, 8),
-      windowMs: rng.pick(WINDOWS),
-      lease: rng.chance(0.6) ? 1 : rng.int(2, 6),
-      instances: rng.int(1, 3),
-      atLeastOnce: rng.chance(0.4),
-    }));
+    const limiters = Array.from(
+      { length: rng.int(1, 3) },
+      (_, i): LimiterConfig => ({
+        name: rng.chance(0.7) ? "default" : `l${i}`,
+        algorithm: rng.pick(["sliding-window", "fixed-window", "token-bucket"] as const),
+        limit: rng.int(1, 8),
+        windowMs: rng.pick(WINDOWS),
+        lease: rng.chance(0.6) ? 1 : rng.int(2, 6),
+        instances: rng.int(1, 3),
+        atLeastOnce: rng.chance(0.4),
+      }),
+    );
     // Limiters with one (name, algorithm, window) share one count by design: give repeats their own name.
     for (const [i, l] of limiters.entries()) {
       if (seen.has(`${l.name} ${l.algorithm} ${l.windowMs}`)) l.name = `l${i}`;
@@ -83,9 +86,17 @@ export const ratelimitScenario: Scenario<Config> = {
     if (rng.chance(0.1)) {
       const li = rng.int(0, limiters.length - 1);
       if (limiters[li]!.instances === 1) limiters[li]!.instances = 2;
-      skews[li] = Array.from({ length: limiters[li]!.instances }, (_, i) => (i === 0 ? Math.max(3_600_000, 5 * limiters[li]!.windowMs) : 0));
+      skews[li] = Array.from({ length: limiters[li]!.instances }, (_, i) =>
+        i === 0 ? Math.max(3_600_000, 5 * limiters[li]!.windowMs) : 0,
+      );
     }
-    const config: Config = { limiters, identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)), timeoutMs: rng.pick([50, 300]), skews, bundles: 0 };
+    const config: Config = {
+      limiters,
+      identifiers: ["u1", "u2"].slice(0, rng.int(1, 2)),
+      timeoutMs: rng.pick([50, 300]),
+      skews,
+      bundles: 0,
+    };
     const steps: Step[] = times(rng, rng.int(5, 60), span).map((at) => {
       const l = rng.int(0, limiters.length - 1);
       const instance = rng.int(0, limiters[l]!.instances - 1);
@@ -103,7 +114,9 @@ export const ratelimitScenario: Scenario<Config> = {
       for (const at of times(rng, rng.int(5, 40), span)) {
         // Each limiter in the call with probability 0.7 (at least one), each with its own identifier and cost:
         // "li:identifier:cost" joined by ";".
-        const picked = limiters.flatMap((l, li) => (rng.chance(0.7) ? [`${li}:${rng.pick(config.identifiers)}:${rng.int(1, Math.min(3, l.limit))}`] : []));
+        const picked = limiters.flatMap((l, li) =>
+          rng.chance(0.7) ? [`${li}:${rng.pick(config.identifiers)}:${rng.int(1, Math.min(3, l.limit))}`] : [],
+        );
         if (picked.length === 0) picked.push(`0:${rng.pick(config.identifiers)}:1`);
         steps.push({ at, what: "all", args: [rng.int(0, config.bundles - 1), picked.join(";")] });
       }
@@ -121,20 +134,44 @@ export const ratelimitScenario: Scenario<Config> = {
     const { world, network } = sim;
     const { config } = plan;
     const instances = config.limiters.map((l, li) =>
-      Array.from({ length: l.instances }, (_, i) =>
-        new RateLimiter(
-          network.client(`limiter${li}.${i}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: l.atLeastOnce } }),
-          { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease, now: () => Date.now() + config.skews[li]![i]! },
-        ),
+      Array.from(
+        { length: l.instances },
+        (_, i) =>
+          new RateLimiter(
+            network.client(`limiter${li}.${i}`, {
+              tableName: TABLE,
+              timeoutMs: config.timeoutMs,
+              retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: l.atLeastOnce },
+            }),
+            {
+              name: l.name,
+              algorithm: l.algorithm,
+              limit: l.limit,
+              windowMs: l.windowMs,
+              lease: l.lease,
+              now: () => Date.now() + config.skews[li]![i]!,
+            },
+          ),
       ),
     );
     // limitAll's instances: one client per bundle, one instance of every limiter on it, clocks right.
     const bundles = Array.from({ length: config.bundles }, (_, b) => {
-      const client = network.client(`bundle${b}`, { tableName: TABLE, timeoutMs: config.timeoutMs, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: b === 1 } });
-      return config.limiters.map((l) => new RateLimiter(client, { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease }));
+      const client = network.client(`bundle${b}`, {
+        tableName: TABLE,
+        timeoutMs: config.timeoutMs,
+        retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50, atLeastOnce: b === 1 },
+      });
+      return config.limiters.map(
+        (l) => new RateLimiter(client, { name: l.name, algorithm: l.algorithm, limit: l.limit, windowMs: l.windowMs, lease: l.lease }),
+      );
     });
     const concurrency = config.concurrency
-      ? runConcurrency(sim, config.concurrency, plan.steps.filter((s) => ["acquire", "release", "renew"].includes(s.what)), (step, fn) => world.at(EPOCH + step.at, fn))
+      ? runConcurrency(
+          sim,
+          config.concurrency,
+          plan.steps.filter((s) => ["acquire", "release", "renew"].includes(s.what)),
+          (step, fn) => world.at(EPOCH + step.at, fn),
+        )
       : undefined;
     const events: Event[] = [];
     const lastAdmitted = new Map<string, RateLimitResult>();
@@ -157,16 +194,24 @@ export const ratelimitScenario: Scenario<Config> = {
           });
           const at = world.now;
           world.spawn(async () => {
-            const result: MultiRateLimitResult = await limitAll(checks.map((c) => ({ limiter: bundles[b]![c.li]!, identifier: c.identifier, cost: c.cost })));
+            const result: MultiRateLimitResult = await limitAll(
+              checks.map((c) => ({ limiter: bundles[b]![c.li]!, identifier: c.identifier, cost: c.cost })),
+            );
             checkNoSecrets(result.error);
-            check(result.success === result.results.every((r) => r.success), "limitAll allows only what every limit allows", () => JSON.stringify(result.results.map((r) => r.success)));
+            check(result.success === result.results.every((r) => r.success), "limitAll allows only what every limit allows", () =>
+              JSON.stringify(result.results.map((r) => r.success)),
+            );
             checks.forEach((c, k) => {
               const r = result.results[k]!;
               const l = config.limiters[c.li]!;
               checkNoSecrets(r.error);
               saneReset(l, 0, at, r, "limitAll()");
               const base = { limiter: c.li, identifier: c.identifier, at, done: world.now, trueAt: at, trueDone: world.now, units: c.cost };
-              check(!(r.success && r.error?.code === "Conflict"), "contention never admits an uncounted call", () => "limitAll admitted after losing every round");
+              check(
+                !(r.success && r.error?.code === "Conflict"),
+                "contention never admits an uncounted call",
+                () => "limitAll admitted after losing every round",
+              );
               if (r.error?.ambiguous) events.push({ ...base, kind: "maybeTaken" });
               else if (r.reason === "failOpen" || r.reason === "failClosed") return;
               else if (result.success) {
@@ -192,14 +237,39 @@ export const ratelimitScenario: Scenario<Config> = {
             checkNoSecrets(result.error);
             saneReset(l, skew, at, result, "limit()");
             if (result.reason === "failOpen" || result.reason === "failClosed") {
-              check(!(result.success && result.error?.code === "Conflict"), "contention never admits an uncounted call", () => "admitted after losing every condition race");
+              check(
+                !(result.success && result.error?.code === "Conflict"),
+                "contention never admits an uncounted call",
+                () => "admitted after losing every condition race",
+              );
               // An ambiguous failure may have taken its units.
-              if (result.error?.ambiguous) events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: "maybeTaken" });
+              if (result.error?.ambiguous)
+                events.push({
+                  limiter: li,
+                  identifier,
+                  at,
+                  done: world.now + skew,
+                  trueAt: at - skew,
+                  trueDone: world.now,
+                  units: cost,
+                  kind: "maybeTaken",
+                });
               return;
             }
             if (result.success) lastAdmitted.set(`${li} ${ii} ${identifier}`, result);
             const window = result.success && l.algorithm !== "token-bucket" ? Math.round(result.reset / l.windowMs) - 1 : undefined;
-            events.push({ limiter: li, identifier, at, done: world.now + skew, trueAt: at - skew, trueDone: world.now, units: cost, kind: result.success ? "admitted" : "denied", reason: result.reason, ...(window === undefined ? {} : { window }) });
+            events.push({
+              limiter: li,
+              identifier,
+              at,
+              done: world.now + skew,
+              trueAt: at - skew,
+              trueDone: world.now,
+              units: cost,
+              kind: result.success ? "admitted" : "denied",
+              reason: result.reason,
+              ...(window === undefined ? {} : { window }),
+            });
           });
         } else if (step.what === "refund") {
           // Half the refunds name the call that took the units (the last one this instance admitted).
@@ -244,7 +314,11 @@ export const ratelimitScenario: Scenario<Config> = {
             world.spawn(async () => void (admitted = (await correct.limit(identifier)).success));
             await world.run(world.now + 5000);
           }
-          check(admitted, "a clock far ahead never locks an identifier out", () => `${l.algorithm} ${l.limit}/${l.windowMs} ms: a correct instance is still denied ${3 * l.windowMs} ms later`);
+          check(
+            admitted,
+            "a clock far ahead never locks an identifier out",
+            () => `${l.algorithm} ${l.limit}/${l.windowMs} ms: a correct instance is still denied ${3 * l.windowMs} ms later`,
+          );
         }
         continue;
       }
@@ -256,7 +330,13 @@ export const ratelimitScenario: Scenario<Config> = {
         if (l.algorithm === "token-bucket") checkBucket(l, mine, spread);
         else {
           checkWindows(l, mine, config.limiters.length, spread);
-          if (l.lease === 1) checkStored(l, mine, sim.model.items(TABLE).get(JSON.stringify([`ratelimit:${l.name}:${l.algorithm}:${l.windowMs}:${identifier}`])), faulty);
+          if (l.lease === 1)
+            checkStored(
+              l,
+              mine,
+              sim.model.items(TABLE).get(JSON.stringify([`ratelimit:${l.name}:${l.algorithm}:${l.windowMs}:${identifier}`])),
+              faulty,
+            );
         }
       }
     }
@@ -278,11 +358,24 @@ function checkStored(l: LimiterConfig, events: Event[], item: Record<string, unk
     if (!m) continue;
     const k = Number(m[1]);
     const stored = Number((value as { N: string }).N);
-    const admitted = sum(events.filter((e) => e.kind === "admitted" && e.window === k), "admitted");
-    const maybe = sum(events.filter((e) => e.kind === "maybeTaken" && reaches(e, k, w)), "maybeTaken");
-    const held = sum(events.filter((e) => e.kind === "held" && reaches(e, k, w) && (faulty || windowOf(e.done) !== windowOf(e.at))), "held");
-    check(stored <= admitted + maybe + held, "a denied limitAll call takes nothing from any limit", () =>
-      `${l.algorithm} ${l.limit}/${w} ms: window ${k} holds ${stored} units, ${admitted} admitted (+${maybe} maybe taken, +${held} held across faults or a window's end)`);
+    const admitted = sum(
+      events.filter((e) => e.kind === "admitted" && e.window === k),
+      "admitted",
+    );
+    const maybe = sum(
+      events.filter((e) => e.kind === "maybeTaken" && reaches(e, k, w)),
+      "maybeTaken",
+    );
+    const held = sum(
+      events.filter((e) => e.kind === "held" && reaches(e, k, w) && (faulty || windowOf(e.done) !== windowOf(e.at))),
+      "held",
+    );
+    check(
+      stored <= admitted + maybe + held,
+      "a denied limitAll call takes nothing from any limit",
+      () =>
+        `${l.algorithm} ${l.limit}/${w} ms: window ${k} holds ${stored} units, ${admitted} admitted (+${maybe} maybe taken, +${held} held across faults or a window's end)`,
+    );
   }
 }
 
@@ -304,12 +397,21 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
   // limitAll call, which the fallback takes and gives back) in a call that could have taken in k: each round of a
   // call reads the clock, and a call joins the window after its clock's when it finds that one on the item.
   const maybe = events.filter((e) => e.kind === "maybeTaken" || e.kind === "held");
-  const used = (k: number) => sum(byWindow.get(k) ?? [], "admitted") + sum(maybe.filter((e) => reaches(e, k, w)), ["maybeTaken", "held"]);
+  const used = (k: number) =>
+    sum(byWindow.get(k) ?? [], "admitted") +
+    sum(
+      maybe.filter((e) => reaches(e, k, w)),
+      ["maybeTaken", "held"],
+    );
   for (const [k, inWindow] of byWindow) {
     const previous = byWindow.get(k - 1) ?? [];
     // A refund goes to the window its instance reckons in, or the newer one it finds on the item: from its start
     // time, window k or the one before (and, sliding, the one before that, which weighs on k).
-    const given = (j: number) => sum(events.filter((e) => (e.kind === "refunded" || e.kind === "maybeRefunded") && (e.window ?? Math.floor(e.at / w)) === j), ["refunded", "maybeRefunded"]);
+    const given = (j: number) =>
+      sum(
+        events.filter((e) => (e.kind === "refunded" || e.kind === "maybeRefunded") && (e.window ?? Math.floor(e.at / w)) === j),
+        ["refunded", "maybeRefunded"],
+      );
     // Without a result, a refund goes to the window of its instance's last answer, which a sliding limiter may
     // still count from the window after (the previous one weighs): a refund begun in k + 1 may give back to k.
     const giveBack = given(k) + given(k - 1) + (l.algorithm === "sliding-window" ? given(k - 2) + given(k + 1) : 0);
@@ -320,8 +422,12 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
       // The previous window weighs less as time passes: at the answer it weighs at most what it did when the
       // call took effect (a lease taken earlier, or a call that waited for one, took effect before).
       const weighted = l.algorithm === "sliding-window" ? Math.floor(sum(previous, "admitted") * overlap(e.done, k, w)) : 0;
-      check(admitted + weighted <= l.limit + giveBack, "never over a limit", () =>
-        `${l.algorithm} limit ${l.limit}/${w} ms, lease ${l.lease}: ${admitted} admitted in window ${k} (+${weighted} weighted from the previous) with ${giveBack} given back`);
+      check(
+        admitted + weighted <= l.limit + giveBack,
+        "never over a limit",
+        () =>
+          `${l.algorithm} limit ${l.limit}/${w} ms, lease ${l.lease}: ${admitted} admitted in window ${k} (+${weighted} weighted from the previous) with ${giveBack} given back`,
+      );
     }
     // Fixed window, one-unit leases, nothing given back: a denial while its window (or the next, which a call
     // may join) had room even counting every ambiguous failure as taken is a lost count: another limiter's, or
@@ -331,9 +437,13 @@ function checkWindows(l: LimiterConfig, events: Event[], limiters: number, sprea
         // A limit of a denied limitAll call is not always asked (another denied first): its verdict is a guess.
         if (e.kind !== "denied" || e.reason === "cacheBlock" || e.reason === "all") continue;
         const decided = Array.from({ length: Math.floor(e.done / w) + 2 - k }, (_, i) => k + i);
-        check(decided.some((j) => used(j) + e.units > l.limit), "a limiter alone on its count admits up to its limit", () =>
-          `fixed window ${l.limit}/${w} ms denied ${e.units} units at ${e.at % w} ms into window ${k} with ${used(k)} used (${limiters} limiters on this identifier); ` +
-          `window: ${inWindow.map((x) => `${x.kind}${x.reason ? `/${x.reason}` : ""} ${x.units} @${x.at % w}–${x.done - x.at}ms`).join(", ")}`);
+        check(
+          decided.some((j) => used(j) + e.units > l.limit),
+          "a limiter alone on its count admits up to its limit",
+          () =>
+            `fixed window ${l.limit}/${w} ms denied ${e.units} units at ${e.at % w} ms into window ${k} with ${used(k)} used (${limiters} limiters on this identifier); ` +
+            `window: ${inWindow.map((x) => `${x.kind}${x.reason ? `/${x.reason}` : ""} ${x.units} @${x.at % w}–${x.done - x.at}ms`).join(", ")}`,
+        );
       }
     }
   }
@@ -349,11 +459,22 @@ function checkBucket(l: LimiterConfig, events: Event[], spread: number): void {
     for (const last of admitted) {
       const [from, to] = [first.trueAt, last.trueDone];
       if (to < from) continue;
-      const units = sum(admitted.filter((e) => e.trueAt >= from && e.trueDone <= to), "admitted");
-      const giveBack = sum(events.filter((e) => e.trueAt <= to), ["refunded", "maybeRefunded"]);
+      const units = sum(
+        admitted.filter((e) => e.trueAt >= from && e.trueDone <= to),
+        "admitted",
+      );
+      const giveBack = sum(
+        events.filter((e) => e.trueAt <= to),
+        ["refunded", "maybeRefunded"],
+      );
       // Clocks that disagree by `spread` ms can each see up to that much more refill.
       const most = l.limit + Math.floor(((to - from + spread) * l.limit) / l.windowMs) + leaseSlack + giveBack;
-      check(units <= most, "never over a limit", () => `token bucket ${l.limit}/${l.windowMs} ms, lease ${l.lease}: ${units} units admitted within ${to - from} ms (at most ${most})`);
+      check(
+        units <= most,
+        "never over a limit",
+        () =>
+          `token bucket ${l.limit}/${l.windowMs} ms, lease ${l.lease}: ${units} units admitted within ${to - from} ms (at most ${most})`,
+      );
     }
   }
 }

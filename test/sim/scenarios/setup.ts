@@ -88,7 +88,12 @@ export const setupScenario: Scenario<Config> = {
       };
     };
 
-    const retry = { attempts: config.client.attempts, baseDelayMs: 5, maxDelayMs: MAX_DELAY_MS, throttle: { attempts: config.client.throttleAttempts, baseDelayMs: 5, maxDelayMs: MAX_DELAY_MS } };
+    const retry = {
+      attempts: config.client.attempts,
+      baseDelayMs: 5,
+      maxDelayMs: MAX_DELAY_MS,
+      throttle: { attempts: config.client.throttleAttempts, baseDelayMs: 5, maxDelayMs: MAX_DELAY_MS },
+    };
     // One request, every attempt and backoff included; createTable sends CreateTable, polls DescribeTable until
     // its deadline (the last poll starts by then) and, for TTL, at most three more requests.
     const perRequest = (config.client.attempts + config.client.throttleAttempts) * (config.client.timeoutMs + MAX_DELAY_MS + 2) + 5;
@@ -114,15 +119,26 @@ export const setupScenario: Scenario<Config> = {
         }
         pending--;
         const took = world.now - started;
-        const what = () => `${label}: createTable(${name}, ${JSON.stringify(layout)}, ttl ${ttl}, waitMs ${waitMs}) at +${started - EPOCH} ms`;
+        const what = () =>
+          `${label}: createTable(${name}, ${JSON.stringify(layout)}, ttl ${ttl}, waitMs ${waitMs}) at +${started - EPOCH} ms`;
         check(took <= bound(waitMs), "every call bounded", () => `${what()} took ${took} ms, more than ${bound(waitMs)}`);
         checkNoSecrets(error);
-        check(error === undefined || !mustResolve, "createTable resolves on a table as it is, once faults and the lag are over", () => `${what()}: ${String(error)}`);
+        check(
+          error === undefined || !mustResolve,
+          "createTable resolves on a table as it is, once faults and the lag are over",
+          () => `${what()}: ${String(error)}`,
+        );
         const real = truth(name);
-        const sameKeys = real !== undefined && real.keyAttribute === layout.keyAttribute && real.sortKeyAttribute === layout.sortKeyAttribute;
+        const sameKeys =
+          real !== undefined && real.keyAttribute === layout.keyAttribute && real.sortKeyAttribute === layout.sortKeyAttribute;
         if (error === undefined) {
-          check(sameKeys, "createTable resolves only on a table with the key schema asked for", () => `${what()} resolved; the table is ${JSON.stringify(real)}`);
-          if (ttl !== null && !lite) check(real!.ttl === ttl, "createTable enables the TTL asked for", () => `${what()} resolved; TTL is on ${real!.ttl}`);
+          check(
+            sameKeys,
+            "createTable resolves only on a table with the key schema asked for",
+            () => `${what()} resolved; the table is ${JSON.stringify(real)}`,
+          );
+          if (ttl !== null && !lite)
+            check(real!.ttl === ttl, "createTable enables the TTL asked for", () => `${what()} resolved; TTL is on ${real!.ttl}`);
           return;
         }
         check(error instanceof CounterError, "errors are CounterErrors", () => `${what()}: ${String(error)}`);
@@ -133,11 +149,24 @@ export const setupScenario: Scenario<Config> = {
             // The message names the table and each name that differs, on both sides.
             const names = [name];
             if (real.keyAttribute !== layout.keyAttribute) names.push(real.keyAttribute, layout.keyAttribute);
-            if (real.sortKeyAttribute !== layout.sortKeyAttribute) names.push(...[real.sortKeyAttribute, layout.sortKeyAttribute].filter((n): n is string => n !== undefined));
-            check(names.every((n) => e.message.includes(`"${n}"`)), "a key schema mismatch names what differs", () => `${what()} on ${JSON.stringify(real)}: ${e.message}`);
+            if (real.sortKeyAttribute !== layout.sortKeyAttribute)
+              names.push(...[real.sortKeyAttribute, layout.sortKeyAttribute].filter((n): n is string => n !== undefined));
+            check(
+              names.every((n) => e.message.includes(`"${n}"`)),
+              "a key schema mismatch names what differs",
+              () => `${what()} on ${JSON.stringify(real)}: ${e.message}`,
+            );
           } else {
-            check(!lite && ttl !== null && real.ttl !== undefined && real.ttl !== ttl, "a Config error on the right key schema is a TTL conflict", () => `${what()} on ${JSON.stringify(real)}: ${e.message}`);
-            check(e.message.includes(`"${ttl}"`) && e.message.includes(`"${real.ttl}"`), "a TTL conflict names both attributes", () => `${what()}: ${e.message}`);
+            check(
+              !lite && ttl !== null && real.ttl !== undefined && real.ttl !== ttl,
+              "a Config error on the right key schema is a TTL conflict",
+              () => `${what()} on ${JSON.stringify(real)}: ${e.message}`,
+            );
+            check(
+              e.message.includes(`"${ttl}"`) && e.message.includes(`"${real.ttl}"`),
+              "a TTL conflict names both attributes",
+              () => `${what()}: ${e.message}`,
+            );
           }
           return;
         }
@@ -147,16 +176,30 @@ export const setupScenario: Scenario<Config> = {
           const polls = network.log.filter((d) => d.client === caller && d.operation === "DescribeTable");
           const last = polls[polls.length - 1]?.at ?? started;
           // Its last look went out at the deadline, or was still on its way there (a healthy round trip is at most 40 ms).
-          check(took >= waitMs && (!calm || last >= started + waitMs - 40), "createTable looks until waitMs has passed before giving up", () =>
-            `${what()} gave up after ${took} ms, its last DescribeTable at +${last - started} ms`);
+          check(
+            took >= waitMs && (!calm || last >= started + waitMs - 40),
+            "createTable looks until waitMs has passed before giving up",
+            () => `${what()} gave up after ${took} ms, its last DescribeTable at +${last - started} ms`,
+          );
           const visibleFrom = lag.get(name)?.visibleFrom;
-          check(visibleFrom === undefined || visibleFrom > started + waitMs - 1100 || !calm, "createTable resolves when the table appears within waitMs", () =>
-            `${what()} timed out, but DescribeTable has found the table since +${visibleFrom! - EPOCH} ms: ${e.message}`);
+          check(
+            visibleFrom === undefined || visibleFrom > started + waitMs - 1100 || !calm,
+            "createTable resolves when the table appears within waitMs",
+            () => `${what()} timed out, but DescribeTable has found the table since +${visibleFrom! - EPOCH} ms: ${e.message}`,
+          );
           check(e.message.includes(name) && e.message.includes("waitMs"), "a lag timeout says what to do", () => e.message);
           return;
         }
-        check(e.code !== "TableNotFound", "DescribeTable's ResourceNotFoundException after CreateTable is retried, never surfaced", () => `${what()}: ${e.message}`);
-        check(!calm, "on a healthy network createTable fails only with Config or a lag timeout", () => `${what()}: ${e.code}: ${e.message}`);
+        check(
+          e.code !== "TableNotFound",
+          "DescribeTable's ResourceNotFoundException after CreateTable is retried, never surfaced",
+          () => `${what()}: ${e.message}`,
+        );
+        check(
+          !calm,
+          "on a healthy network createTable fails only with Config or a lag timeout",
+          () => `${what()}: ${e.code}: ${e.message}`,
+        );
       });
     };
 
@@ -172,7 +215,12 @@ export const setupScenario: Scenario<Config> = {
             keys.push({ AttributeName: layout.sortKeyAttribute, KeyType: "RANGE" });
           }
           // Through the wrapper, so it lags as well; ResourceInUseException when the table exists is fine.
-          const out = model.handle("CreateTable", { TableName: tableName(table), AttributeDefinitions: attributes, KeySchema: keys, BillingMode: "PAY_PER_REQUEST" });
+          const out = model.handle("CreateTable", {
+            TableName: tableName(table),
+            AttributeDefinitions: attributes,
+            KeySchema: keys,
+            BillingMode: "PAY_PER_REQUEST",
+          });
           if (out.status === 200 && ttl !== null && !lite) {
             handle("UpdateTimeToLive", { TableName: tableName(table), TimeToLiveSpecification: { AttributeName: ttl, Enabled: true } });
           }
@@ -190,7 +238,9 @@ export const setupScenario: Scenario<Config> = {
     const fresh = network.client("after", { timeoutMs: 1000, retry });
     config.tables.forEach((planned, i) => {
       const real = truth(tableName(i));
-      const right = real ? LAYOUTS.findIndex((l) => l.keyAttribute === real.keyAttribute && l.sortKeyAttribute === real.sortKeyAttribute) : planned.layout;
+      const right = real
+        ? LAYOUTS.findIndex((l) => l.keyAttribute === real.keyAttribute && l.sortKeyAttribute === real.sortKeyAttribute)
+        : planned.layout;
       create(i, right, real?.ttl ?? null, 10_000, "after faults", true);
       pending++;
       world.spawn(async () => {
@@ -204,7 +254,11 @@ export const setupScenario: Scenario<Config> = {
           error = e;
         }
         pending--;
-        check(error instanceof CounterError && error.code === "Config", "createTable on another key schema is a Config error", () => `${tableName(i)} asked as ${JSON.stringify(LAYOUTS[wrong])}: ${String(error)}`);
+        check(
+          error instanceof CounterError && error.code === "Config",
+          "createTable on another key schema is a Config error",
+          () => `${tableName(i)} asked as ${JSON.stringify(LAYOUTS[wrong])}: ${String(error)}`,
+        );
       });
     });
     await world.run(world.now + 60_000);
