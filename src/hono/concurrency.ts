@@ -3,7 +3,8 @@ import type { Context } from "hono";
 import { isCounterError, validationError } from "../core/errors.js";
 import { checkNames } from "../core/options.js";
 import type { ConcurrencyLimiter, ConcurrencySlot } from "../usecases/ratelimit/concurrency.js";
-import { hashed, usable } from "./identifier.js";
+import { retryAfter, withFields } from "./fields.js";
+import { hashed, isHashed, usable } from "./identifier.js";
 import { waitUntil } from "./wait-until.js";
 
 /**
@@ -56,13 +57,12 @@ export async function holdSlot(c: Context, option: Resolved, fallback: string): 
     slot = await option.limiter.acquire(id);
   } catch (error) {
     // Invalid as an item key (a `key` option may lengthen it): its hash fits.
-    if (!isCounterError(error, "Validation") || id.startsWith("sha256:")) throw error;
+    if (!isCounterError(error, "Validation") || isHashed(id)) throw error;
     slot = await option.limiter.acquire(await hashed(id));
   }
   if (!slot.success) {
     const res = option.onDenied ? await option.onDenied(c, slot) : c.text("Too Many Requests", 429);
-    if (!res.headers.has("Retry-After")) res.headers.set("Retry-After", String(Math.max(1, Math.ceil((slot.reset - Date.now()) / 1000))));
-    return { success: false, denied: res };
+    return { success: false, denied: withFields(res, retryAfter(res, slot.reset)) };
   }
   // A third of the lease leaves two renewals' worth of time for one to get through; failures are retried by the next.
   const timer = slot.reason

@@ -4,10 +4,17 @@ import { isCounterError, validationError } from "../core/errors.js";
 import { checkNames } from "../core/options.js";
 import { limitAll, type MultiRateLimitResult } from "../usecases/ratelimit/all.js";
 import { rateLimitHeaders, type RateLimitHeadersOptions } from "../usecases/ratelimit/headers.js";
-import type { RateLimiter, RateLimitResult } from "../usecases/ratelimit/limiter.js";
+import {
+  internalsOf,
+  type LimiterInternals,
+  type Prepared,
+  type RateLimiter,
+  type RateLimitResult,
+} from "../usecases/ratelimit/limiter.js";
 import { ADDRESS_OPTION_NAMES, checkAddressOptions, locateClient, type ClientAddressOptions } from "./address.js";
 import { holdSlot, slotOption, type ConcurrencyOption } from "./concurrency.js";
-import { hashed, usable } from "./identifier.js";
+import { withFields, retryAfter } from "./fields.js";
+import { hashed, isHashed, usable } from "./identifier.js";
 import { waitUntil } from "./wait-until.js";
 
 /** Options of {@link rateLimit}.
@@ -195,16 +202,27 @@ export function rateLimit<E extends Env = any>(
     const identifier = check.identifier ?? addressIdentifier(check.limiter, options);
     return { limiter: check.limiter, identifier, cost };
   });
+  // Two limiters of one name would be one policy in the headers (limitAll refuses them): say so now, not per request.
+  resolved.forEach((r, i) => {
+    const other = resolved.findIndex((o) => o.limiter !== r.limiter && o.limiter.name === r.limiter.name);
+    if (other >= 0 && other < i)
+      throw validationError(`rateLimit checks ${other} and ${i} are two limiters named "${r.limiter.name}": give each its own name`);
+  });
   const { headers: format = "latest", onDenied } = options;
   const policy = multi ? undefined : (options as RateLimitMiddlewareOptions).policy;
   const concurrency = slotOption(options.concurrency);
   return async (c, next) => {
-    const ids = await Promise.all(resolved.map(async (r) => usable(await r.identifier(c))));
     const costs = await Promise.all(resolved.map((r) => (typeof r.cost === "function" ? r.cost(c) : r.cost)));
-    const held = concurrency && (await holdSlot(c, concurrency, ids[0]!));
+    const calls = await Promise.all(resolved.map(async (r, i) => storable(r.limiter, await usable(await r.identifier(c)), costs[i]!)));
+    // A caller this instance already knows to be over a limit is answered from memory, without taking a slot
+    // it would hold only to be denied (which, with a shared concurrency identifier, would turn others away).
+    const blocked = calls.some(({ internals, p }) => internals.blocked(p, internals.now()) !== undefined);
+    const held = concurrency && !blocked ? await holdSlot(c, concurrency, calls[0]!.p.identifier) : undefined;
     if (held && !held.success) return held.denied;
     try {
-      const result = multi ? await limitMany(resolved, ids, costs) : await limitOne(resolved[0]!.limiter, ids[0]!, costs[0]!);
+      const result = multi
+        ? await limitAll(calls.map(({ p }) => ({ limiter: p.limiter, identifier: p.identifier, cost: p.cost })))
+        : await calls[0]!.internals.limit(calls[0]!.p);
       (c as unknown as Context<{ Variables: { rateLimit: RateLimitResult | MultiRateLimitResult } }>).set("rateLimit", result);
       waitUntil(c, result.pending);
       const fields =
@@ -217,13 +235,10 @@ export function rateLimit<E extends Env = any>(
         const res = onDenied
           ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result)
           : c.text("Too Many Requests", 429);
-        for (const [name, value] of Object.entries(fields)) res.headers.set(name, value);
-        if (!res.headers.has("Retry-After"))
-          res.headers.set("Retry-After", String(Math.max(1, Math.ceil((result.reset - Date.now()) / 1000))));
-        return res;
+        return withFields(res, { ...fields, ...retryAfter(res, result.reset) });
       }
       await next();
-      setHeaders(c, fields);
+      c.res = withFields(c.res, fields);
     } finally {
       if (held) held.release();
     }
@@ -238,35 +253,18 @@ function pick(options: RateLimitMiddlewareOptions): Omit<RateLimitCheck, "limite
   return out;
 }
 
-/** One limit; an identifier the limiter rejects as invalid (a `key` option may lengthen it) is tried as its hash. */
-async function limitOne(limiter: RateLimiter, id: string, cost: number): Promise<RateLimitResult> {
+/**
+ * A call of `limiter` for `id`, validated before any request: an identifier whose item key this limiter rejects as
+ * invalid (a `key` option may lengthen it) is used as its hash, this limiter's only. Other Validation errors (a bad
+ * cost) are thrown as they are.
+ */
+async function storable(limiter: RateLimiter, id: string, cost: number): Promise<{ internals: LimiterInternals; p: Prepared }> {
+  const internals = internalsOf(limiter);
   try {
-    return await limiter.limit(id, { cost });
+    return { internals, p: await internals.prepare(id, cost) };
   } catch (error) {
-    // Any other error, or a Validation error that is not the identifier's (a bad cost), is thrown by the retry as it was.
-    if (!isCounterError(error, "Validation") || id.startsWith("sha256:")) throw error;
-    return limiter.limit(await hashed(id), { cost });
-  }
-}
-
-/** Several limits at once, with the same fallback to hashed identifiers. */
-async function limitMany(checks: ReadonlyArray<{ limiter: RateLimiter }>, ids: string[], costs: number[]): Promise<MultiRateLimitResult> {
-  const call = (list: string[]) => limitAll(checks.map((check, i) => ({ limiter: check.limiter, identifier: list[i]!, cost: costs[i]! })));
-  try {
-    return await call(ids);
-  } catch (error) {
-    if (!isCounterError(error, "Validation") || ids.every((id) => id.startsWith("sha256:"))) throw error;
-    return call(await Promise.all(ids.map((id) => (id.startsWith("sha256:") ? id : hashed(id)))));
-  }
-}
-
-/** Adds header fields to the handler's answer; one with immutable headers (e.g. straight from `fetch`) is copied first. */
-function setHeaders(c: Context, fields: Record<string, string>): void {
-  try {
-    for (const [name, value] of Object.entries(fields)) c.res.headers.set(name, value);
-  } catch {
-    c.res = new Response(c.res.body, c.res);
-    for (const [name, value] of Object.entries(fields)) c.res.headers.set(name, value);
+    if (!isCounterError(error, "Validation") || isHashed(id)) throw error;
+    return { internals, p: await internals.prepare(await hashed(id), cost) };
   }
 }
 

@@ -99,6 +99,16 @@ for (const server of await servers()) {
         assert.match(chart, /last 30 days: 250/);
         assert.equal((chart.match(/<rect x=/g) ?? []).length, 24 + 30, "one bar per hour and per day");
         assert.equal((await mf.dispatchFetch("http://example.com/stats?page=pricing")).status, 400, "a page is a path");
+        // A page is read as the tracker counts it, however the link spells it; a path of any length is no 500.
+        assert.equal((await stats("/pricing/")).total, 250);
+        assert.equal((await stats("//docs//intro")).total, 250);
+        assert.equal((await stats(`/${"x".repeat(1100)}`)).total, 0);
+        const html = await (await mf.dispatchFetch("http://example.com/docs/intro/", { headers: { "user-agent": "curl/8.5.0" } })).text();
+        assert.match(html, /badge\.svg\?page=%2Fdocs%2Fintro"/, "the page links to the counts of the page it counts");
+        assert.equal(
+          (await mf.dispatchFetch("http://example.com/api/x", { headers: { "cf-connecting-ip": "1".repeat(3000) } })).status,
+          200,
+        );
       } finally {
         await mf.dispose();
       }

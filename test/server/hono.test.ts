@@ -422,6 +422,82 @@ for (const server of await servers()) {
       const { remaining } = await limiter.remaining("ann");
       assert.equal(remaining, 10 - 3, "three requests reached the rate limit: the one turned away took nothing");
     });
+
+    it("hostile identifiers in the several-limits and concurrency forms: only the identifier a limiter rejects is hashed, a client's own 'sha256:' is hashed too, never a 500", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const now = 90 * WINDOW + 1000;
+      const perIp = new RateLimiter(client, { name: "ip", limit: 3, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      // A key that makes a long (but under 256 characters) identifier too long for DynamoDB: that identifier is hashed.
+      const perUser = new RateLimiter(client, {
+        name: "user",
+        limit: 100,
+        windowMs: WINDOW,
+        key: (id) => `quota:${id}:${id}:${id}`,
+        now: () => now,
+      });
+      const slots = new ConcurrencyLimiter(client, { limit: 5, name: "h", key: (id) => `slots:${id}:${id}:${id}`, now: () => now });
+      const app = new Hono();
+      app.use(
+        "*",
+        rateLimit(
+          [
+            { limiter: perIp, identifier: (c) => c.req.header("x-ip") ?? "" },
+            { limiter: perUser, identifier: (c) => c.req.query("user") ?? "" },
+          ],
+          { concurrency: { limiter: slots, identifier: (c) => c.req.query("user") ?? "" } },
+        ),
+      );
+      app.get("/", (c) => c.text("ok"));
+      const long = "€".repeat(250);
+      const statuses = [];
+      for (let i = 0; i < 6; i++)
+        statuses.push(
+          (await app.request(`/?user=${encodeURIComponent(i % 2 ? long : "alice")}`, { headers: { "x-ip": "198.51.100.7" } })).status,
+        );
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429], "one per-IP budget, whatever the user identifier does");
+      const forged = `sha256:${"€".repeat(249)}`;
+      const single = new Hono();
+      single.use("*", rateLimit(perUser, { identifier: () => forged, concurrency: slots }));
+      single.get("/", (c) => c.text("ok"));
+      assert.equal((await single.request("/")).status, 200, "a client's own sha256: identifier is hashed like any other");
+    });
+
+    it("denials answered by onDenied with immutable headers (a redirect) get their fields on a copy, not a 500; a caller known to be over its limit takes no concurrency slot", async () => {
+      const { client, proxy } = await throughProxy(server.endpoint);
+      const now = 95 * WINDOW + 1000;
+      const limiter = new RateLimiter(client, { name: "r", limit: 1, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      const slots = new ConcurrencyLimiter(client, { limit: 1, name: "r", now: () => now });
+      const app = new Hono();
+      app.use(
+        "*",
+        rateLimit(limiter, {
+          identifier: () => "blocked",
+          onDenied: () => Response.redirect("https://example.com/slow-down", 302),
+          concurrency: { limiter: slots, identifier: () => "everyone", onDenied: () => Response.redirect("https://example.com/busy", 302) },
+        }),
+      );
+      app.get("/", (c) => c.text("ok"));
+      assert.equal((await app.request("/")).status, 200);
+      const denied = await app.request("/");
+      assert.deepEqual([denied.status, denied.headers.get("location")], [302, "https://example.com/slow-down"]);
+      assert.match(denied.headers.get("RateLimit") ?? "", /"default";r=0/);
+      assert.ok(Number(denied.headers.get("Retry-After")) >= 1);
+      // Now blocked in this instance's memory: further requests send nothing and take no slot.
+      await waitFor(async () => (await slots.acquire("probe")).success, "the first request's slot is released");
+      const sent = [...proxy.seen.values()].reduce((a, b) => a + b, 0);
+      for (let i = 0; i < 5; i++) assert.equal((await app.request("/")).status, 302);
+      assert.equal(
+        [...proxy.seen.values()].reduce((a, b) => a + b, 0),
+        sent,
+        "answered from memory: no acquire, no release, no take",
+      );
+      const busy = await slots.acquire("everyone");
+      assert.equal(busy.success, true, "the shared slot stayed free for others");
+      assert.throws(
+        () => rateLimit([{ limiter }, { limiter: new RateLimiter(client, { name: "r", limit: 5, windowMs: WINDOW }) }]),
+        (e: unknown) => e instanceof CounterError && e.code === "Validation" && /two limiters named "r"/.test(e.message),
+      );
+    });
   });
 }
 

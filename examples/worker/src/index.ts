@@ -60,6 +60,12 @@ export class PageViewsObject extends DurableObject<Env> {
 let tracker: PageViewTracker | undefined;
 let limiter: RateLimiter | undefined;
 
+const trackerOf = (env: Env) =>
+  (tracker ??= new PageViewTracker(env.PAGE_VIEWS, {
+    objects: OBJECTS,
+    ...(env.PAGEVIEWS_SECRET ? { secret: env.PAGEVIEWS_SECRET } : {}),
+  }));
+
 async function stats(env: Env, page: string, now = Date.now()) {
   const views = new PageViews(clientOf(env));
   const hour = Math.floor(now / HOUR) * HOUR;
@@ -84,7 +90,8 @@ async function stats(env: Env, page: string, now = Date.now()) {
 
 async function api(request: Request, env: Env, url: URL): Promise<Response> {
   limiter ??= new RateLimiter(clientOf(env), { limit: Number(env.RATE_LIMIT ?? 10), windowMs: 60_000, algorithm: "token-bucket" });
-  const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
+  // Cloudflare sets this header; capped all the same, as anything a request carries.
+  const ip = (request.headers.get("cf-connecting-ip") ?? "unknown").slice(0, 64);
   const result = await limiter.limit(`ip:${ip}`);
   const headers = rateLimitHeaders(result, { windowMs: limiter.windowMs });
   if (!result.success) return new Response("Too many requests\n", { status: 429, headers });
@@ -117,19 +124,17 @@ export default {
       );
     }
     if (url.pathname === "/stats" || url.pathname === "/chart.svg" || url.pathname === "/badge.svg") {
-      const path = url.searchParams.get("page");
-      if (!path?.startsWith("/")) return Response.json({ error: "?page= must be a path such as /hello" }, { status: 400 });
+      const asked = url.searchParams.get("page");
+      if (!asked?.startsWith("/")) return Response.json({ error: "?page= must be a path such as /hello" }, { status: 400 });
+      // The page as the tracker counts it (normalised, cut to its longest), however the link spelled it.
+      const path = trackerOf(env).pageOf(new URL(url.origin + asked)); // not new URL(asked, url): "//x" would be a host
       const s = await stats(env, path);
       if (url.pathname === "/stats") return Response.json(s);
       return svg(url.pathname === "/badge.svg" ? badge(s.total) : chart(path, s.last24h as SeriesPoint[], s.last30d as SeriesPoint[]));
     }
-    const response = page(url.pathname, env);
-    tracker ??= new PageViewTracker(env.PAGE_VIEWS, {
-      objects: OBJECTS,
-      ...(env.PAGEVIEWS_SECRET ? { secret: env.PAGEVIEWS_SECRET } : {}),
-    });
+    const response = page(trackerOf(env).pageOf(url), env);
     // Counted after the answer: only page loads by people (a browser's navigation, not curl), only successful ones.
-    ctx.waitUntil(tracker.track(request, response));
+    ctx.waitUntil(trackerOf(env).track(request, response));
     return response;
   },
 } satisfies ExportedHandler<Env>;

@@ -148,6 +148,19 @@ export class PageViewTracker<Id = unknown> {
     await this.flush();
   }
 
+  /**
+   * The page a URL counts as (its path normalised by `paths`, then `pages`): what to pass to {@link PageViews}
+   * to read the views `track` counted for it.
+   *
+   * @example
+   * ```ts
+   * tracker.pageOf("https://example.com/Docs//intro/?ref=x"); // "/Docs/intro"
+   * ```
+   */
+  pageOf(url: string | URL): string {
+    return allowed(normalizePath(typeof url === "string" ? new URL(url) : url, this.#o.paths), this.#o.pages);
+  }
+
   /** Sends every view queued in this isolate now, one RPC per object (per `maxBatch` views). */
   async flush(): Promise<void> {
     const batches = [...this.#queue];
@@ -196,7 +209,7 @@ export class PageViewTracker<Id = unknown> {
     const dnt = this.#o.doNotTrack ?? "anonymous";
     const out = dnt !== "count" && optedOut(request);
     if (out && dnt === "skip") return undefined;
-    const page = allowed(normalizePath(new URL(request.url), this.#o.paths), this.#o.pages);
+    const page = this.pageOf(request.url);
     const ip = request.headers.get("cf-connecting-ip");
     const view: PageView = { page, at: Date.now() };
     if (!out && ip) view.visitor = `${ip}\n${request.headers.get("user-agent") ?? ""}`;
