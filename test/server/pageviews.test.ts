@@ -174,6 +174,28 @@ describe("page views: buckets, keys, paths, bots", () => {
     }
   });
 
+  it("the tracker batches in windows of batchMs: steady traffic sends one RPC per window, not one per view's timer", async () => {
+    let rpcs = 0;
+    let views = 0;
+    const namespace = {
+      idFromName: (name: string) => name,
+      get: () => ({ record: async (v: unknown[]) => void (rpcs++, (views += v.length)) }),
+    };
+    const tracker = new PageViewTracker(namespace, { objects: 1, batchMs: 50 });
+    const started = performance.now();
+    const pending: Promise<void>[] = [];
+    // 200 views, one every 2 ms (as a busy isolate receives them), all for one object.
+    for (let i = 0; i < 200; i++) {
+      pending.push(tracker.track({ page: "/steady" }));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await Promise.all(pending);
+    const windows = (performance.now() - started) / 50;
+    assert.equal(views, 200);
+    assert.ok(rpcs <= Math.ceil(windows) + 1, `${rpcs} RPCs over ${windows.toFixed(1)} windows of 50 ms`);
+    assert.equal(tracker.pageOf("https://x.test/Docs//intro/?ref=1"), "/Docs/intro", "pageOf: the page a URL counts as");
+  });
+
   it("hashes a visitor per day: the same day agrees, two days differ, nothing of the visitor is kept", async () => {
     const a = await hashVisitor(SECRET, "2026-11-21", "203.0.113.9\nMozilla");
     assert.match(a, /^~h1:[0-9a-f]{16}$/);

@@ -111,15 +111,15 @@ const shape = /* @__PURE__ */ lazy(
 export class PageViewTracker<Id = unknown> {
   readonly #ns: PageViewsNamespace<Id>;
   readonly #o: PageViewTrackerOptions;
-  /** Views waiting, per object name. Shared by every tracker of the namespace in this isolate. */
-  readonly #queue: Map<string, PageView[]>;
+  /** Views waiting, per object name, and when they go. Shared by every tracker of the namespace in this isolate. */
+  readonly #queue: Queue;
 
   constructor(namespace: PageViewsNamespace<Id>, options: PageViewTrackerOptions = {}) {
     this.#o = parseOptions(shape, options, "page view tracker");
     this.#ns = namespace;
     // Trackers are often made per request: the queue belongs to the namespace, so they all share it.
     let queue = queues.get(namespace);
-    if (queue === undefined) queues.set(namespace, (queue = new Map()));
+    if (queue === undefined) queues.set(namespace, (queue = { views: new Map(), sendAt: undefined, round: 0 }));
     this.#queue = queue;
   }
 
@@ -141,11 +141,18 @@ export class PageViewTracker<Id = unknown> {
       view.visitor = await hashVisitor(this.#o.secret, dayOf(view.at!), view.visitor);
     }
     const object = this.#objectOf(view.page);
-    const queued = this.#queue.get(object);
+    const q = this.#queue;
+    const queued = q.views.get(object);
     if (queued) queued.push(view);
-    else this.#queue.set(object, [view]);
-    await new Promise((resolve) => setTimeout(resolve, this.#o.batchMs ?? 50));
-    await this.flush();
+    else q.views.set(object, [view]);
+    // One window for all: the first view into an empty queue sets when it goes, and the views after it wait for
+    // that moment, not batchMs each (under steady traffic, a timer per view would send at every timer's end).
+    const now = Date.now();
+    const sendAt = (q.sendAt ??= now + (this.#o.batchMs ?? 50));
+    const round = q.round;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, sendAt - now)));
+    // Sent already (by the first request whose wait ended): the views queued since wait for their own window.
+    if (q.round === round) await this.flush();
   }
 
   /**
@@ -163,8 +170,10 @@ export class PageViewTracker<Id = unknown> {
 
   /** Sends every view queued in this isolate now, one RPC per object (per `maxBatch` views). */
   async flush(): Promise<void> {
-    const batches = [...this.#queue];
-    this.#queue.clear();
+    const batches = [...this.#queue.views];
+    this.#queue.views.clear();
+    this.#queue.sendAt = undefined;
+    this.#queue.round++;
     const max = this.#o.maxBatch ?? 1000;
     await Promise.all(
       batches.flatMap(([object, views]) => {
@@ -232,7 +241,15 @@ export class PageViewTracker<Id = unknown> {
   }
 }
 
+/** Views waiting in this isolate for one namespace binding, per object, and when they are sent. */
+interface Queue {
+  views: Map<string, PageView[]>;
+  sendAt: number | undefined;
+  /** Counts sends: a view queued in round n was sent once it is past n. */
+  round: number;
+}
+
 /** The queues of this isolate, per namespace binding. */
-const queues = new WeakMap<object, Map<string, PageView[]>>();
+const queues = new WeakMap<object, Queue>();
 
 const isRequest = (input: unknown): input is Request => typeof Request !== "undefined" && input instanceof Request;
