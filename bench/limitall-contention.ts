@@ -69,7 +69,14 @@ try {
   for (const variant of variants) {
     const name = variant.label.replace(/[^a-z0-9]+/g, "-");
     const instances = Array.from({ length: INSTANCES }, () => {
-      const client = new CounterClient({ endpoint: delay.endpoint, region: "us-east-1", credentials, env: {}, tableName, timeoutMs: 30_000 });
+      const client = new CounterClient({
+        endpoint: delay.endpoint,
+        region: "us-east-1",
+        credentials,
+        env: {},
+        tableName,
+        timeoutMs: 30_000,
+      });
       return {
         user: new RateLimiter(client, { name: `user-${name}`, limit: 1_000_000, windowMs: 60_000 }),
         global: new RateLimiter(client, { name: `global-${name}`, limit: 1_000_000, windowMs: 60_000, ...variant.global }),
@@ -87,7 +94,10 @@ try {
             next++;
             const user = `u${Math.floor(Math.random() * USERS)}`;
             const t = performance.now();
-            const r = await limitAll([{ limiter: instance.user, identifier: user }, { limiter: instance.global, identifier: "all" }]);
+            const r = await limitAll([
+              { limiter: instance.user, identifier: user },
+              { limiter: instance.global, identifier: "all" },
+            ]);
             latencies.push(performance.now() - t);
             if (r.success) admitted++;
           }
@@ -98,7 +108,11 @@ try {
     if (variant.label === "warm-up") continue;
     latencies.sort((a, b) => a - b);
     const committed = seen.transactions - seen.cancelled;
-    const codes = [...seen.codes].filter(([c]) => c !== "None").map(([c, n]) => `${c} ${n}`).join(", ") || "none";
+    const codes =
+      [...seen.codes]
+        .filter(([c]) => c !== "None")
+        .map(([c, n]) => `${c} ${n}`)
+        .join(", ") || "none";
     rows.push(
       `| ${variant.label} | ${CALLS} | ${admitted} | ${seen.transactions} | ${committed} | ${seen.cancelled} (${((100 * seen.cancelled) / Math.max(1, seen.transactions)).toFixed(1)}%) | ${(seen.cancelled / CALLS).toFixed(3)} | ${codes} | ${(seen.requests / CALLS).toFixed(3)} | ${percentile(latencies, 0.5).toFixed(0)} / ${percentile(latencies, 0.99).toFixed(0)} ms | ${((CALLS / elapsed) * 1000).toFixed(0)}/s |`,
     );
@@ -110,7 +124,11 @@ try {
   await local.stop();
 }
 
-console.log(`DynamoDB Local, ${INSTANCES} instances × ${CONCURRENCY} calls in flight, ${DELAY} ms added per request, limitAll([per-user (sliding, ${USERS} users), global ("all")]), nothing denied:\n`);
-console.log("| global limit | calls | admitted | transactions | applied | cancelled (share) | cancelled / call | cancellation codes (failed actions) | requests / call | p50 / p99 | calls/s |");
+console.log(
+  `DynamoDB Local, ${INSTANCES} instances × ${CONCURRENCY} calls in flight, ${DELAY} ms added per request, limitAll([per-user (sliding, ${USERS} users), global ("all")]), nothing denied:\n`,
+);
+console.log(
+  "| global limit | calls | admitted | transactions | applied | cancelled (share) | cancelled / call | cancellation codes (failed actions) | requests / call | p50 / p99 | calls/s |",
+);
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const row of rows) console.log(row);

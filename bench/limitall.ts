@@ -2,7 +2,7 @@
 // rate-limiter-flexible's RateLimiterUnion over three RateLimiterDynamo; requests, WCU, latency, what denied calls charged.
 import { performance } from "node:perf_hooks";
 import { DynamoDB } from "@aws-sdk/client-dynamodb";
-import { RateLimiterDynamo, RateLimiterRes, RateLimiterUnion } from "rate-limiter-flexible";
+import { RateLimiterDynamo, type RateLimiterRes, RateLimiterUnion } from "rate-limiter-flexible";
 import { CounterClient, limitAll, RateLimiter } from "dynacount";
 import { startFaultProxy } from "../test/support/fault-proxy.ts";
 
@@ -55,7 +55,8 @@ export async function limitAllBench(servers: { name: string; endpoint: string }[
     const proxy = await startFaultProxy(server.endpoint, (info) => {
       tally.requests++;
       if (info.operation === "UpdateItem" || info.operation === "PutItem" || info.operation === "DeleteItem") tally.wcu += 1;
-      if (info.operation === "TransactWriteItems") tally.wcu += 2 * (JSON.parse(info.body) as { TransactItems: unknown[] }).TransactItems.length;
+      if (info.operation === "TransactWriteItems")
+        tally.wcu += 2 * (JSON.parse(info.body) as { TransactItems: unknown[] }).TransactItems.length;
       return { delayMs };
     });
     try {
@@ -120,7 +121,9 @@ export async function limitAllBench(servers: { name: string; endpoint: string }[
 }
 
 function limiters(client: CounterClient, prefix: string, now: () => number): RateLimiter[] {
-  return LIMITS.map((l) => new RateLimiter(client, { name: `${prefix}-${l.name}`, limit: l.limit, windowMs: l.windowMs, algorithm: "fixed-window", now }));
+  return LIMITS.map(
+    (l) => new RateLimiter(client, { name: `${prefix}-${l.name}`, limit: l.limit, windowMs: l.windowMs, algorithm: "fixed-window", now }),
+  );
 }
 
 async function storedOf(list: RateLimiter[], user: string): Promise<number[]> {
@@ -162,7 +165,18 @@ function dynacountInRow(client: CounterClient, prefix: string, now: () => number
 
 /** rate-limiter-flexible's RateLimiterUnion: consumes every limiter at once and rejects if any rejected. */
 function flexibleUnion(sdk: DynamoDB, tableName: string, prefix: string): Implementation {
-  const list = LIMITS.map((l) => new RateLimiterDynamo({ storeClient: sdk, tableName, tableCreated: true, ttlSet: true, keyPrefix: `${prefix}-${l.name}`, points: l.limit, duration: l.windowMs / 1000 }));
+  const list = LIMITS.map(
+    (l) =>
+      new RateLimiterDynamo({
+        storeClient: sdk,
+        tableName,
+        tableCreated: true,
+        ttlSet: true,
+        keyPrefix: `${prefix}-${l.name}`,
+        points: l.limit,
+        duration: l.windowMs / 1000,
+      }),
+  );
   const union = new RateLimiterUnion(...list);
   return {
     name: "rate-limiter-flexible RateLimiterUnion (3 × RateLimiterDynamo, SDK v3)",

@@ -10,7 +10,14 @@ const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" 
 const region = "us-east-1";
 const TIMEOUT_MS = 5000;
 const body = (key: string) =>
-  JSON.stringify({ TableName: table, Key: { id: { S: key } }, UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" });
+  JSON.stringify({
+    TableName: table,
+    Key: { id: { S: key } },
+    UpdateExpression: "ADD #c :by",
+    ExpressionAttributeNames: { "#c": "lastValue" },
+    ExpressionAttributeValues: { ":by": { N: "1" } },
+    ReturnValues: "UPDATED_NEW",
+  });
 const headers = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" };
 const valueIn = (text: string) => Number((JSON.parse(text) as { Attributes: { lastValue: { N: string } } }).Attributes.lastValue.N);
 
@@ -20,7 +27,14 @@ type Increment = (key: string) => Promise<number>;
 async function makeClient(): Promise<Increment> {
   if (lib === "dynacount" || lib === "dynacount-fetch") {
     const { CounterClient } = await import("../dist/index.js");
-    const client = new CounterClient({ endpoint, region, credentials, env: {}, tableName: table, ...(lib === "dynacount-fetch" && { transport: "fetch" as const }) });
+    const client = new CounterClient({
+      endpoint,
+      region,
+      credentials,
+      env: {},
+      tableName: table,
+      ...(lib === "dynacount-fetch" && { transport: "fetch" as const }),
+    });
     return (key) => client.increment(key);
   }
   if (lib === "sdk") {
@@ -28,7 +42,14 @@ async function makeClient(): Promise<Increment> {
     const client = new DynamoDBClient({ endpoint, region, credentials, maxAttempts: 1 });
     return async (key) => {
       const out = await client.send(
-        new UpdateItemCommand({ TableName: table, Key: { id: { S: key } }, UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: "1" } }, ReturnValues: "UPDATED_NEW" }),
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { id: { S: key } },
+          UpdateExpression: "ADD #c :by",
+          ExpressionAttributeNames: { "#c": "lastValue" },
+          ExpressionAttributeValues: { ":by": { N: "1" } },
+          ReturnValues: "UPDATED_NEW",
+        }),
       );
       return Number(out.Attributes?.lastValue?.N);
     };
@@ -37,7 +58,8 @@ async function makeClient(): Promise<Increment> {
   // timeout per request, read and parse the answer), sent with fetch(url, init) or, on Node, node:http.
   const { AwsV4Signer } = await import("aws4fetch");
   const cache = new Map<string, ArrayBuffer>();
-  const sign = (json: string) => new AwsV4Signer({ ...credentials, url: endpoint, method: "POST", headers, body: json, service: "dynamodb", region, cache }).sign();
+  const sign = (json: string) =>
+    new AwsV4Signer({ ...credentials, url: endpoint, method: "POST", headers, body: json, service: "dynamodb", region, cache }).sign();
   if (lib === "floor-fetch") {
     return async (key) => {
       const json = body(key);
@@ -57,11 +79,21 @@ async function makeClient(): Promise<Increment> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     // floor-node signs by hand with node:crypto's synchronous hashes (no aws4fetch, no WebCrypto): the least
     // any client sending over node:http can spend on signing.
-    const signHeaders = lib === "floor-node" ? await nodeCryptoSigner() : async (json: string) => Object.fromEntries((await sign(json)).headers);
+    const signHeaders =
+      lib === "floor-node" ? await nodeCryptoSigner() : async (json: string) => Object.fromEntries((await sign(json)).headers);
     if (lib === "floor-node") {
       // The servers do not check signatures, so check this one against aws4fetch's once, at the same time.
       const mine = await signHeaders(body("check"));
-      const theirs = await new AwsV4Signer({ ...credentials, url: endpoint, method: "POST", headers, body: body("check"), service: "dynamodb", region, datetime: mine["x-amz-date"]! }).sign();
+      const theirs = await new AwsV4Signer({
+        ...credentials,
+        url: endpoint,
+        method: "POST",
+        headers,
+        body: body("check"),
+        service: "dynamodb",
+        region,
+        datetime: mine["x-amz-date"]!,
+      }).sign();
       if (theirs.headers.get("authorization") !== mine.authorization) throw new Error("floor-node signs differently from aws4fetch");
     }
     return async (key) => {
@@ -102,7 +134,9 @@ async function nodeCryptoSigner(): Promise<(json: string) => Promise<Record<stri
     }
     const scope = `${day}/${region}/dynamodb/aws4_request`;
     const canonical = `POST\n${path}\n\nhost:${host}\nx-amz-date:${amzDate}\nx-amz-target:${headers["x-amz-target"]}\n\nhost;x-amz-date;x-amz-target\n${sha256(json)}`;
-    const signature = createHmac("sha256", key).update(`AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256(canonical)}`).digest("hex");
+    const signature = createHmac("sha256", key)
+      .update(`AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256(canonical)}`)
+      .digest("hex");
     return {
       ...headers,
       "x-amz-date": amzDate,

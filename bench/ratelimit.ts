@@ -52,7 +52,13 @@ async function drive(instances: Instance[], calls: string[], concurrency: number
     ),
   );
   latencies.sort((a, b) => a - b);
-  return { admitted, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), elapsedMs: performance.now() - started, failedOpen };
+  return {
+    admitted,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    elapsedMs: performance.now() - started,
+    failedOpen,
+  };
 }
 
 /**
@@ -74,22 +80,37 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
     const proxy = await startFaultProxy(server.endpoint, () => ({ delayMs }));
     try {
       const client = new CounterClient({ endpoint: proxy.endpoint, env: {}, credentials, tableName: "BenchLimits", keyAttribute: "key" });
-      await new CounterClient({ endpoint: server.endpoint, env: {}, credentials, tableName: "BenchLimits", keyAttribute: "key" }).createTable();
+      await new CounterClient({
+        endpoint: server.endpoint,
+        env: {},
+        credentials,
+        tableName: "BenchLimits",
+        keyAttribute: "key",
+      }).createTable();
       const sdk = new DynamoDB({ endpoint: proxy.endpoint, region: "us-east-1", credentials, maxAttempts: 3 });
       let run = 0;
       const implementations: [string, (limit: number, now: () => number) => Instance][] = [];
       for (const algorithm of ["sliding-window", "fixed-window", "token-bucket"] as const) {
         implementations.push([`dynacount ${algorithm}`, (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm, now })]);
       }
-      implementations.push(["dynacount fixed-window, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "fixed-window", lease: 20, now })]);
-      implementations.push(["dynacount token-bucket, lease 20", (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "token-bucket", lease: 20, now })]);
+      implementations.push([
+        "dynacount fixed-window, lease 20",
+        (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "fixed-window", lease: 20, now }),
+      ]);
+      implementations.push([
+        "dynacount token-bucket, lease 20",
+        (limit, now) => dynacount(client, { limit, windowMs: 60_000, algorithm: "token-bucket", lease: 20, now }),
+      ]);
       const stored = { max: 0 };
       implementations.push(["rate-limiter-flexible RateLimiterDynamo (SDK v3)", (limit) => flexible(sdk, limit, stored)]);
 
       for (const [name, make] of implementations) {
         for (const workload of ["hot", "many"] as const) {
           const prefix = `${run++}-${Date.now().toString(36)}`;
-          const w = workload === "hot" ? { limit: hot.limit, calls: Array.from({ length: hot.calls }, () => `${prefix}-hot`) } : { limit: many.limit, calls: Array.from({ length: many.calls }, (_, i) => `${prefix}-id${(i * 7919) % many.ids}`) };
+          const w =
+            workload === "hot"
+              ? { limit: hot.limit, calls: Array.from({ length: hot.calls }, () => `${prefix}-hot`) }
+              : { limit: many.limit, calls: Array.from({ length: many.calls }, (_, i) => `${prefix}-id${(i * 7919) % many.ids}`) };
           const now = alignedClock(60_000);
           stored.max = 0;
           const instances = Array.from({ length: 8 }, () => make(w.limit, now));
@@ -101,7 +122,22 @@ export async function rateLimitBench(servers: { name: string; endpoint: string }
           // A token bucket also refills during the run: the most a perfect one admits includes that.
           const refill = name.includes("token-bucket") ? Math.floor((elapsedMs * w.limit) / 60_000) : 0;
           const exact = [...perId.values()].reduce((a, n) => a + Math.min(n, w.limit + refill), 0);
-          rows.push({ server: server.name, workload: workload === "hot" ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances` : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`, implementation: name, requestsPerCall: sent / w.calls.length, p50Ms: p50, p99Ms: p99, admitted, exact, elapsedMs, failedOpen, ...(name.startsWith("rate-limiter-flexible") && { storedCount: stored.max }) });
+          rows.push({
+            server: server.name,
+            workload:
+              workload === "hot"
+                ? `hot: 1 identifier, limit ${w.limit}/min, ${w.calls.length} calls, 8 instances`
+                : `many: ${many.ids} identifiers, limit ${w.limit}, ${w.calls.length} calls, 8 instances`,
+            implementation: name,
+            requestsPerCall: sent / w.calls.length,
+            p50Ms: p50,
+            p99Ms: p99,
+            admitted,
+            exact,
+            elapsedMs,
+            failedOpen,
+            ...(name.startsWith("rate-limiter-flexible") && { storedCount: stored.max }),
+          });
         }
       }
     } finally {
@@ -121,7 +157,14 @@ function dynacount(client: CounterClient, options: RateLimiterOptions): Instance
 
 /** rate-limiter-flexible's limiter; `stored.max` follows the highest count its store answers with. */
 function flexible(sdk: DynamoDB, points: number, stored: { max: number }): Instance {
-  const limiter = new RateLimiterDynamo({ storeClient: sdk, tableName: "BenchLimits", tableCreated: true, ttlSet: true, points, duration: 60 });
+  const limiter = new RateLimiterDynamo({
+    storeClient: sdk,
+    tableName: "BenchLimits",
+    tableCreated: true,
+    ttlSet: true,
+    points,
+    duration: 60,
+  });
   return async (id) => {
     try {
       const res = await limiter.consume(id, 1);

@@ -11,12 +11,16 @@ import { build } from "esbuild";
 import { CounterBuffer, CounterClient } from "dynacount";
 import { startServers } from "../test/support/servers.ts";
 import { limitAllBench } from "./limitall.ts";
+import { pageViewsBench } from "./pageviews.ts";
 import { rateLimitBench } from "./ratelimit.ts";
 import { bundleWorker, root, startMiniflare } from "../test/support/workers.ts";
 
 const quick = process.argv.includes("--quick");
-/** `--only=load,cold`: just those sections (bundles, workerd-cold, load, cold, workerd-cpu, buffers, memory, breakdown, ratelimit, limitall). */
-const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+/** `--only=load,cold`: just those sections (bundles, workerd-cold, load, cold, workerd-cpu, buffers, memory, breakdown, ratelimit, limitall, pageviews). */
+const only = process.argv
+  .find((a) => a.startsWith("--only="))
+  ?.slice(7)
+  .split(",");
 const want = (name: string) => !only || only.includes(name);
 const LIBS = ["dynacount", "sdk", "aws4fetch"] as const;
 type Lib = (typeof LIBS)[number];
@@ -53,7 +57,9 @@ function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv = pr
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d));
     child.stderr.on("data", (d: Buffer) => (err += d));
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited ${code}: ${err.slice(-2000)}`))));
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited ${code}: ${err.slice(-2000)}`)),
+    );
   });
 }
 const lastJson = <T>(out: string) => JSON.parse(out.trim().split("\n").at(-1)!) as T;
@@ -75,7 +81,13 @@ async function bundles() {
     });
     sizes[lib] = gzipSync(out.outputFiles[0]!.contents, { level: 9 }).length;
   }
-  for (const lib of LIBS) row(LABEL[lib], `${(sizes[lib] / 1024).toFixed(1)} KB`, `vs SDK v3 ${ratio(sizes[lib], sizes.sdk)}`, lib === "dynacount" ? `goal ≤ 0.20× (${(sizes.sdk / sizes.dynacount).toFixed(1)}× smaller)` : "");
+  for (const lib of LIBS)
+    row(
+      LABEL[lib],
+      `${(sizes[lib] / 1024).toFixed(1)} KB`,
+      `vs SDK v3 ${ratio(sizes[lib], sizes.sdk)}`,
+      lib === "dynacount" ? `goal ≤ 0.20× (${(sizes.sdk / sizes.dynacount).toFixed(1)}× smaller)` : "",
+    );
   results.bundleBytes = sizes;
 }
 
@@ -89,7 +101,13 @@ async function coldStart(endpoint: string, table: string) {
     for (const lib of rotated(round)) {
       const started = performance.now();
       const mf = startMiniflare(scripts[lib], {
-        bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
+        bindings: {
+          AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+          AWS_REGION: "us-east-1",
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          TABLE_NAME: table,
+        },
       });
       const res = await mf.dispatchFetch(`http://bench/?key=cold${round}`);
       const body = await res.text();
@@ -99,7 +117,8 @@ async function coldStart(endpoint: string, table: string) {
     }
   }
   const stats = Object.fromEntries(LIBS.map((l) => [l, stat(times[l])])) as Record<Lib, Stat>;
-  for (const lib of LIBS) row(LABEL[lib], range(stats[lib], " ms"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "includes starting workerd");
+  for (const lib of LIBS)
+    row(LABEL[lib], range(stats[lib], " ms"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "includes starting workerd");
   results.coldStartMs = stats;
 }
 
@@ -155,7 +174,10 @@ async function clientLoad(servers: { name: string; endpoint: string }[], table: 
         row(
           cell,
           `CPU ${libs.map((l) => `${CONTENDER_LABEL[l]} ${fmt(c[l]!.median)}`).join(" · ")} µs`,
-          libs.filter((l) => l !== "dynacount").map((l) => `${ratio(ours, c[l]!.median)} ${CONTENDER_LABEL[l]}`).join(", "),
+          libs
+            .filter((l) => l !== "dynacount")
+            .map((l) => `${ratio(ours, c[l]!.median)} ${CONTENDER_LABEL[l]}`)
+            .join(", "),
           `req/s ${libs.map((l) => fmt(t[l]!.median)).join(" / ")}`,
         );
         out[cell] = { cpuUsPerRequest: c, requestsPerSecond: t };
@@ -193,7 +215,12 @@ async function nodeColdStart(endpoint: string, table: string) {
   }
   const m = { dynacount: stat(ms.dynacount!), sdk: stat(ms.sdk!) };
   const c = { dynacount: stat(cpu.dynacount!), sdk: stat(cpu.sdk!) };
-  row("dynacount", range(m.dynacount, " ms", 1), `CPU ${range(c.dynacount, " ms", 1)}`, `vs SDK v3 ${ratio(m.dynacount.median, m.sdk.median)} (goal ≤ 0.50×)`);
+  row(
+    "dynacount",
+    range(m.dynacount, " ms", 1),
+    `CPU ${range(c.dynacount, " ms", 1)}`,
+    `vs SDK v3 ${ratio(m.dynacount.median, m.sdk.median)} (goal ≤ 0.50×)`,
+  );
   row("AWS SDK v3", range(m.sdk, " ms", 1), `CPU ${range(c.sdk, " ms", 1)}`, "");
   results.nodeColdStart = { ms: m, cpuMs: c };
 }
@@ -226,7 +253,13 @@ async function workerdCpu(endpoint: string, table: string) {
   for (let round = 0; round < (quick ? 1 : 5); round++) {
     for (const lib of rotated(round)) {
       const mf = startMiniflare(scripts[lib], {
-        bindings: { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey, TABLE_NAME: table },
+        bindings: {
+          AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+          AWS_REGION: "us-east-1",
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          TABLE_NAME: table,
+        },
       });
       for (let i = 0; i < 20; i++) await (await mf.dispatchFetch(`http://bench/?key=w${i % 10}`)).text(); // warm-up
       const before = workerdCpuSeconds();
@@ -236,7 +269,8 @@ async function workerdCpu(endpoint: string, table: string) {
     }
   }
   const stats = Object.fromEntries(LIBS.map((l) => [l, stat(per[l])])) as Record<Lib, Stat>;
-  for (const lib of LIBS) row(LABEL[lib], range(stats[lib], " µs"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "workerd's own CPU time, /proc");
+  for (const lib of LIBS)
+    row(LABEL[lib], range(stats[lib], " µs"), `vs SDK v3 ${ratio(stats[lib].median, stats.sdk.median)}`, "workerd's own CPU time, /proc");
   results.workerdCpuUsPerRequest = stats;
 }
 
@@ -263,7 +297,12 @@ async function buffers(endpoint: string) {
   }
   const adds = stat(ours);
   const plain = stat(map);
-  row("CounterBuffer.add, 1,000 keys, Node", `${range(adds, " adds/s")}`, `${ratio(adds.median, plain.median)} a plain Map (${fmt(plain.median)}/s)`, "goal ≥ 5M/s");
+  row(
+    "CounterBuffer.add, 1,000 keys, Node",
+    `${range(adds, " adds/s")}`,
+    `${ratio(adds.median, plain.median)} a plain Map (${fmt(plain.median)}/s)`,
+    "goal ≥ 5M/s",
+  );
 
   let requests = 0;
   const counting = new CounterClient({
@@ -282,7 +321,12 @@ async function buffers(endpoint: string) {
   const buffer = new CounterBuffer(counting, { maxKeys: 1_000_000, flushIntervalMs: 3_600_000, concurrency: 32, writerId: "bench" });
   for (let i = 0; i < total; i++) buffer.add(`k${i % 1000}`);
   await buffer.close();
-  row(`DynamoDB requests per ${fmt(total)} adds, 1,000 keys`, `${requests}`, `${ratio(total, requests)} fewer than a write per add`, "goal = distinct keys");
+  row(
+    `DynamoDB requests per ${fmt(total)} adds, 1,000 keys`,
+    `${requests}`,
+    `${ratio(total, requests)} fewer than a write per add`,
+    "goal = distinct keys",
+  );
 
   const script = await bundleWorker("bench/workers/do-bench.ts");
   const mf = startMiniflare(script, {
@@ -306,8 +350,18 @@ async function buffers(endpoint: string) {
   } finally {
     await mf.dispose();
   }
-  row("DurableCounterBuffer.add in workerd, 1 object", `${range(doRates.sequential!, " adds/s")} awaited one by one`, `${range(doRates.parallel!, " adds/s")} concurrent`, "each add stored before it resolves");
-  results.buffers = { addsPerSecond: adds, plainMapPerSecond: plain, requestsPerAdds: { adds: total, requests }, durableObjectAddsPerSecond: doRates };
+  row(
+    "DurableCounterBuffer.add in workerd, 1 object",
+    `${range(doRates.sequential!, " adds/s")} awaited one by one`,
+    `${range(doRates.parallel!, " adds/s")} concurrent`,
+    "each add stored before it resolves",
+  );
+  results.buffers = {
+    addsPerSecond: adds,
+    plainMapPerSecond: plain,
+    requestsPerAdds: { adds: total, requests },
+    durableObjectAddsPerSecond: doRates,
+  };
 }
 
 /** 6. Memory: heap per 10,000 pending keys. */
@@ -315,12 +369,20 @@ async function memory() {
   section("Memory");
   const measure = async (kind: string) => {
     const runs: number[] = [];
-    for (let r = 0; r < (quick ? 1 : 5); r++) runs.push(lastJson<{ bytes: number }>(await runProcess(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.ts", kind])).bytes);
+    for (let r = 0; r < (quick ? 1 : 5); r++)
+      runs.push(
+        lastJson<{ bytes: number }>(await runProcess(process.execPath, ["--expose-gc", "--import", "tsx", "bench/memory.ts", kind])).bytes,
+      );
     return stat(runs);
   };
   const buffer = await measure("buffer");
   const map = await measure("map");
-  row("heap per 10,000 pending keys", `${(buffer.median / 1024).toFixed(0)} KB in a CounterBuffer`, `${ratio(buffer.median, map.median)} a plain Map<string, number> (${(map.median / 1024).toFixed(0)} KB)`, "fresh process each, keys ~24 chars");
+  row(
+    "heap per 10,000 pending keys",
+    `${(buffer.median / 1024).toFixed(0)} KB in a CounterBuffer`,
+    `${ratio(buffer.median, map.median)} a plain Map<string, number> (${(map.median / 1024).toFixed(0)} KB)`,
+    "fresh process each, keys ~24 chars",
+  );
   results.memory = { bufferBytes: buffer, mapBytes: map };
 }
 
@@ -340,9 +402,22 @@ async function breakdown() {
     return (u.user + u.system) / n;
   };
   const body = () =>
-    JSON.stringify({ TableName: "AtomicCounters", Key: dynamoKey(DEFAULT_LAYOUT, "page:/home"), UpdateExpression: "ADD #c :by", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":by": { N: amountToWire(1, "by") } }, ReturnValues: "UPDATED_NEW" });
+    JSON.stringify({
+      TableName: "AtomicCounters",
+      Key: dynamoKey(DEFAULT_LAYOUT, "page:/home"),
+      UpdateExpression: "ADD #c :by",
+      ExpressionAttributeNames: { "#c": "lastValue" },
+      ExpressionAttributeValues: { ":by": { N: amountToWire(1, "by") } },
+      ReturnValues: "UPDATED_NEW",
+    });
   const ours = await cpu(body);
-  const sign = await cpu(() => aws.sign("http://127.0.0.1:9/", { method: "POST", headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" }, body: body() }));
+  const sign = await cpu(() =>
+    aws.sign("http://127.0.0.1:9/", {
+      method: "POST",
+      headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "DynamoDB_20120810.UpdateItem" },
+      body: body(),
+    }),
+  );
   const parse = await cpu(() => JSON.parse('{"Attributes":{"lastValue":{"N":"12345"}}}'));
   row("validation + request body (ours)", `${ours.toFixed(1)} µs`, "", "");
   row("SigV4 signing (aws4fetch, WebCrypto)", `${sign.toFixed(1)} µs`, "", "Node's crypto.subtle is the slow part on Node");
@@ -358,7 +433,12 @@ async function rateLimiting(servers: { name: string; endpoint: string }[]) {
   let workload = "";
   for (const r of rows) {
     if (`${r.server} ${r.workload}` !== workload) row(`${(workload = `${r.server} ${r.workload}`)}`);
-    row(`  ${r.implementation}`, `${r.requestsPerCall.toFixed(3)} req/call`, `p50 ${r.p50Ms.toFixed(2)} · p99 ${r.p99Ms.toFixed(1)} ms`, `${r.admitted} / ${r.exact}${r.failedOpen ? ` (${r.failedOpen} failed open)` : ""}${r.storedCount !== undefined ? `; its stored count reached ${r.storedCount}` : ""}`);
+    row(
+      `  ${r.implementation}`,
+      `${r.requestsPerCall.toFixed(3)} req/call`,
+      `p50 ${r.p50Ms.toFixed(2)} · p99 ${r.p99Ms.toFixed(1)} ms`,
+      `${r.admitted} / ${r.exact}${r.failedOpen ? ` (${r.failedOpen} failed open)` : ""}${r.storedCount !== undefined ? `; its stored count reached ${r.storedCount}` : ""}`,
+    );
   }
 }
 
@@ -379,6 +459,52 @@ async function severalLimits(servers: { name: string; endpoint: string }[]) {
   }
 }
 
+/** 10. Page views in workerd: the tracker and its objects beside one write per view and one RPC per view. */
+async function pageViews(endpoint: string) {
+  const r = await pageViewsBench({ endpoint, quick, workerdCpuSeconds, log });
+  const pages = r.rows.map((x) => x.workload).filter((w, i, a) => a.indexOf(w) === i);
+  section(
+    `Page views in workerd, DynamoDB Local behind a counting proxy: ${pages.join(" / ")}, every view a new visitor; views arrive at ${fmt(r.ratePerSecond)}/s in one isolate, objects flush every ${r.flushIntervalMs / 1000} s (per 100,000 views; CPU µs per view of the workerd process)`,
+  );
+  const NAME = {
+    tracker: "PageViewTracker → DurablePageViews",
+    increment: "naive (a): client.increment per view",
+    do: "naive (b): RPC per view, DurableCounterBuffer",
+  } as const;
+  const pct = (e: number, t: number) => `${e >= t ? "+" : ""}${(((e - t) / t) * 100).toFixed(2)} %`;
+  for (const x of r.rows) {
+    const hot = x.pages === 1;
+    const tracker = x.path === "tracker";
+    const rpc = `${x.rpcsPerView.toFixed(3)} RPC/view${tracker && hot ? ` (goal ≤ 0.05 ${x.rpcsPerView <= 0.05 ? "✓" : "✗"})` : ""}`;
+    // Day, month and lifetime items and the sketch: 4 writes per page per flush at most, however many views.
+    const perFlush =
+      x.writesPerPagePerFlush === undefined
+        ? "1 write per view"
+        : `${x.writesPerPagePerFlush.toFixed(2)} writes/page/flush, ${x.flushes} flushes${tracker ? ` (goal: per page per flush ${x.writesPerPagePerFlush <= 4 ? "✓" : "✗"})` : ""}`;
+    const cpu = `CPU Worker ${x.workerCpuUs.toFixed(1)}${x.objectCpuUs !== undefined ? ` · objects ${x.objectCpuUs.toFixed(1)}` : ""} µs`;
+    const uniques = x.uniques
+      ? `uniques ${x.uniques.estimated} / ${x.uniques.true} (${pct(x.uniques.estimated, x.uniques.true)}: one sample of the sketch's error, below); views read back ${x.totalRead}, arrived at ${fmt(x.viewsPerSecond)}/s`
+      : `measured on ${fmt(x.views)} views (${fmt(x.viewsPerSecond)}/s), scaled`;
+    row(`${x.workload} · ${NAME[x.path]}`, `${rpc} · ${fmt(x.writesPer100k)} writes · ${fmt(x.wcuPer100k)} WCU`, perFlush, cpu, uniques);
+  }
+  row(
+    "1 page · tracker, real HTTP page loads (fetch → ctx.waitUntil(track))",
+    `${(r.http.rpcs / r.http.views).toFixed(3)} RPC/view`,
+    `${r.http.views} page loads at ${fmt(r.http.requestsPerSecond)} req/s, 32 in flight`,
+    "",
+    "checks the in-Worker loop against real requests",
+  );
+  const e = r.sketchError;
+  row(
+    `uniques: the sketch's error over ${e.sketches} sketches of ${fmt(e.visitors)} visitors`,
+    `${e.rmsPercent.toFixed(2)} % RMS (goal: standard error ≤ 2 % ${e.rmsPercent <= 2 ? "✓" : "✗"})`,
+    `mean ${e.meanPercent >= 0 ? "+" : ""}${e.meanPercent.toFixed(2)} %`,
+    `${e.within2Percent} of ${e.sketches} within 2 %`,
+    "2^12 registers: 1.04/√4096 = 1.6 % expected",
+  );
+  results.pageViews = r;
+}
+
 function svg(): string {
   const load = results.clientLoad as Record<string, { cpuUsPerRequest: Record<string, Stat> }>;
   const shown = ["dynacount", "sdk", "floor-fetch"] as const;
@@ -396,18 +522,26 @@ function svg(): string {
     `<text x="10" y="20" font-size="14" font-weight="bold">Client CPU per increment (µs, median; shorter is better)</text>`,
     `<text x="10" y="38" fill="#555">${(results.machine as { summary: string }).summary}</text>`,
   ];
-  shown.forEach((lib, i) => parts.push(`<rect x="${left + i * 150}" y="46" width="10" height="10" fill="${colors[lib]}"/><text x="${left + i * 150 + 14}" y="55">${CONTENDER_LABEL[lib]}</text>`));
+  shown.forEach((lib, i) =>
+    parts.push(
+      `<rect x="${left + i * 150}" y="46" width="10" height="10" fill="${colors[lib]}"/><text x="${left + i * 150 + 14}" y="55">${CONTENDER_LABEL[lib]}</text>`,
+    ),
+  );
   cells.forEach(([name, v], i) => {
     const y = 66 + i * rowH;
     parts.push(`<text x="10" y="${y + barH * 1.8}">${name}</text>`);
     shown.forEach((lib, j) => {
       const value = v.cpuUsPerRequest[lib]!.median;
       const w = Math.max(1, ((width - left - 70) * value) / max);
-      parts.push(`<rect x="${left}" y="${y + j * barH}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[lib]}"/><text x="${left + w + 4}" y="${y + j * barH + barH - 4}">${Math.round(value)}</text>`);
+      parts.push(
+        `<rect x="${left}" y="${y + j * barH}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[lib]}"/><text x="${left + w + 4}" y="${y + j * barH + barH - 4}">${Math.round(value)}</text>`,
+      );
     });
   });
   const b = results.bundleBytes as Record<Lib, number>;
-  parts.push(`<text x="10" y="${height - 12}" fill="#333">Worker bundle (increment + get, gzip): ${LIBS.map((l) => `${LABEL[l]} ${(b[l] / 1024).toFixed(1)} KB`).join(" · ")}</text>`);
+  parts.push(
+    `<text x="10" y="${height - 12}" fill="#333">Worker bundle (increment + get, gzip): ${LIBS.map((l) => `${LABEL[l]} ${(b[l] / 1024).toFixed(1)} KB`).join(" · ")}</text>`,
+  );
   parts.push("</svg>");
   return parts.join("\n");
 }
@@ -443,6 +577,7 @@ try {
   if (want("breakdown")) await breakdown();
   if (want("ratelimit")) log("rate limiting…"), await rateLimiting(running.servers);
   if (want("limitall")) log("several limits…"), await severalLimits(running.servers);
+  if (want("pageviews")) log("page views…"), await pageViews(running.servers[1]!.endpoint);
 } finally {
   await running.stop();
 }

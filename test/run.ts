@@ -26,7 +26,7 @@ const nodeCounts = (out: string) => {
 };
 
 // The Node suite: every tier folder's files (unit: no servers; server: both servers; build: the built package).
-const testFiles = ["unit", "server", "build", "."]
+const testFiles = ["unit", "server", "build"]
   .flatMap((tier) =>
     readdirSync(path.join(root, "test", tier))
       .filter((f) => f.endsWith(".test.ts"))

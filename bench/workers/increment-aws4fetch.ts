@@ -31,7 +31,14 @@ export default {
     };
     const key = new URL(request.url).searchParams.get("key") ?? "bench";
     const Key = { id: { S: key } };
-    const out = await call("UpdateItem", { TableName: env.TABLE_NAME, Key, UpdateExpression: "ADD #c :one", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "UPDATED_NEW" });
+    const out = await call("UpdateItem", {
+      TableName: env.TABLE_NAME,
+      Key,
+      UpdateExpression: "ADD #c :one",
+      ExpressionAttributeNames: { "#c": "lastValue" },
+      ExpressionAttributeValues: { ":one": { N: "1" } },
+      ReturnValues: "UPDATED_NEW",
+    });
     const read = await call("GetItem", { TableName: env.TABLE_NAME, Key, ConsistentRead: true });
     return Response.json({ value: Number(out.Attributes?.lastValue?.N), read: Number(read.Item?.lastValue?.N) });
   },

@@ -11,7 +11,14 @@ export default {
     const key = new URL(request.url).searchParams.get("key") ?? "bench";
     const Key = { id: { S: key } };
     const out = await client.send(
-      new UpdateItemCommand({ TableName: env.TABLE_NAME, Key, UpdateExpression: "ADD #c :one", ExpressionAttributeNames: { "#c": "lastValue" }, ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "UPDATED_NEW" }),
+      new UpdateItemCommand({
+        TableName: env.TABLE_NAME,
+        Key,
+        UpdateExpression: "ADD #c :one",
+        ExpressionAttributeNames: { "#c": "lastValue" },
+        ExpressionAttributeValues: { ":one": { N: "1" } },
+        ReturnValues: "UPDATED_NEW",
+      }),
     );
     const read = await client.send(new GetItemCommand({ TableName: env.TABLE_NAME, Key, ConsistentRead: true }));
     return Response.json({ value: Number(out.Attributes?.lastValue?.N), read: Number(read.Item?.lastValue?.N) });
