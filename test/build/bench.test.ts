@@ -31,7 +31,7 @@ describe("bench harness", () => {
       "rate-limiter-flexible RateLimiterDynamo",
       "lease 20",
       "Three limits per call",
-      "limitAll([minute, hour, day])",
+      "limitAll([tenMinutes, hour, day])",
       "RateLimiterUnion",
       "Page views in workerd",
       "PageViewTracker → DurablePageViews",
