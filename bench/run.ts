@@ -444,7 +444,9 @@ async function rateLimiting(servers: { name: string; endpoint: string }[]) {
 
 /** 9. Three limits per call through the same proxy: limitAll vs three limit() calls vs RateLimiterUnion. */
 async function severalLimits(servers: { name: string; endpoint: string }[]) {
-  section("Three limits per call (10 minutes 40, hour 30, day 25 per user; 100 users × 40 calls, 32 in flight) through a 30 ms delay proxy");
+  section(
+    "Three limits per call (10 minutes 40, hour 30, day 25 per user; 100 users × 40 calls, 32 in flight) through a 30 ms delay proxy",
+  );
   const rows = await limitAllBench(servers, quick);
   results.severalLimits = rows;
   let server = "";
