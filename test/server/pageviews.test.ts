@@ -10,6 +10,7 @@ import { decodeSafe, normalizePath } from "../../src/usecases/pageviews/paths.ts
 import { isBot, isPageLoad } from "../../src/usecases/pageviews/bots.ts";
 import { hashVisitor } from "../../src/usecases/pageviews/visitor.ts";
 import { itemKey, parseKey } from "../../src/usecases/pageviews/layout.ts";
+import { checkViews } from "../../src/usecases/pageviews/views.ts";
 import { clientFor, rejection, servers, uniqueTable } from "../support/harness.ts";
 
 const SECRET = "test-secret-0123456789abcdef";
@@ -194,6 +195,32 @@ describe("page views: buckets, keys, paths, bots", () => {
     assert.equal(views, 200);
     assert.ok(rpcs <= Math.ceil(windows) + 1, `${rpcs} RPCs over ${windows.toFixed(1)} windows of 50 ms`);
     assert.equal(tracker.pageOf("https://x.test/Docs//intro/?ref=1"), "/Docs/intro", "pageOf: the page a URL counts as");
+  });
+
+  it("a request's odd headers or path never make a view an object refuses: one client cannot fail the batch of others", async () => {
+    const sent: PageView[][] = [];
+    const failures: unknown[] = [];
+    // The object's own check (DurablePageViews.record runs it on the whole batch first).
+    const namespace = {
+      idFromName: (name: string) => name,
+      get: () => ({ record: async (v: PageView[]) => void (checkViews(v, Date.now()), sent.push(v)) }),
+    };
+    const tracker = new PageViewTracker(namespace, { objects: 1, paths: { maxLength: 1024 }, onError: (e) => void failures.push(e) });
+    const load = (path: string, ua: string) =>
+      new Request(`https://x.test${path}`, {
+        headers: { accept: "text/html", "sec-fetch-dest": "document", "user-agent": ua, "cf-connecting-ip": "203.0.113.5" },
+      });
+    await Promise.all([
+      tracker.track(load("/a", "Mozilla/5.0 A")),
+      tracker.track(load("/b", `Mozilla/5.0 ${"x".repeat(5000)}`)),
+      tracker.track(load(`/${"頁".repeat(400)}`, "Mozilla/5.0 C")),
+    ]);
+    assert.deepEqual(failures, []);
+    assert.equal(sent.flat().length, 3, "all three recorded");
+    assert.ok(
+      new TextEncoder().encode(tracker.pageOf(`https://x.test/${"頁".repeat(400)}`)).length <= 1024,
+      "pageOf agrees: at most 1,024 bytes",
+    );
   });
 
   it("hashes a visitor per day: the same day agrees, two days differ, nothing of the visitor is kept", async () => {

@@ -193,6 +193,22 @@ for (const server of await servers()) {
         assert.equal((await other.remaining("late")).remaining, 0);
       });
 
+      it(`${algorithm}: a refund without a result from a clock behind the item's gives back to the item's newer window, as that clock's calls count in it`, async () => {
+        const { client } = await throughProxy(server.endpoint);
+        const k = 1300;
+        const options: RateLimiterOptions = { limit: 3, windowMs: WINDOW, algorithm, cacheBlocked: false };
+        const ahead = new RateLimiter(client, { ...options, now: () => (k + 1) * WINDOW + 500 });
+        // 500 ms behind: still in window k, while the item's newest window is k + 1.
+        const lagging = () => new RateLimiter(client, { ...options, now: () => (k + 1) * WINDOW - 500 });
+        assert.equal((await ahead.limit("skew", { cost: 2 })).success, true);
+        assert.equal((await lagging().limit("skew")).success, true, "joins window k + 1: 3 of 3");
+        assert.equal((await ahead.limit("skew")).success, false);
+        // Another request or isolate of the lagging host: no result, nothing remembered.
+        await lagging().refund("skew", 1);
+        assert.equal((await ahead.limit("skew")).success, true, "the unit is back in window k + 1");
+        assert.equal((await ahead.limit("skew")).success, false);
+      });
+
       it(`${algorithm}: an item holds at most the windows it needs, whatever the call pattern`, async () => {
         const { client, direct, proxy } = await throughProxy(server.endpoint);
         const t = clock(1000 * WINDOW);

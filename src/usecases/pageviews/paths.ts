@@ -1,5 +1,6 @@
 // Path normalisation: the page a URL counts as (no query, safe percent-decoding, slashes, case, a length cap).
 import { OTHER_PAGE } from "./layout.js";
+import { MAX_PAGE_BYTES } from "./views.js";
 
 /** How URL paths become pages.
  *
@@ -60,6 +61,14 @@ export function decodeSafe(path: string): string {
   });
 }
 
+const encoder = /* @__PURE__ */ new TextEncoder();
+
+/** `text` cut to `length` UTF-16 units, on a code point (never inside a surrogate pair). */
+function cut(text: string, length: number): string {
+  const out = text.slice(0, length);
+  return /[\uD800-\uDBFF]$/.test(out) ? out.slice(0, -1) : out;
+}
+
 /**
  * The page a URL counts as: its path (no query string or fragment), safely percent-decoded, repeated slashes
  * collapsed, the trailing slash stripped (by default), lowercased when asked, cut at `maxLength` characters.
@@ -74,11 +83,9 @@ export function normalizePath(url: URL, options: PathOptions = {}): string {
   if (options.lowercase) path = path.toLowerCase();
   if ((options.trailingSlash ?? "strip") === "strip" && path.length > 1) path = path.replace(/\/+$/, "") || "/";
   const max = options.maxLength ?? 256;
-  if (path.length > max) {
-    // Cut on a code point, never inside a surrogate pair.
-    path = path.slice(0, max);
-    if (/[\uD800-\uDBFF]$/.test(path)) path = path.slice(0, -1);
-  }
+  if (path.length > max) path = cut(path, max);
+  // And to what an object stores (1,024 bytes of UTF-8): 1,024 characters of a non-Latin path are up to 3 KB.
+  while (encoder.encode(path).length > MAX_PAGE_BYTES) path = cut(path, path.length - 1);
   return path || "/";
 }
 

@@ -93,7 +93,8 @@ const shape = /* @__PURE__ */ lazy(
  * and the visitor from `cf-connecting-ip` and `user-agent`, and queues the view. Views queued in one isolate
  * within `batchMs` go to each object in one RPC, with a batch id so that a resend is recorded once. Each request
  * sends only from its own context (workerd forbids waiting on another request's I/O): the first whose wait ends
- * sends everything queued, the others find nothing left.
+ * sends everything queued, the others find nothing left. Trackers of one namespace in an isolate share that queue,
+ * and the one that sends uses its own `batchMs`, `maxBatch`, `retries` and `onError`: give them the same options.
  *
  * @example
  * ```ts
@@ -193,7 +194,7 @@ export class PageViewTracker<Id = unknown> {
         await this.#ns.get(this.#ns.idFromName(object)).record(views, batchId);
         return;
       } catch (error) {
-        if (attempt >= retries || (error as { code?: string }).code === "Validation") {
+        if (attempt >= retries || (error as { code?: string } | null)?.code === "Validation") {
           const report =
             this.#o.onError ??
             ((e: unknown, info: { views: number; object: string }) =>
@@ -221,7 +222,8 @@ export class PageViewTracker<Id = unknown> {
     const page = this.pageOf(request.url);
     const ip = request.headers.get("cf-connecting-ip");
     const view: PageView = { page, at: Date.now() };
-    if (!out && ip) view.visitor = `${ip}\n${request.headers.get("user-agent") ?? ""}`;
+    // Headers are the client's: cut to what an object accepts, so one odd request cannot fail a batch of others.
+    if (!out && ip) view.visitor = `${ip}\n${request.headers.get("user-agent") ?? ""}`.slice(0, MAX_VISITOR);
     return view;
   }
 
@@ -240,6 +242,9 @@ export class PageViewTracker<Id = unknown> {
     return j === 0 ? base : `${base}.${j}`;
   }
 }
+
+/** The longest visitor an object accepts (`checkViews`). */
+const MAX_VISITOR = 4096;
 
 /** Views waiting in this isolate for one namespace binding, per object, and when they are sent. */
 interface Queue {

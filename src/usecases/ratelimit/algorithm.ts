@@ -59,6 +59,11 @@ export interface Algorithm {
   normalize(now: number, seen: Item | undefined): Plan | undefined;
   /** A time within the window a successful result's units were taken in (windows: from its `reset`). */
   takenAt(result: { reset: number }): number | undefined;
+  /**
+   * A time within the window a call at `now` counts in, given the item: its clock's, or the item's newer one when
+   * that is one window ahead (a clock behind the item's joins it). What a refund without a result targets.
+   */
+  countsAt(now: number, seen: Item | undefined): number | undefined;
   /** Until when units taken at `now` may be spent locally (a lease never outlives its window or its time). */
   leaseUntil(now: number, units: number): number;
   /**

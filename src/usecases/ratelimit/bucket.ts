@@ -108,6 +108,7 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
 
     // A bucket has no windows: refunds give tokens back to it, never past full.
     takenAt: () => undefined,
+    countsAt: () => undefined,
 
     refund(now, units, seen): Plan | undefined {
       const at = scaled(now);

@@ -442,7 +442,11 @@ export class RateLimiter {
     // The window is fixed when the refund is asked for, not at each round: units to give back were taken by then,
     // so a refund whose rounds outlast its window (retries, a slow read of the failed item) must not give them to
     // a window that began meanwhile, as units that window never had (they would admit calls over its limit).
-    const takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : this.#now();
+    // Without a result or an answer of this instance: the window current when the refund is asked for, as `limit()`
+    // counts it (the item's newer window when it is one ahead: a clock behind the item's joins it).
+    const asked = this.#now();
+    const memoryless = result === undefined && memory.reset <= 0;
+    let takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : algo.countsAt(asked, memory.seen);
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const now = this.#now();
       const fix = algo.normalize(now, memory.seen);
@@ -455,6 +459,11 @@ export class RateLimiter {
         return;
       } catch (error) {
         memory.seen = await this.#failedItem(error, key);
+        // The item as it stood when the refund was asked (the answer came back within the same window of this
+        // clock) says which window was current then; one read later, it could name a window begun since.
+        if (memoryless && round === 0 && Math.floor(this.#now() / this.windowMs) === Math.floor(asked / this.windowMs)) {
+          takenAt = algo.countsAt(asked, memory.seen);
+        }
       }
     }
     throw this.#busyError("refund");

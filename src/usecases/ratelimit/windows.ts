@@ -179,6 +179,7 @@ export function windowAlgorithm(limit: number, windowMs: number, sliding: boolea
     },
 
     takenAt: (result) => result.reset - 1,
+    countsAt: (now, seen) => indexAt(now, seen) * windowMs,
 
     leaseUntil: (now) => (Math.floor(now / windowMs) + 1) * windowMs,
   };
