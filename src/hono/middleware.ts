@@ -217,7 +217,7 @@ export function rateLimit<E extends Env = any>(
     // A caller this instance already knows to be over a limit is answered from memory, without taking a slot
     // it would hold only to be denied (which, with a shared concurrency identifier, would turn others away).
     const blocked = calls.some(({ internals, p }) => internals.blocked(p, internals.now()) !== undefined);
-    const held = concurrency && !blocked ? await holdSlot(c, concurrency, calls[0]!.p.identifier) : undefined;
+    let held = concurrency && !blocked ? await holdSlot(c, concurrency, calls[0]!.p.identifier) : undefined;
     if (held && !held.success) return held.denied;
     try {
       const result = multi
@@ -237,10 +237,16 @@ export function rateLimit<E extends Env = any>(
           : c.text("Too Many Requests", 429);
         return withFields(res, { ...fields, ...retryAfter(res, result.reset) });
       }
+      // A block that ran out between the check above and the call: the slot is taken now (rare; then a request
+      // the concurrency limit turns away has spent its rate units).
+      if (concurrency && !held) {
+        held = await holdSlot(c, concurrency, calls[0]!.p.identifier);
+        if (!held.success) return held.denied;
+      }
       await next();
       c.res = withFields(c.res, fields);
     } finally {
-      if (held) held.release();
+      if (held?.success) held.release();
     }
   };
 }
