@@ -340,6 +340,33 @@ export const ratelimitScenario: Scenario<Config> = {
         }
       }
     }
+    // A refund without a result from a clock one window behind the item's (within the tolerated skew) gives back
+    // to the window that clock's calls count in, the item's newer one. The checks above see over-admission; this
+    // under-admission (a refund that silently gave nothing) needs a probe on clocks set for it.
+    const probed = config.limiters.find((l, li) => l.algorithm !== "token-bucket" && config.skews[li]![0]! < 3_600_000);
+    if (probed) {
+      const W = probed.windowMs;
+      const lag = Math.max(1, Math.min(Math.floor(W / 4), 500));
+      const k = Math.floor(Date.now() / W) + 2;
+      const client = network.client("probe", { tableName: TABLE, timeoutMs: 1000 });
+      const options = { name: "probe", algorithm: probed.algorithm, limit: 3, windowMs: W, cacheBlocked: false } as const;
+      const ahead = new RateLimiter(client, { ...options, now: () => (k + 1) * W + lag });
+      const lagging = () => new RateLimiter(client, { ...options, now: () => (k + 1) * W - lag });
+      const outcome: boolean[] = [];
+      world.spawn(async () => {
+        outcome.push((await ahead.limit("p", { cost: 2 })).success);
+        outcome.push((await lagging().limit("p")).success);
+        outcome.push((await ahead.limit("p")).success);
+        await lagging().refund("p", 1);
+        outcome.push((await ahead.limit("p")).success);
+      });
+      await world.run(world.now + 5000);
+      check(
+        JSON.stringify(outcome) === "[true,true,false,true]",
+        "a refund from a clock behind the item's gives back where that clock's calls count",
+        () => `${probed.algorithm} ${W} ms, clock ${lag} ms behind: admitted ${JSON.stringify(outcome)}, expected [true,true,false,true]`,
+      );
+    }
     await concurrency?.finish();
   },
 };
