@@ -7,6 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { CounterClient, limitAll, RateLimiter, type RateLimiterOptions } from "../src/index.ts";
 import { startFaultProxy } from "../test/support/fault-proxy.ts";
+import { percentile } from "./percentile.ts";
 import { startDynamoDBLocal } from "../test/support/servers.ts";
 
 const arg = (name: string, fallback: number) => {
@@ -36,8 +37,6 @@ const variants: Variant[] = [
   { label: "token-bucket", global: { algorithm: "token-bucket" } },
   { label: "token-bucket, lease 20", global: { algorithm: "token-bucket", lease: 20 } },
 ];
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
 const local = await startDynamoDBLocal();
 // Outer: the delay; inner: reads each answer (cancellation codes) on its way back.

@@ -5,6 +5,7 @@ import { DynamoDB } from "@aws-sdk/client-dynamodb";
 import { RateLimiterDynamo, type RateLimiterRes, RateLimiterUnion } from "rate-limiter-flexible";
 import { CounterClient, limitAll, RateLimiter } from "dynacount";
 import { startFaultProxy } from "../test/support/fault-proxy.ts";
+import { percentile } from "./percentile.ts";
 
 const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" };
 
@@ -43,8 +44,6 @@ interface Implementation {
   /** Units stored per limit for `user` after the run. */
   stored(user: string): Promise<number[]>;
 }
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 export async function limitAllBench(servers: { name: string; endpoint: string }[], quick: boolean): Promise<LimitAllRow[]> {
   const delayMs = quick ? 1 : 30;

@@ -5,6 +5,7 @@ import { DynamoDB } from "@aws-sdk/client-dynamodb";
 import { RateLimiterDynamo, RateLimiterRes } from "rate-limiter-flexible";
 import { CounterClient, RateLimiter, type RateLimiterOptions } from "dynacount";
 import { startFaultProxy } from "../test/support/fault-proxy.ts";
+import { percentile } from "./percentile.ts";
 
 const credentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret" };
 
@@ -27,8 +28,6 @@ export interface LimiterRow {
 
 /** One limiter instance as the workload sees it: admitted, denied, or admitted because the store failed. */
 type Instance = (identifier: string) => Promise<boolean | "failOpen">;
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 /** Runs `calls` (identifier per call) over the instances round-robin, `concurrency` at a time per instance. */
 async function drive(instances: Instance[], calls: string[], concurrency: number) {

@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it } from "node:test";
 import type { Miniflare } from "miniflare";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
 import type { CounterClient } from "../../src/index.ts";
 import { freshTable, servers } from "../support/harness.ts";
-import { awsBindings, bundleWorker, startMiniflare } from "../support/workers.ts";
+import { awsBindings, bundleWorker, call, persistDir, startMiniflare } from "../support/workers.ts";
 
 const script = await bundleWorker("test/workers/buffer-worker.ts");
 
@@ -26,20 +23,6 @@ function worker(o: Options): Miniflare {
     bindings: { ...awsBindings(o.endpoint), TABLE: o.table, MAX_KEYS: String(o.maxKeys ?? 100), FLUSH_MS: String(o.flushMs ?? 3_600_000) },
     ...(o.persist ? { durableObjectsPersist: o.persist } : {}),
   });
-}
-
-/** A folder for the objects' storage across miniflare instances, removed when the test `t` ends. */
-function persistDir(t: TestContext): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function call<T = Record<string, unknown>>(mf: Miniflare, route: string, body?: unknown): Promise<T> {
-  const res = await mf.dispatchFetch(`http://worker${route}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  const text = await res.text();
-  assert.equal(res.status, 200, text);
-  return JSON.parse(text) as T;
 }
 
 interface Dead {

@@ -1,13 +1,10 @@
 // DurableCounterBuffer in real workerd (miniflare) under a lasting failure, on both real servers: one stored
 // dead letter per key, amounts summed, warned once per key with keys escaped, the same after a restart (issue 26).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { describe, it, type TestContext } from "node:test";
+import { describe, it } from "node:test";
 import type { Miniflare } from "miniflare";
 import { clientFor, freshTable, servers, uniqueTable } from "../support/harness.ts";
-import { awsBindings, bundleWorker, startMiniflare } from "../support/workers.ts";
+import { awsBindings, bundleWorker, call, persistDir, startMiniflare } from "../support/workers.ts";
 
 const script = await bundleWorker("test/workers/hostile-worker.ts");
 
@@ -26,20 +23,6 @@ function worker(endpoint: string, table: string, persist: string): Miniflare {
     bindings: { ...awsBindings(endpoint), TABLE: table },
     durableObjectsPersist: persist,
   });
-}
-
-/** A folder for the object's storage across miniflare instances, removed when the test `t` ends. */
-function persistDir(t: TestContext): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "dynacount-hostile-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function call<T = Record<string, unknown>>(mf: Miniflare, route: string, body?: unknown): Promise<T> {
-  const res = await mf.dispatchFetch(`http://worker${route}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  const text = await res.text();
-  assert.equal(res.status, 200, text);
-  return JSON.parse(text) as T;
 }
 
 const deadRecords = (state: State) => state.keys.filter((k) => k.startsWith("x:"));

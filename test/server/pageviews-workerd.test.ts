@@ -2,16 +2,13 @@
 // waiting on another's I/O), bots and assets left out, visitors never stored; exactly-once across restarts, a death
 // mid-flush and lost answers through the fault proxy; resent batches recorded once.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it } from "node:test";
 import type { Miniflare } from "miniflare";
 import { PageViews, type CounterClient } from "../../src/index.ts";
 import { dayOf } from "../../src/usecases/pageviews/buckets.ts";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
 import { clientFor, servers, uniqueTable } from "../support/harness.ts";
-import { awsBindings, bundleWorker, startMiniflare } from "../support/workers.ts";
+import { awsBindings, bundleWorker, call, persistDir, startMiniflare } from "../support/workers.ts";
 
 const script = await bundleWorker("test/workers/pageviews-worker.ts");
 const SECRET = "workerd-test-secret-0123456789";
@@ -28,19 +25,6 @@ function worker(o: { endpoint: string; table: string; persist?: string; flushMs?
     },
     ...(o.persist ? { durableObjectsPersist: o.persist } : {}),
   });
-}
-
-function persistDir(t: TestContext): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "dynacount-pv-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function call<T = Record<string, unknown>>(mf: Miniflare, route: string, body?: unknown): Promise<T> {
-  const res = await mf.dispatchFetch(`http://worker${route}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  const text = await res.text();
-  assert.equal(res.status, 200, text);
-  return JSON.parse(text) as T;
 }
 
 interface State {

@@ -1,6 +1,10 @@
 // Runs Worker code in real workerd through miniflare, bundled the way wrangler bundles it (esbuild, the
 // workerd/worker/browser conditions, no nodejs_compat). The browser platform also applies packages'
 // "browser" field remappings, which the AWS SDK v3 needs in a Worker.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import type { TestContext } from "node:test";
 import { build } from "esbuild";
 import { Miniflare, type MiniflareOptions } from "miniflare";
 import path from "node:path";
@@ -42,3 +46,18 @@ export const awsBindings = (endpoint: string) => ({
   AWS_ACCESS_KEY_ID: credentials.accessKeyId,
   AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
 });
+
+/** A folder for Durable Object storage that outlives one miniflare instance, removed when the test `t` ends. */
+export function persistDir(t: TestContext): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "dynacount-do-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** GETs `route` (POSTs `body` as JSON when given) on the test Worker; asserts a 200 and returns the JSON answer. */
+export async function call<T = Record<string, unknown>>(mf: Miniflare, route: string, body?: unknown): Promise<T> {
+  const res = await mf.dispatchFetch(`http://worker${route}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  return JSON.parse(text) as T;
+}

@@ -4,7 +4,7 @@ import { isBot, isPageLoad, optedOut } from "./bots.js";
 import { dayOf } from "./buckets.js";
 import { fnv1a } from "./layout.js";
 import { allowed, normalizePath, type PageAllowlist, type PathOptions } from "./paths.js";
-import { checkViews, type PageView } from "./views.js";
+import { checkViews, MAX_VISITOR, type PageView } from "./views.js";
 import { hashVisitor, isHashed } from "./visitor.js";
 
 /** What the tracker calls on a page-view object (the RPC method of your Durable Object class).
@@ -242,9 +242,6 @@ export class PageViewTracker<Id = unknown> {
     return j === 0 ? base : `${base}.${j}`;
   }
 }
-
-/** The longest visitor an object accepts (`checkViews`). */
-const MAX_VISITOR = 4096;
 
 /** Views waiting in this isolate for one namespace binding, per object, and when they are sent. */
 interface Queue {

@@ -2,6 +2,8 @@
 import { shown, validationError } from "../../core/errors.js";
 import { checkTime, DAY_MS, dayOf } from "./buckets.js";
 
+/** The longest visitor a view may carry (the tracker cuts longer ones to this, so one odd client never fails a batch). */
+export const MAX_VISITOR = 4096;
 /**
  * One page view: the page (a path such as `/pricing`, or any name), an optional visitor (hashed before storage,
  * never stored as given) and the time in epoch ms (default now).
@@ -58,8 +60,8 @@ export function checkViews(views: unknown, now: number): CheckedView[] {
     }
     const { page, visitor, at } = view as PageView;
     checkPage(page, `${field}.page`);
-    if (visitor !== undefined && (typeof visitor !== "string" || visitor.length === 0 || visitor.length > 4096)) {
-      throw validationError(`"${field}.visitor" must be a string of 1 to 4096 characters`);
+    if (visitor !== undefined && (typeof visitor !== "string" || visitor.length === 0 || visitor.length > MAX_VISITOR)) {
+      throw validationError(`"${field}.visitor" must be a string of 1 to ${MAX_VISITOR} characters`);
     }
     const time = at === undefined ? now : checkTime(at, `${field}.at`);
     // A view from more than a day ahead is a clock or caller bug; it would write items for days to come.

@@ -4,13 +4,9 @@ import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
 import { check, checkNoSecrets, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
+import { countRecordsLeft, drawObjectSettings, engineOptions, objectClient, settleMs, type ObjectSettings } from "./object-settings.ts";
 
-interface Config {
-  maxKeys: number;
-  flushIntervalMs: number;
-  maxRetryDelayMs: number;
-  concurrency: number;
-  client: { timeoutMs: number; attempts: number };
+interface Config extends ObjectSettings {
   items: string[];
   attributes: string[];
   /**
@@ -26,11 +22,7 @@ export const durableScenario: Scenario<Config> = {
   plan(rng: Rng): Plan<Config> {
     const span = rng.pick([500, 3000, 10_000]);
     const config: Config = {
-      maxKeys: rng.int(1, 6),
-      flushIntervalMs: rng.pick([5, 50, 500]),
-      maxRetryDelayMs: rng.pick([100, 1000]),
-      concurrency: rng.int(1, 4),
-      client: { timeoutMs: rng.pick([50, 300, 1000]), attempts: rng.int(1, 4) },
+      ...drawObjectSettings(rng, 6),
       items: ["home", "pricing", "docs"].slice(0, rng.int(1, 3)),
       attributes: ["lastValue", "views", "clicks"].slice(0, rng.int(1, 3)),
       legacy: [],
@@ -56,26 +48,12 @@ export const durableScenario: Scenario<Config> = {
     const { world, model, network } = sim;
     const { config } = plan;
     let incarnations = 0;
-    const object = new SimDurableObject(world, "0123abcd", (state, alive) => {
-      const client = network.client(
-        `do${incarnations++}`,
-        {
-          tableName: TABLE,
-          timeoutMs: config.client.timeoutMs,
-          retry: { attempts: config.client.attempts, baseDelayMs: 10, maxDelayMs: 100 },
-        },
-        alive,
-      );
-      return new DurableCounterBuffer(state, client, {
-        maxKeys: config.maxKeys,
-        flushIntervalMs: config.flushIntervalMs,
-        maxRetryDelayMs: config.maxRetryDelayMs,
-        concurrency: config.concurrency,
-        onError: checkNoSecrets,
-        onDeadLetter: (letter) =>
-          world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
-      });
-    });
+    const object = new SimDurableObject(
+      world,
+      "0123abcd",
+      (state, alive) =>
+        new DurableCounterBuffer(state, objectClient(network, `do${incarnations++}`, config, alive), engineOptions(world, config)),
+    );
     const key = (item: string, attribute: string) => `${item}\u0000${attribute}`;
     const acked = new Map<string, bigint>();
     // Storage as an older version left it (a record per count attribute, each with its own seq), some applied.
@@ -136,10 +114,10 @@ export const durableScenario: Scenario<Config> = {
       });
     }
 
-    const bound = 4 * (config.maxRetryDelayMs + config.flushIntervalMs + config.client.timeoutMs * config.client.attempts) + 2000;
+    const bound = settleMs(config);
     await world.run(plan.faults.until + bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
-    const left = [...object.data.keys()].filter((k) => k.startsWith("p:") || k.startsWith("b:"));
+    const left = countRecordsLeft(object);
     check(
       left.length === 0,
       "never stalled",

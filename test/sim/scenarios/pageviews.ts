@@ -5,15 +5,11 @@ import { PageViews } from "../../../src/index.ts";
 import { dayOf, hourAttribute, hourOf, monthOf, dayAttribute } from "../../../src/usecases/pageviews/buckets.ts";
 import { DAY_TOTAL, TOTAL } from "../../../src/usecases/pageviews/layout.ts";
 import { SimDurableObject } from "../durable-state.ts";
-import { check, checkNoSecrets, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
+import { countRecordsLeft, drawObjectSettings, engineOptions, objectClient, settleMs, type ObjectSettings } from "./object-settings.ts";
 
-interface Config {
-  maxKeys: number;
-  flushIntervalMs: number;
-  maxRetryDelayMs: number;
-  concurrency: number;
-  client: { timeoutMs: number; attempts: number };
+interface Config extends ObjectSettings {
   pages: string[];
   /** Objects the pages are spread over (a hot page: every object counts every page). */
   objects: number;
@@ -37,11 +33,7 @@ export const pageviewsScenario: Scenario<Config> = {
   plan(rng: Rng): Plan<Config> {
     const span = rng.pick([500, 3000, 10_000]);
     const config: Config = {
-      maxKeys: rng.int(1, 12),
-      flushIntervalMs: rng.pick([5, 50, 500]),
-      maxRetryDelayMs: rng.pick([100, 1000]),
-      concurrency: rng.int(1, 4),
-      client: { timeoutMs: rng.pick([50, 300, 1000]), attempts: rng.int(1, 4) },
+      ...drawObjectSettings(rng, 12),
       pages: ["/", "/docs", "/a#b"].slice(0, rng.int(1, 3)),
       objects: rng.int(1, 2),
       visitors: rng.pick([5, 50, 1500]),
@@ -72,27 +64,15 @@ export const pageviewsScenario: Scenario<Config> = {
     const objects = Array.from(
       { length: config.objects },
       (_, i) =>
-        new SimDurableObject(world, `0123abc${i}`, (state, alive) => {
-          const client = network.client(
-            `pv${i}.${incarnations++}`,
-            {
-              tableName: TABLE,
-              timeoutMs: config.client.timeoutMs,
-              retry: { attempts: config.client.attempts, baseDelayMs: 10, maxDelayMs: 100 },
-            },
-            alive,
-          );
-          return new DurablePageViews(state, client, {
-            secret: SECRET,
-            maxKeys: config.maxKeys,
-            flushIntervalMs: config.flushIntervalMs,
-            maxRetryDelayMs: config.maxRetryDelayMs,
-            concurrency: config.concurrency,
-            onError: checkNoSecrets,
-            onDeadLetter: (letter) =>
-              world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
-          });
-        }),
+        new SimDurableObject(
+          world,
+          `0123abc${i}`,
+          (state, alive) =>
+            new DurablePageViews(state, objectClient(network, `pv${i}.${incarnations++}`, config, alive), {
+              secret: SECRET,
+              ...engineOptions(world, config),
+            }),
+        ),
     );
     /** Every batch drawn, with its object and views; and what became of it: acknowledged, or sent without an answer. */
     const batches = new Map<
@@ -130,10 +110,10 @@ export const pageviewsScenario: Scenario<Config> = {
       });
     }
 
-    const bound = 4 * (config.maxRetryDelayMs + config.flushIntervalMs + config.client.timeoutMs * config.client.attempts) + 2000;
+    const bound = settleMs(config);
     await world.run(plan.faults.until + bound);
     for (const [i, object] of objects.entries()) {
-      const left = [...object.data.keys()].filter((k) => k.startsWith("p:") || k.startsWith("b:"));
+      const left = countRecordsLeft(object);
       check(
         left.length === 0,
         "never stalled",
