@@ -41,8 +41,14 @@ export interface Reading {
  * every plan's condition checks what it assumed, so a stale hint costs a second request, never a wrong answer.
  */
 export interface Algorithm {
-  /** The request that takes `units` at `now`; undefined when the item seen already shows they cannot fit. */
-  take(now: number, units: number, seen: Item | undefined): Plan | undefined;
+  /**
+   * The request that takes `units` at `now`; undefined when the item seen already shows they cannot fit.
+   * `lostAt`: when this call's previous request was sent, if its condition failed and `seen` was read since. The
+   * item then shows the state others left, which keeps moving under contention: an algorithm with a plan per
+   * state (a full bucket, a bucket missing tokens) may plan for the state `seen` had at `lostAt` rather than guess
+   * it changed since. A wrong guess fails its condition and costs a round, never an admission.
+   */
+  take(now: number, units: number, seen: Item | undefined, lostAt?: number): Plan | undefined;
   /** Reads an item at `now` for a call of `units`. */
   read(now: number, units: number, item: Item): Reading;
   /**

@@ -5,7 +5,15 @@ import type { NumberMode } from "../../core/numbers.js";
 import { checkNames } from "../../core/options.js";
 import { sleep } from "../../core/timers.js";
 import type { Item } from "./algorithm.js";
-import { internalsOf, MAX_ROUNDS, type LimiterInternals, type Prepared, type RateLimiter, type RateLimitResult } from "./limiter.js";
+import {
+  announced,
+  internalsOf,
+  MAX_ROUNDS,
+  type LimiterInternals,
+  type Prepared,
+  type RateLimiter,
+  type RateLimitResult,
+} from "./limiter.js";
 import { callId, readItems, tokenFor, transact, type Action, type Outcome } from "./transact.js";
 
 /** One limit of a {@link limitAll} call.
@@ -233,36 +241,45 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
   const call = callId();
   let throttled = 0;
   try {
+    // The items the plans assume: the instances' memory at first, then what this call's own requests returned
+    // (concurrent calls may leave older items in the memory; planning from them would repeat a failed assumption).
+    const seen = calls.map((c) => c.p.memory.seen);
+    const learn = (i: number, item: Item | undefined) => {
+      seen[i] = item;
+      calls[i]!.p.memory.seen = item;
+    };
+    /** Per limit, when its last failed condition was sent (see Algorithm.take). */
+    const lostAt: Array<number | undefined> = calls.map(() => undefined);
     for (let round = 0; round < MAX_ROUNDS; round++) {
       now = calls.map((c) => c.internals.now());
       // State from a clock far ahead (or in another limit's scale) is written back first, as limit() does.
-      const fixes = calls.map((c, i) => c.p.policy.algo.normalize(now[i]!, c.p.memory.seen));
+      const fixes = calls.map((c, i) => c.p.policy.algo.normalize(now[i]!, seen[i]));
       const fixing = fixes.findIndex((f) => f !== undefined);
       if (fixing >= 0) {
         const c = calls[fixing]!;
         try {
-          c.p.memory.seen = (await c.internals.update(c.p.key, fixes[fixing]!)) ?? c.p.memory.seen;
+          learn(fixing, (await c.internals.update(c.p.key, fixes[fixing]!)) ?? seen[fixing]);
         } catch (error) {
           try {
-            c.p.memory.seen = await c.internals.failedItem(error, c.p.key);
+            learn(fixing, await c.internals.failedItem(error, c.p.key));
           } catch (failure) {
             return calls.map((c, i) => c.internals.failure(c.p, failure, now[i]!));
           }
         }
         continue;
       }
-      // The items the plans assume: concurrent calls of this instance may update its memory while this one waits.
-      const seen = calls.map((c) => c.p.memory.seen);
       const plans = calls.map((c, i) => {
         const { algo } = c.p.policy;
         return (
-          algo.take(now[i]!, want[i]!, seen[i]) ?? (want[i]! > c.p.cost ? algo.take(now[i]!, (want[i] = c.p.cost), seen[i]) : undefined)
+          algo.take(now[i]!, want[i]!, seen[i], lostAt[i]) ??
+          (want[i]! > c.p.cost ? algo.take(now[i]!, (want[i] = c.p.cost), seen[i], lostAt[i]) : undefined)
         );
       });
       const hopeless = plans.indexOf(undefined);
       if (hopeless >= 0) {
         // The item seen already shows that this limit cannot fit the call: denied without a request.
         const c = calls[hopeless]!;
+        learn(hopeless, seen[hopeless]);
         const denied = {
           ...c.internals.denied(c.p, c.p.policy.algo.read(now[hopeless]!, c.p.cost, seen[hopeless] ?? {}), now[hopeless]!),
           reason: "cacheBlock" as const,
@@ -316,15 +333,22 @@ async function transaction(client: CounterClient<NumberMode>, calls: Call[]): Pr
       failed.forEach((i, k) => {
         const c = calls[i]!;
         const item = items[k]!;
-        c.p.memory.seen = item;
+        learn(i, item);
         const { algo } = c.p.policy;
         if (algo.normalize(now[i]!, item)) return;
         const reading = algo.read(now[i]!, c.p.cost, item);
-        if (reading.available < c.p.cost) denials.set(i, c.internals.denied(c.p, reading, now[i]!));
+        if (reading.available < c.p.cost) {
+          const at = c.internals.now();
+          denials.set(i, c.internals.denied(c.p, announced(algo, reading, c.p.cost, item, at), at));
+        }
         // It fits: the condition failed on an assumption. Ask again, for no more than is there.
-        else want[i] = Math.max(c.p.cost, Math.min(want[i]!, reading.available));
+        else {
+          want[i] = Math.max(c.p.cost, Math.min(want[i]!, reading.available));
+          lostAt[i] = now[i];
+        }
       });
-      if (denials.size > 0) return calls.map((c, i) => denials.get(i) ?? verdict(c, now[i]!));
+      // The other limits answer as they stand now (the transaction's round trip, or its timeout, has passed).
+      if (denials.size > 0) return calls.map((c, i) => denials.get(i) ?? verdict(c, c.internals.now()));
     }
     // Contention is not an outage: admitting would admit a call nobody counted.
     return calls.map((c, i) => c.internals.busy(c.p, now[i]!));
@@ -362,9 +386,14 @@ async function inOrder(calls: Call[]): Promise<RateLimitResult[]> {
               ),
         ),
       );
-      // Limits given back answer as they now are (they had room, and hold nothing of this call).
+      // Limits given back answer as they now are (they had room, and hold nothing of this call). The denial was
+      // reckoned before the give-backs' round trips: a reset that has passed meanwhile is now (never in the past).
       return calls.map((c, i) =>
-        i === answers.length - 1 ? answer : i < answers.length - 1 && !given[i] ? answers[i]! : verdict(c, c.internals.now()),
+        i === answers.length - 1
+          ? { ...answer, reset: Math.max(answer.reset, c.internals.now()) }
+          : i < answers.length - 1 && !given[i]
+            ? answers[i]!
+            : verdict(c, c.internals.now()),
       );
     }
   }

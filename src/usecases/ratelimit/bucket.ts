@@ -38,12 +38,15 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
   const l = { N: String(limit) };
 
   return {
-    take(now, units, seen): Plan | undefined {
+    take(now, units, seen, lostAt): Plan | undefined {
       const at = scaled(now);
       const cost = BigInt(units) * T;
       const tat = tatOf(seen, now);
       const expires = { N: ttlSeconds(now + windowMs) };
-      if (tat !== undefined && tat > at) {
+      // Tokens were missing when the lost request was sent: under contention others keep the bucket from filling,
+      // so plan for tokens missing even if `seen`, read a round trip ago, would be full by now (planning for a full
+      // bucket there lost race after race near full). If it did fill, the condition fails and the next round knows.
+      if (tat !== undefined && (tat > at || (lostAt !== undefined && tat > scaled(lostAt)))) {
         // Tokens are missing: the TAT moves on by the cost, if it stays within capacity.
         return {
           update: "SET #a = #a + :c, #t = :e, #s = :l",

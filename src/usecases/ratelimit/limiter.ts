@@ -18,7 +18,7 @@ import {
   withTable,
   type Shape,
 } from "../../core/options.js";
-import { planUpdate, type Item, type Plan, type Reading } from "./algorithm.js";
+import { planUpdate, type Algorithm, type Item, type Plan, type Reading } from "./algorithm.js";
 import { bucketAlgorithm } from "./bucket.js";
 import { Memories, type Memory } from "./memory.js";
 import { Policies, type LimitSource, type Policy } from "./plan.js";
@@ -446,23 +446,27 @@ export class RateLimiter {
     // counts it (the item's newer window when it is one ahead: a clock behind the item's joins it).
     const asked = this.#now();
     const memoryless = result === undefined && memory.reset <= 0;
-    let takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : algo.countsAt(asked, memory.seen);
+    // This call's hint, as in #take: concurrent calls may leave an older item in the instance's memory.
+    let seen = memory.seen;
+    let takenAt = result !== undefined ? algo.takenAt(result) : memory.reset > 0 ? algo.takenAt(memory) : algo.countsAt(asked, seen);
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const now = this.#now();
-      const fix = algo.normalize(now, memory.seen);
-      const plan = fix ?? algo.refund(now, units, memory.seen, takenAt);
+      const fix = algo.normalize(now, seen);
+      const plan = fix ?? algo.refund(now, units, seen, takenAt);
       if (!plan) return;
       try {
         // Not resent after an ambiguous failure: that could give back twice.
-        memory.seen = (await this.#update(key, plan)) ?? memory.seen;
+        seen = (await this.#update(key, plan)) ?? seen;
+        memory.seen = seen;
         if (fix) continue;
         return;
       } catch (error) {
-        memory.seen = await this.#failedItem(error, key);
+        seen = await this.#failedItem(error, key);
+        memory.seen = seen;
         // The item as it stood when the refund was asked (the answer came back within the same window of this
         // clock) says which window was current then; one read later, it could name a window begun since.
         if (memoryless && round === 0 && Math.floor(this.#now() / this.windowMs) === Math.floor(asked / this.windowMs)) {
-          takenAt = algo.countsAt(asked, memory.seen);
+          takenAt = algo.countsAt(asked, seen);
         }
       }
     }
@@ -473,6 +477,16 @@ export class RateLimiter {
   async #take(p: Prepared, want: number, now: number): Promise<RateLimitResult> {
     const { key, memory, cost } = p;
     const algo = p.policy.algo;
+    // This call's hint: the instance's at first, then what this call's own requests returned. Concurrent calls
+    // share the instance's memory and may leave an older item there; planning a retry from it would repeat the
+    // assumption that just failed (a full bucket, an old window), round after round.
+    let seen = memory.seen;
+    const learn = (item: Item | undefined) => {
+      seen = item;
+      memory.seen = item;
+    };
+    /** When the last request whose condition failed was sent (see Algorithm.take). */
+    let lostAt: number | undefined;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       // Each round at the time it is sent: a call whose retries outlast a window would otherwise take newer
       // windows (written by right clocks meanwhile) for a clock far ahead, write them back, and count in a window
@@ -480,21 +494,24 @@ export class RateLimiter {
       if (round > 0) now = this.#now();
       // State from a clock far ahead (or kept in another limit's scale) is brought back first: it must not lock
       // the identifier out.
-      const fix = algo.normalize(now, memory.seen);
+      const fix = algo.normalize(now, seen);
       if (fix) {
         try {
-          memory.seen = (await this.#update(key, fix)) ?? memory.seen;
+          learn((await this.#update(key, fix)) ?? seen);
         } catch (error) {
           try {
-            memory.seen = await this.#failedItem(error, key);
+            learn(await this.#failedItem(error, key));
           } catch (failure) {
             return this.#failure(p, failure, now);
           }
         }
         continue;
       }
-      const plan = algo.take(now, want, memory.seen);
-      if (!plan) return { ...this.#denied(p, algo.read(now, cost, memory.seen ?? {}), now), reason: "cacheBlock" };
+      const plan = algo.take(now, want, seen, lostAt);
+      if (!plan) {
+        learn(seen);
+        return { ...this.#denied(p, algo.read(now, cost, seen ?? {}), now), reason: "cacheBlock" };
+      }
       try {
         return this.#taken(p, now, want, await this.#update(key, plan));
       } catch (error) {
@@ -504,13 +521,17 @@ export class RateLimiter {
         } catch (failure) {
           return this.#failure(p, failure, now);
         }
-        memory.seen = item;
+        learn(item);
         if (algo.normalize(now, item)) continue;
         const reading = algo.read(now, cost, item);
-        if (reading.available < cost) return this.#denied(p, reading, now);
+        if (reading.available < cost) {
+          const answeredAt = this.#now();
+          return this.#denied(p, announced(algo, reading, cost, item, answeredAt), answeredAt);
+        }
         // It fits: the condition failed on an assumption (window, previous count, bucket state). Ask again, for
         // no more than is there.
         want = Math.max(cost, Math.min(want, reading.available));
+        lostAt = now;
       }
     }
     return this.#busy(p, now);
@@ -640,4 +661,16 @@ export class RateLimiter {
       },
     };
   }
+}
+
+/**
+ * A denial decided at the time its request was sent (`reading`: the units did not fit then, as the failed condition
+ * said), announced from `now`, when the answer is in hand: when to come back (`freeAt`) and when the quota is whole
+ * (`reset`) from the item as it now stands, so never a time already past (a token bucket's next token or a window's
+ * end may have come while the request and a read of the item were on their way). Reading the item at the send time
+ * alone would announce such a time, telling callers to come straight back, and block nothing locally.
+ */
+export function announced(algo: Algorithm, reading: Reading, cost: number, item: Item, now: number): Reading {
+  const current = algo.read(now, cost, item);
+  return { available: reading.available, reset: current.reset, freeAt: current.freeAt };
 }

@@ -183,6 +183,17 @@ export const ratelimitScenario: Scenario<Config> = {
         "reset within three windows of now",
         () => `${what} answered reset ${result.reset - world.now - skew} ms from now (window ${l.windowMs} ms)`,
       );
+    /**
+     * A denial says when to come back: never at a time already past when it is answered (a caller waiting for
+     * `reset` would come straight back and be denied again, and the instance's block would hold nothing). Failures
+     * (failOpen, failClosed: contention, outages) are not denials of the limit.
+     */
+    const futureReset = (skew: number, result: RateLimitResult, what: string) =>
+      check(
+        result.success || result.reason === "failOpen" || result.reason === "failClosed" || result.reset >= world.now + skew,
+        "a denial's reset is not in the past",
+        () => `${what} denied (${result.reason ?? "from DynamoDB"}) with reset ${world.now + skew - result.reset} ms before its answer`,
+      );
 
     for (const step of plan.steps) {
       if (step.what === "all") {
@@ -206,6 +217,7 @@ export const ratelimitScenario: Scenario<Config> = {
               const l = config.limiters[c.li]!;
               checkNoSecrets(r.error);
               saneReset(l, 0, at, r, "limitAll()");
+              futureReset(0, r, "limitAll()");
               const base = { limiter: c.li, identifier: c.identifier, at, done: world.now, trueAt: at, trueDone: world.now, units: c.cost };
               check(
                 !(r.success && r.error?.code === "Conflict"),
@@ -236,6 +248,7 @@ export const ratelimitScenario: Scenario<Config> = {
             const result: RateLimitResult = await limiter.limit(identifier, { cost });
             checkNoSecrets(result.error);
             saneReset(l, skew, at, result, "limit()");
+            futureReset(skew, result, "limit()");
             if (result.reason === "failOpen" || result.reason === "failClosed") {
               check(
                 !(result.success && result.error?.code === "Conflict"),
