@@ -61,12 +61,26 @@ export function decodeSafe(path: string): string {
   });
 }
 
-const encoder = /* @__PURE__ */ new TextEncoder();
-
 /** `text` cut to `length` UTF-16 units, on a code point (never inside a surrogate pair). */
 function cut(text: string, length: number): string {
   const out = text.slice(0, length);
   return /[\uD800-\uDBFF]$/.test(out) ? out.slice(0, -1) : out;
+}
+
+/** The longest prefix of `text`, in whole code points, of at most `maxBytes` bytes of UTF-8 (one pass). */
+function cutToBytes(text: string, maxBytes: number): string {
+  // At most 3 bytes per UTF-16 unit (a pair is 4 bytes for 2 units): most paths need no walk.
+  if (text.length * 3 <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const char of text) {
+    const c = char.codePointAt(0)!;
+    // A lone surrogate is encoded as U+FFFD: 3 bytes, as TextEncoder counts it.
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (bytes > maxBytes) return text.slice(0, end);
+    end += char.length;
+  }
+  return text;
 }
 
 /**
@@ -85,7 +99,7 @@ export function normalizePath(url: URL, options: PathOptions = {}): string {
   const max = options.maxLength ?? 256;
   if (path.length > max) path = cut(path, max);
   // And to what an object stores (1,024 bytes of UTF-8): 1,024 characters of a non-Latin path are up to 3 KB.
-  while (encoder.encode(path).length > MAX_PAGE_BYTES) path = cut(path, path.length - 1);
+  path = cutToBytes(path, MAX_PAGE_BYTES);
   return path || "/";
 }
 

@@ -87,3 +87,15 @@ export const num = (item: Item | undefined, name: string): number | undefined =>
 
 /** Epoch seconds for a TTL attribute, from epoch ms (rounded up, so an item never expires early). */
 export const ttlSeconds = (ms: number): string => String(Math.ceil(ms / 1000));
+
+/**
+ * A denial decided at the time its request was sent (`reading`: the units did not fit then, as the failed condition
+ * said), announced from `now`, when the answer is in hand: when to come back (`freeAt`) and when the quota is whole
+ * (`reset`) from the item as it now stands, so never a time already past (a token bucket's next token or a window's
+ * end may have come while the request and a read of the item were on their way). Reading the item at the send time
+ * alone would announce such a time, telling callers to come straight back, and block nothing locally.
+ */
+export function announced(algo: Algorithm, reading: Reading, cost: number, item: Item, now: number): Reading {
+  const current = algo.read(now, cost, item);
+  return { available: reading.available, reset: current.reset, freeAt: current.freeAt };
+}

@@ -4,16 +4,8 @@ import { CounterError, shown, validationError } from "../../core/errors.js";
 import type { NumberMode } from "../../core/numbers.js";
 import { checkNames } from "../../core/options.js";
 import { sleep } from "../../core/timers.js";
-import type { Item } from "./algorithm.js";
-import {
-  announced,
-  internalsOf,
-  MAX_ROUNDS,
-  type LimiterInternals,
-  type Prepared,
-  type RateLimiter,
-  type RateLimitResult,
-} from "./limiter.js";
+import { announced, type Item } from "./algorithm.js";
+import { internalsOf, MAX_ROUNDS, type LimiterInternals, type Prepared, type RateLimiter, type RateLimitResult } from "./limiter.js";
 import { callId, readItems, tokenFor, transact, type Action, type Outcome } from "./transact.js";
 
 /** One limit of a {@link limitAll} call.
