@@ -131,7 +131,9 @@ const tableOptions = (o: Pick<CompatOptions, "tableName" | "keyAttribute" | "cou
  * increment("orders", { increment: 12, context: this, success(value) { this.id = value; } });
  * ```
  */
-export function increment<T = unknown>(counterId: string, options: CompatOptions<T> = {}): CompatPromise<T> {
+export function increment<T = unknown>(counterId: string, given?: CompatOptions<T> | null): CompatPromise<T> {
+  // dynamodb-atomic-counter took a missing or null options argument as none.
+  const options = given ?? {};
   return settle(options, INCREMENT_PARAMS, (c) => c.increment(counterId, { ...tableOptions(options), by: options.increment ?? 1 }));
 }
 
@@ -143,7 +145,8 @@ export function increment<T = unknown>(counterId: string, options: CompatOptions
  * getLastValue("orders").done((value) => console.log(value));
  * ```
  */
-export function getLastValue<T = unknown>(counterId: string, options: CompatOptions<T> = {}): CompatPromise<T> {
+export function getLastValue<T = unknown>(counterId: string, given?: CompatOptions<T> | null): CompatPromise<T> {
+  const options = given ?? {};
   return settle(options, GET_PARAMS, (c) => {
     const consistent = options.dynamodb?.ConsistentRead ?? true;
     if (typeof consistent !== "boolean") throw validationError(`Invalid dynamodb option "ConsistentRead": must be a boolean`);

@@ -183,7 +183,7 @@ export class BaseClient<M extends NumberMode = "number"> {
    */
   constructor(options: ClientOptions<M> = {}, link?: { post: Post; Signer: Signer }) {
     // A credentials function is checked by what it returns; keys by the schema.
-    const given = options.credentials;
+    const given = options?.credentials; // null options: refused by the schema below, not a TypeError here
     const o = parseOptions(
       clientOptionsShape,
       typeof given === "function" ? { ...options, credentials: undefined } : options,
@@ -264,7 +264,12 @@ export class BaseClient<M extends NumberMode = "number"> {
       },
       { idempotent: false, tableName: table.tableName, atLeastOnce: options.atLeastOnce },
     );
-    return wireToValue(out.Attributes?.[table.countAttribute]?.N, this.numbers, `counter ${shown(table.countAttribute)}`);
+    // A value this client cannot return still was written: the error says so, so that no one sends it again.
+    return wireToValue(
+      out.Attributes?.[table.countAttribute]?.N,
+      this.numbers,
+      `counter ${shown(table.countAttribute)} (the increment was applied)`,
+    );
   }
 
   /**

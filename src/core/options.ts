@@ -31,7 +31,8 @@ export function parseOptions<T extends object>(
   /** Nested objects that may carry fields of their own (credentials from the AWS SDK have `expiration`, `$source`, …). */
   open: readonly string[] = [],
 ): T {
-  const options = value ?? ({} as T);
+  // `undefined` is no options; `null` is an error like any other non-object.
+  const options = value === undefined ? ({} as T) : value;
   check(shape(), options, "");
   return options;
 
@@ -69,6 +70,8 @@ export function parseOptions<T extends object>(
  * checked on every call: a plain loop, no schema).
  */
 export function checkNames(options: object, known: ReadonlySet<string>, what: string): void {
+  // `null` (or a string from untyped code) would otherwise crash the caller's next read as a TypeError.
+  if (typeof options !== "object" || options === null) throw validationError(`Invalid ${what} options: must be an object`);
   for (const field in options) {
     if (!known.has(field) && (options as Record<string, unknown>)[field] !== undefined) {
       throw validationError(`Invalid ${what} option ${shown(field)}: ${unknownName(field, [...known])}`);

@@ -112,7 +112,7 @@ export class IdAllocator<M extends NumberMode = "number"> {
    */
   async next(options: { timeoutMs?: number } = {}): Promise<CounterValue<M>> {
     // The common call passes nothing: a name check only; the schema runs when a deadline is given.
-    if (options.timeoutMs === undefined) checkNames(options, NEXT, "next");
+    checkNames(options, NEXT, "next");
     const timeoutMs = options.timeoutMs === undefined ? this.#timeoutMs : parseOptions(nextShape, options, "next").timeoutMs!;
     const deadline = Date.now() + timeoutMs;
     for (;;) {

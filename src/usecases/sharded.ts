@@ -2,8 +2,8 @@
 import { chunks } from "../core/chunks.js";
 import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
-import { keyParts, layoutOptions, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
-import { addAmounts, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
+import { keyParts, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
+import { addAmounts, amountToWire, wireToValue, type Amount, type CounterValue, type NumberMode } from "../core/numbers.js";
 import { int, lazy, parseOptions, withTable, type Shape } from "../core/options.js";
 import { sleep } from "../core/timers.js";
 import { backoffDelay } from "../core/transport.js";
@@ -24,7 +24,11 @@ const shape = /* @__PURE__ */ lazy((): Shape => withTable({ shards: int(1, 1000)
 
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 
-/** Counters (table, key, shard count) whose shard count this process has recorded: a counter built per request writes it once. */
+/**
+ * Counters (endpoint, region, table, key, shard count) whose shard count this process has recorded: a counter
+ * built per request, with a client built per request, writes it once. The endpoint and region are part of it:
+ * the same table name on another server is another counter, whose readers need the count recorded there too.
+ */
 const RECORDED = new Set<string>();
 
 /** The attribute of the meta item (`<key>#shards`) that holds the most shards any writer used. */
@@ -50,10 +54,8 @@ interface KeysAndAttributes {
 export class ShardedCounter<M extends NumberMode = "number"> {
   readonly #client: CounterClient<M>;
   readonly #table: TableLayout;
-  readonly #shards: CounterKey[];
   /** DynamoDB `Key`s of the shards, validated once: the suffix must still fit DynamoDB's key limits. */
   readonly #keys: Record<string, { S: string }>[];
-  readonly #tableOptions: TableOptions;
   readonly #shardKey: (i: number) => CounterKey;
   /** The item that records the most shards any writer used (`dynacount:shards`). */
   readonly #meta: Record<string, { S: string }>;
@@ -66,11 +68,9 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     this.#table = resolveLayout(client.table, o);
     const { id, sort } = keyParts(this.#table, key);
     this.#shardKey = (i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort });
-    this.#shards = Array.from({ length: o.shards ?? 10 }, (_, i) => this.#shardKey(i));
-    this.#keys = this.#shards.map((shard) => dynamoKey(this.#table, shard));
+    this.#keys = Array.from({ length: o.shards ?? 10 }, (_, i) => dynamoKey(this.#table, this.#shardKey(i)));
     this.#meta = dynamoKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
-    this.#recordId = JSON.stringify([this.#table.tableName, this.#meta, this.#shards.length]);
-    this.#tableOptions = layoutOptions(this.#table);
+    this.#recordId = JSON.stringify([client.endpoint, client.region, this.#table.tableName, this.#meta, this.#keys.length]);
   }
 
   /**
@@ -80,9 +80,23 @@ export class ShardedCounter<M extends NumberMode = "number"> {
    * applied: no shard is ever written that a reader could miss.
    */
   async add(by: Amount = 1): Promise<void> {
-    const shard = this.#shards[Math.floor(Math.random() * this.#shards.length)]!;
+    // Checked before the shard count is recorded: bad input sends nothing.
+    const amount = amountToWire(by, "by");
+    const t = this.#table;
+    const shard = this.#keys[Math.floor(Math.random() * this.#keys.length)]!;
     if (!RECORDED.has(this.#recordId)) await this.#record();
-    await this.#client.increment(shard, { ...this.#tableOptions, by });
+    // The new value is not asked for: add returns none, so a shard past 2^53 cannot fail an add that was applied.
+    await this.#client.send(
+      "UpdateItem",
+      {
+        TableName: t.tableName,
+        Key: shard,
+        UpdateExpression: "ADD #c :by",
+        ExpressionAttributeNames: { "#c": t.countAttribute },
+        ExpressionAttributeValues: { ":by": { N: amount } },
+      },
+      { idempotent: false, tableName: t.tableName },
+    );
   }
 
   /** Records this instance's shard count on the counter's meta item, if larger than what is there. */
@@ -97,7 +111,7 @@ export class ShardedCounter<M extends NumberMode = "number"> {
           UpdateExpression: "SET #n = :n",
           ConditionExpression: "attribute_not_exists(#n) OR #n < :n",
           ExpressionAttributeNames: { "#n": SHARDS_ATTRIBUTE },
-          ExpressionAttributeValues: { ":n": { N: String(this.#shards.length) } },
+          ExpressionAttributeValues: { ":n": { N: String(this.#keys.length) } },
         },
         { idempotent: true, tableName: t.tableName },
       );

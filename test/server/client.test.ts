@@ -132,6 +132,10 @@ for (const server of await servers()) {
       assert.ok(error instanceof CounterError);
       assert.equal(error.code, "PrecisionLoss");
       assert.match(error.message, /bigint/);
+      // The write went through: a caller must not send it again.
+      assert.match(error.message, /the increment was applied/);
+      assert.equal(error.ambiguous, false);
+      assert.equal(error.retryable, false);
       assert.equal(((await rejection(small.get("b"))) as CounterError).code, "PrecisionLoss");
       assert.equal(await big.get("b"), 2n ** 53n);
       const huge = 10n ** 37n;

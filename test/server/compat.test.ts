@@ -314,6 +314,16 @@ for (const server of await servers()) {
       }
     });
 
+    it("null options are no options, as in dynamodb-atomic-counter (the default table: a number or a CounterError)", async () => {
+      for (const call of [atomicCounter.increment("n", null), atomicCounter.getLastValue("n", null)]) {
+        const out = await call.then(
+          (v) => v,
+          (e: unknown) => e,
+        );
+        assert.ok(typeof out === "number" || (out instanceof CounterError && out.code !== "Validation"), String(out));
+      }
+    });
+
     it("getLastValue of a missing counter is 0, and increment: 0 means 0", async () => {
       assert.equal(await atomicCounter.getLastValue("never", { tableName }), 0);
       await atomicCounter.increment("zero", { tableName, increment: 5 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ShardedCounter, type CounterClient } from "../../src/index.ts";
 import type { CounterKey } from "../../src/core/keys.ts";
-import { freshTable, servers } from "../support/harness.ts";
+import { clientFor, freshTable, servers, uniqueTable } from "../support/harness.ts";
 
 /** `n` adds of 1 through `counter`, 10 at a time. */
 async function addMany(counter: ShardedCounter, n: number): Promise<void> {
@@ -61,3 +61,35 @@ for (const server of await servers()) {
     });
   });
 }
+
+describe("ShardedCounter across servers and past 2^53", () => {
+  it("one table name on two servers in one process: each server gets its shard count recorded", async (t) => {
+    const all = await servers();
+    if (all.length < 2) return t.skip("needs both servers");
+    const tableName = uniqueTable("two");
+    const [a, b] = await Promise.all(
+      all.slice(0, 2).map(async (s) => {
+        const client = clientFor(s.endpoint, { tableName });
+        await client.createTable();
+        return client;
+      }),
+    );
+    // The process recorded "20 shards" on the first server; the second needs its own record, else a reader with
+    // fewer shards there misses the counts past its tenth shard.
+    await addMany(new ShardedCounter(a!, "likes", { shards: 20 }), 100);
+    await addMany(new ShardedCounter(b!, "likes", { shards: 20 }), 100);
+    assert.ok((await shardsUsed(b!, "likes", 20)) > 10, "the adds reached shards past the tenth");
+    assert.equal(await new ShardedCounter(b!, "likes", { shards: 10 }).total(), 100);
+    assert.equal(await new ShardedCounter(a!, "likes", { shards: 10 }).total(), 100);
+  });
+
+  it("add() in number mode on a shard past 2^53 succeeds once per call: it never reads the value back", async () => {
+    const [server] = await servers();
+    const exact = await freshTable(server!.endpoint, { numbers: "bigint" });
+    const start = 2n ** 53n - 5n;
+    await exact.increment("big#0", { by: start });
+    const counter = new ShardedCounter(clientFor(server!.endpoint, { tableName: exact.table.tableName }), "big", { shards: 1 });
+    for (let i = 0; i < 3; i++) await counter.add(10); // each applied, none may be reported as failed
+    assert.equal(await exact.get("big#0"), start + 30n);
+  });
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter } from "../../src/index.ts";
+import { CounterBuffer, CounterClient, CounterError, IdAllocator, RateLimiter, ShardedCounter } from "../../src/index.ts";
 import { clientFor, credentials } from "../support/harness.ts";
 
 // Every rule is checked with a fetch that fails the test if called: validation happens before any request.
@@ -120,6 +120,31 @@ describe("validation before any request", () => {
     expectValidationThrow(() => new RateLimiter(c, undefined as never), /"limit": is required/);
     expectValidationThrow(() => new RateLimiter(c, { limit: 10, windowMs: 1000, tableName: "x" }), /"tableName"/);
     expectValidationThrow(() => new CounterClient("us-east-1" as never), /Invalid client options: must be an object/);
+    expectValidationThrow(() => new CounterClient(null as never), /Invalid client options: must be an object/);
+    expectValidationThrow(() => new RateLimiter(c, null as never), /Invalid rate limiter options: must be an object/);
+    expectValidationThrow(() => new CounterBuffer(c, null as never), /Invalid buffer options: must be an object/);
+    expectValidationThrow(() => new IdAllocator(c, "k", null as never), /Invalid id allocator options: must be an object/);
+    expectValidationThrow(() => new ShardedCounter(c, "k", null as never), /Invalid sharded counter options: must be an object/);
+  });
+
+  it("null as per-call options is a Validation error (it was a TypeError, or ignored), before any request", async () => {
+    const none = null as never;
+    await expectValidation(c.increment("k", none), /Invalid increment options: must be an object/);
+    await expectValidation(c.get("k", none), /Invalid get options: must be an object/);
+    await expectValidation(c.reserve("k", 5, none), /Invalid reserve options: must be an object/);
+    await expectValidation(c.createTable(none), /Invalid createTable options: must be an object/);
+    await expectValidation(new IdAllocator(c, "ids").next(none), /Invalid next options: must be an object/);
+    const limiter = new RateLimiter(c, { limit: 10, windowMs: 1000 });
+    await expectValidation(limiter.limit("ip", none), /Invalid limit options: must be an object/);
+    await expectValidation(limiter.refund("ip", 1, none), /Invalid refund options: must be an object/);
+    const buffer = new CounterBuffer(c);
+    assert.throws(() => buffer.add("k", 1, none), /Invalid add options: must be an object/);
+    await buffer.close();
+  });
+
+  it("ShardedCounter.add checks by before it records its shard count (no request for bad input)", async () => {
+    const likes = new ShardedCounter(c, "likes");
+    for (const by of [1.5, "5", Number.NaN, 10n ** 40n]) await expectValidation(likes.add(by as never), /"by"/);
   });
 });
 
