@@ -38,7 +38,10 @@ interface StoredEntry {
   sort?: string;
   /** The delta as a decimal string (exact for bigints too). */
   d: string;
-  /** "b:" only: the write's sequence number (absent in records of version 0.1, which kept it in META.batchSeq). */
+  /**
+   * "b:": the write's sequence number (absent in records of version 0.1, which kept it in META.batchSeq); "x:": the
+   * dead write's, when it is to be retried as it was ({@link HeldLetter.seq}).
+   */
   s?: number;
   /** "x:" only: why the entry is dead. */
   e?: { code: CounterErrorCode; message: string; ambiguous: boolean; awsType?: string };
@@ -133,6 +136,8 @@ export class DurableSlotStore implements EngineStore {
       (slots ?? []).map((s, i): [string, unknown] => {
         // A letter's location is the slot it came from, or one restored with its suffix.
         if (!this.#suffixes.has(s)) this.#suffixes.set(s, this.#suffix(letters[i]!.at));
+        // A letter with a sequence number is back as the write it was: in flight, with that number.
+        if (letters[i]!.seq !== undefined) return [SENT + this.#suffix(s), { ...toStored(s, s.inFlight!.delta), s: s.inFlight!.seq }];
         return [PENDING + this.#suffix(s), toStored(s, s.delta)];
       }),
       letters.flatMap((h) => [h.id, ...(h.merged ?? [])].map((id) => DEAD + id)),
@@ -176,6 +181,7 @@ export class DurableSlotStore implements EngineStore {
       return {
         at,
         id: key.slice(DEAD.length),
+        seq: stored.s,
         letter: {
           key: at.sort === undefined ? at.id : { id: at.id, sort: at.sort },
           tableName: at.table.tableName,
@@ -198,6 +204,7 @@ function storedLetter(h: HeldLetter): StoredEntry {
   const { error } = h.letter;
   return {
     ...toStored(h.at, h.letter.amount),
+    ...(h.seq !== undefined ? { s: h.seq } : {}),
     e: { code: error.code, message: error.message, ambiguous: error.ambiguous, ...(error.awsType ? { awsType: error.awsType } : {}) },
   };
 }

@@ -117,7 +117,9 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
 
   /**
    * DynamoDB's value of `key` plus what is still pending here. A write that DynamoDB applied but this object
-   * has not seen confirmed (its answer was lost) is counted once: the item's marker tells whether it is in.
+   * has not seen confirmed (its answer was lost) is counted once: the item's marker tells whether it is in. So
+   * is a dead letter's write that will be retried as it was; a `Conflict`'s amount is left out (it may or may not
+   * be in the count).
    */
   async total(key: CounterKey, options?: TableOptions): Promise<CounterValue<M>> {
     await this.#ready;
@@ -128,8 +130,10 @@ export class DurableCounterBuffer<M extends NumberMode = "number"> {
       const stored: Amount = wireToValue(item[at.table.countAttribute]?.N, "bigint", `counter ${shown(at.table.countAttribute)}`);
       const slot = this.#engine.slots.find(at);
       // Applied when the marker reached the write's seq (the marker is per item: any attribute's write tells).
-      const applied = slot?.inFlight !== undefined && Number(item[this.#marker]?.N ?? -1) >= slot.inFlight.seq;
-      const sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.inFlight?.delta ?? 0));
+      const marker = Number(item[this.#marker]?.N ?? -1);
+      const applied = slot?.inFlight !== undefined && marker >= slot.inFlight.seq;
+      let sum = addAmounts(addAmounts(stored, slot?.delta ?? 0), applied ? 0 : (slot?.inFlight?.delta ?? 0));
+      for (const h of this.#engine.heldAt(at)) if (h.seq !== undefined && marker < h.seq) sum = addAmounts(sum, h.letter.amount);
       return wireToValue(String(sum), this.#client.numbers, `total of ${shown(at.id)}`);
     });
   }

@@ -16,6 +16,14 @@ export interface HeldLetter {
   id: string;
   /** Ids of letters for the same key merged into this one (storage written before letters were merged). */
   merged?: string[];
+  /**
+   * With a writer id: the sequence number of the write that died, which an earlier attempt may have applied
+   * (a 500 and then AccessDenied on the resend). It is retried as it was, with this number, so that the marker
+   * tells whether it is in the count already; until then its item writes nothing newer. Absent for a Conflict
+   * (the marker is past it: that write can never be confirmed), for a missing table (no count to add to twice)
+   * and without a writer id.
+   */
+  seq?: number | undefined;
 }
 
 /** What a buffer persists besides its slots. */
@@ -125,7 +133,9 @@ const keyOf = (at: Location): CounterKey => (at.sort === undefined ? at.id : { i
  * - Ordering is per key: a key has at most one write in progress (`slot.inFlight`, retried as it is, with its
  *   sequence number) and its newer adds wait for it; every other key moves on.
  * - A write that fails with a non-retryable error becomes a dead letter: reported, held, never retried by
- *   itself, never blocking the rest.
+ *   itself, never blocking the rest. With a writer id it keeps its sequence number and its item writes nothing
+ *   newer until the letter is retried (as it was) or taken: an earlier attempt may have applied it, and only
+ *   the same number lets the marker say so.
  * - While failing, the next attempt is due at the backoff time and nothing pulls it forward.
  * - Flushes run one at a time.
  */
@@ -158,11 +168,32 @@ export class FlushEngine {
     return this.slots.size;
   }
 
+  /** Items whose newer adds wait for a dead letter's write to be retried or taken (see {@link HeldLetter.seq}). */
+  #blocked(): Set<string> {
+    const items = new Set<string>();
+    for (const h of this.#held.values()) if (h.seq !== undefined) items.add(itemIdOf(h.at));
+    return items;
+  }
+
+  /** Keys a flush can write now: those not waiting behind a dead letter. */
+  #writable(): number {
+    const blocked = this.#blocked();
+    if (blocked.size === 0) return this.slots.size;
+    let n = 0;
+    for (const s of this.slots.slots()) if (!blocked.has(itemIdOf(s))) n++;
+    return n;
+  }
+
   /** The sum of everything waiting. */
   get unwritten(): Amount {
     let total: Amount = 0;
     for (const s of this.slots.slots()) total = addAmounts(addAmounts(total, s.delta), s.inFlight?.delta ?? 0);
     return total;
+  }
+
+  /** The held letters of one slot (its table, item and count attribute). */
+  heldAt(at: Pick<Location, "tableRef" | "itemRef">): HeldLetter[] {
+    return [...this.#held.values()].filter((h) => h.at.tableRef === at.tableRef && h.at.itemRef === at.itemRef);
   }
 
   /** Held dead letters, oldest first. */
@@ -247,7 +278,7 @@ export class FlushEngine {
     const total: FlushResult = (this.#closing = { keys: 0, requests: 0, total: 0 });
     let lastError: unknown;
     let run: Promise<unknown> = Promise.resolve();
-    while (this.pending > 0) {
+    while (this.#writable() > 0) {
       const left = deadline - timers.now();
       if (left <= 0) break;
       try {
@@ -255,7 +286,7 @@ export class FlushEngine {
       } catch (error) {
         lastError = error;
       }
-      if (this.pending === 0) break;
+      if (this.#writable() === 0) break;
       const wait = Math.min(flushRetryDelay(Math.max(1, this.#meta.failures), this.#config.maxRetryDelayMs), deadline - timers.now());
       if (wait > 0) await new Promise<void>((resolve) => timers.setTimeout(resolve, wait));
     }
@@ -263,7 +294,7 @@ export class FlushEngine {
     // in the background once close() has answered, and so that the answer is decided on what it did: a close()
     // that rejected although everything was written would make a caller who replays on rejection count twice.
     await run.catch(() => undefined);
-    if (this.pending > 0) {
+    if (this.#writable() > 0) {
       const last = lastError instanceof CounterError ? ` Last error: ${lastError.code}: ${lastError.message}` : "";
       throw new CounterError(
         "Timeout",
@@ -278,7 +309,7 @@ export class FlushEngine {
       throw new CounterError(
         first.code,
         `close(): everything else is written, but ${held.length} dead letters are held (see deadLetters; ` +
-          `retryDeadLetters() puts them back). First: ${first.message}`,
+          `retryDeadLetters() puts them back)${this.pending > 0 ? ` and ${this.pending} keys wait behind them` : ""}. First: ${first.message}`,
         { cause: first, ambiguous: held.some((h) => h.letter.error.ambiguous) },
       );
     }
@@ -289,19 +320,38 @@ export class FlushEngine {
   async retryDeadLetters(): Promise<number> {
     return this.exclusive(async () => {
       const letters = this.#release();
-      const slots = letters.map((h) => this.slots.merge(h.at, h.letter.amount, true));
+      const slots = letters.map((h) => {
+        if (h.seq === undefined) return this.slots.merge(h.at, h.letter.amount, true);
+        // The write as it was: its marker says whether an earlier attempt applied it (then it counts once).
+        const slot = this.slots.find(h.at) ?? this.slots.merge(h.at, 0, true);
+        slot.inFlight = { seq: h.seq, delta: h.letter.amount };
+        return slot;
+      });
       await this.#config.store?.release(letters, slots);
       if (letters.length > 0) await this.scheduleFlush();
       return letters.length;
     });
   }
 
-  /** Removes and returns every dead letter: the caller takes them over. */
+  /**
+   * Removes and returns every dead letter: the caller takes them over. A letter whose write carried a marker
+   * may have been applied by an earlier attempt: its error is then ambiguous (only retryDeadLetters can tell).
+   */
   async takeDeadLetters(): Promise<DeadLetter[]> {
     return this.exclusive(async () => {
       const letters = this.#release();
       await this.#config.store?.release(letters, undefined);
-      return letters.map((h) => h.letter);
+      if (letters.length > 0 && this.slots.size > 0) await this.scheduleFlush(); // what waited behind them
+      return letters.map(({ letter, seq }) => {
+        const { error } = letter;
+        if (seq === undefined || error.ambiguous) return letter;
+        const ambiguous = new CounterError(error.code, `${error.message}; an earlier attempt of this write may have been applied`, {
+          ...error,
+          ambiguous: true,
+          cause: error,
+        });
+        return { ...letter, error: ambiguous };
+      });
     });
   }
 
@@ -330,7 +380,9 @@ export class FlushEngine {
       // An item with a write in progress writes nothing new until that write is confirmed: its marker would
       // take the newer seq first, and the retry would then look like a Conflict.
       // (Every slot counts, not only this round's: an item may still hold an older write left for the next round.)
-      const busy = new Set([...this.slots.slots()].filter((s) => s.inFlight !== undefined).map(itemIdOf));
+      const blocked = this.#blocked();
+      const busy = new Set(blocked);
+      for (const s of this.slots.slots()) if (s.inFlight !== undefined) busy.add(itemIdOf(s));
       const fresh = round.filter((s) => s.inFlight === undefined && !busy.has(itemIdOf(s)));
       if (fresh.length > 0) {
         seq ??= this.#meta.seq = nextSeq(this.#meta.seq, timers.now());
@@ -341,7 +393,10 @@ export class FlushEngine {
         // Durable before sending: a restart must retry these with this seq, never re-send them with a new one.
         await store?.assign(fresh, this.#meta);
       }
-      const { results, requests } = await writeSlots(client, oldestWrites(round), {
+      // An item behind a dead letter sends nothing, not even an older write in progress (storage of 0.1 can hold
+      // two): applied first, it would put the marker past the letter's number.
+      const sendable = blocked.size === 0 ? round : round.filter((s) => !blocked.has(itemIdOf(s)));
+      const { results, requests } = await writeSlots(client, oldestWrites(sendable), {
         writerId: this.#config.writerId,
         concurrency: this.#config.concurrency,
         sets: this.#config.sets,
@@ -374,8 +429,11 @@ export class FlushEngine {
             amount: inFlight.delta,
             error: res.error,
           };
+          // Kept unless nothing can be in the count: a Conflict's marker is past it, a missing table holds no count.
+          const retriable = this.#config.writerId !== undefined && res.error.code !== "Conflict" && res.error.code !== "TableNotFound";
+          const seq = retriable ? inFlight.seq : undefined;
           // One letter per key: a key failing again adds to its letter (a fresh id only for the first).
-          deadNow.push(this.#hold({ letter, at: slot, id: crypto.randomUUID() }));
+          deadNow.push(this.#hold({ letter, at: slot, id: crypto.randomUUID(), seq }));
         }
         if (isZero(slot.delta)) this.slots.delete(slot);
       }
@@ -420,15 +478,16 @@ export class FlushEngine {
       this.#meta.retryAt = undefined;
       await store?.saveMeta(this.#meta);
     }
-    // Adds that arrived during the flush wait for their own interval.
-    if (this.slots.size > 0) await this.scheduleFlush();
+    // Adds that arrived during the flush wait for their own interval (those behind a dead letter wait for it).
+    if (this.#writable() > 0) await this.scheduleFlush();
     notify(this.#config.onFlush, result);
     return result;
   }
 
   /** Holds `h`, or adds it to the letter already held for its key; returns the letter held. Counts its memory. */
   #hold(h: HeldLetter, restoring = false): HeldLetter {
-    const id = `${h.at.tableRef}\n${h.at.itemRef}`;
+    // A letter that is a write to retry as it was (a seq) is never merged with another: each keeps its number.
+    const id = `${h.at.tableRef}\n${h.at.itemRef}${h.seq === undefined ? "" : `\n${h.id}`}`;
     const held = this.#held.get(id);
     if (held === undefined) {
       this.#held.set(id, h);

@@ -197,8 +197,11 @@ export class Transport {
       try {
         return JSON.parse(text);
       } catch (_error) {
+        // Retryable like a 5xx (a proxy's page, a cut answer): an idempotent call is sent again; a write that may
+        // have been applied is ambiguous, resent only with atLeastOnce.
         throw new CounterError("Service", `DynamoDB ${operation} answered 200 with a body that is not JSON`, {
           status,
+          retryable: true,
           ambiguous: mayHaveApplied,
           requestId,
         });

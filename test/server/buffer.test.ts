@@ -679,3 +679,55 @@ describe("CounterBuffer without a server", () => {
     });
   }
 });
+
+// Found by review: a write applied on its first attempt (answered 500) and refused on the resend (AccessDenied,
+// an IAM policy being changed) became a dead letter that retryDeadLetters() wrote again under a new sequence
+// number: counted twice. The simulator finds it now ("denied" and "garbled-applied" faults).
+for (const server of await servers()) {
+  describe(`Dead letters of an exactly-once buffer on ${server.name}`, () => {
+    const denied: Fault = { status: 400, type: "com.amazonaws.dynamodb.v20120810#AccessDeniedException", message: "not authorized" };
+
+    it("applied, then refused on the resend: retryDeadLetters() counts it once, adds made meanwhile wait and count once", async () => {
+      const { direct, proxy, client } = await throughProxy(server.endpoint);
+      let updates = 0;
+      proxy.setFault((info) =>
+        info.operation !== "UpdateItem" ? "pass" : ++updates === 1 ? "error500-after" : updates === 2 ? denied : "pass",
+      );
+      const buffer = new CounterBuffer(client, { writerId: "w1", flushIntervalMs: 3_600_000, onError: () => {}, onDeadLetter: () => {} });
+      buffer.add("k", 5);
+      await buffer.flush();
+      assert.deepEqual(
+        buffer.deadLetters.map((l) => [l.key, l.amount, l.error.code]),
+        [["k", 5, "AccessDenied"]],
+      );
+      assert.equal(await direct.get("k"), 5, "the first attempt was applied");
+      buffer.add("k", 2); // waits behind the letter: written before it, it would move the marker past the letter's
+      buffer.add("other", 1); // other keys are not held back
+      const meanwhile = await buffer.flush();
+      assert.deepEqual([meanwhile.keys, await direct.get("other"), await direct.get("k")], [1, 1, 5]);
+      assert.equal(await buffer.retryDeadLetters(), 1);
+      await buffer.flush();
+      assert.equal(buffer.pending, 0);
+      assert.equal(await direct.get("k"), 7, "5 once, then 2");
+    });
+
+    it("takeDeadLetters() hands such a letter over as ambiguous, and lets the adds behind it go", async () => {
+      const { direct, proxy, client } = await throughProxy(server.endpoint);
+      let updates = 0;
+      proxy.setFault((info) =>
+        info.operation !== "UpdateItem" ? "pass" : ++updates === 1 ? "error500-after" : updates === 2 ? denied : "pass",
+      );
+      const buffer = new CounterBuffer(client, { writerId: "w1", flushIntervalMs: 3_600_000, onError: () => {}, onDeadLetter: () => {} });
+      buffer.add("k", 5);
+      await buffer.flush();
+      buffer.add("k", 2);
+      await buffer.flush();
+      assert.equal(await direct.get("k"), 5);
+      const [letter] = await buffer.takeDeadLetters();
+      assert.equal(letter?.amount, 5);
+      assert.equal(letter?.error.ambiguous, true, "its first attempt may have been applied (here it was)");
+      await buffer.flush();
+      assert.equal(await direct.get("k"), 7);
+    });
+  });
+}

@@ -118,6 +118,20 @@ for (const server of await servers()) {
       assert.equal(proxy.seen.get("GetItem"), 3);
     });
 
+    it("a 200 with a body that is not JSON is retryable like a 5xx: a read is sent again, a write is ambiguous", async () => {
+      const { client, direct, proxy } = await proxied(server.endpoint);
+      const garbled: Fault = { rewrite: (request) => ({ request, response: () => "<html>Bad Gateway</html>" }) };
+      await direct.increment("k", { by: 4 });
+      proxy.setFault(firstN("GetItem", 1, garbled));
+      assert.equal(await client.get("k"), 4);
+      assert.equal(proxy.seen.get("GetItem"), 2);
+      proxy.setFault(firstN("UpdateItem", 1, garbled));
+      const error = await rejection(client.increment("k"));
+      assert.ok(error instanceof CounterError);
+      assert.deepEqual([error.code, error.retryable, error.ambiguous], ["Service", true, true]);
+      assert.equal(await direct.get("k"), 5, "applied, once");
+    });
+
     it("throttling is retried with backoff and then succeeds, applied once", async () => {
       const { client, direct, proxy } = await proxied(server.endpoint);
       proxy.setFault(firstN("UpdateItem", 3, "throttle"));

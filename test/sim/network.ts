@@ -14,6 +14,8 @@ export type Fault =
   | "5xx" // the server fails before applying it
   | "5xx-applied" // the server applies it, then answers 500
   | "throttle" // refused for capacity, not applied
+  | "denied" // refused for its credentials (an IAM policy being changed): not applied, not retryable
+  | "garbled-applied" // applied, then answered 200 with a body that is not JSON (a proxy's page, a cut answer)
   | "hang" // no answer before the client's timeout (applied or not, as the seed says)
   | "slow"; // applied and answered, late
 
@@ -160,6 +162,20 @@ export class Network {
               reach + back,
             );
             return;
+          case "denied":
+            world.setTimeout(
+              () =>
+                answer(() =>
+                  resolve(
+                    http(400, {
+                      __type: "com.amazon.coral.service#AccessDeniedException",
+                      message: "User is not authorized to perform: dynamodb:UpdateItem",
+                    }),
+                  ),
+                ),
+              reach + back,
+            );
+            return;
           case "throttle":
             world.setTimeout(
               () =>
@@ -180,6 +196,8 @@ export class Network {
           const out = apply();
           if (fault === "lost") {
             world.setTimeout(() => answer(() => reject(reset())), back);
+          } else if (fault === "garbled-applied") {
+            world.setTimeout(() => answer(() => resolve({ status: 200, requestId: undefined, text: "<html>Bad Gateway</html>" })), back);
           } else if (fault === "5xx-applied") {
             world.setTimeout(
               () =>

@@ -1,6 +1,6 @@
 // What every simulated scenario provides, and the set-up they share: a world, a stand-in DynamoDB, a faulty network.
 import { DynamoModel, type Flavor } from "./dynamo-model.ts";
-import { Network, SIM_CREDENTIALS, type FaultPlan } from "./network.ts";
+import { Network, SIM_CREDENTIALS, type Fault, type FaultPlan } from "./network.ts";
 import { EPOCH, SimFailure, type Rng, type World } from "./world.ts";
 
 /** One scheduled action of a run: JSON, so a failing run prints it and a shrunk run replays it. */
@@ -49,11 +49,14 @@ export function setUp(world: World, plan: Plan<unknown>): Sim {
 }
 
 /** A fault plan drawn from the seed: sometimes none, sometimes a storm; always over before `until`. */
-export function drawFaults(rng: Rng, until: number): FaultPlan {
+export function drawFaults(rng: Rng, until: number, failing: readonly Fault[] = []): FaultPlan {
   const calm = rng.chance(0.15);
   const kinds: FaultPlan["kinds"] = {};
   for (const kind of ["lost", "reset", "5xx", "5xx-applied", "throttle", "hang", "slow"] as const)
     if (rng.chance(0.6)) kinds[kind] = rng.int(1, 5);
+  // Answers that end a call for good (dead letters in a buffer): only for scenarios that opt in, drawn last so
+  // that every other scenario's plans stay as they were.
+  for (const kind of failing) if (rng.chance(0.3)) kinds[kind as Exclude<Fault, "ok">] = 1;
   const down: Array<[number, number]> = [];
   for (let i = rng.int(0, 2); i > 0; i--) {
     const a = EPOCH + rng.int(0, until - EPOCH);

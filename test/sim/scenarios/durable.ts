@@ -4,7 +4,16 @@ import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
 import { check, checkNoSecrets, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
-import { countRecordsLeft, drawObjectSettings, engineOptions, objectClient, settleMs, type ObjectSettings } from "./object-settings.ts";
+import {
+  countRecordsLeft,
+  drawObjectSettings,
+  engineOptions,
+  FAILING,
+  lettersExpectedIn,
+  objectClient,
+  settleMs,
+  type ObjectSettings,
+} from "./object-settings.ts";
 
 interface Config extends ObjectSettings {
   items: string[];
@@ -39,9 +48,10 @@ export const durableScenario: Scenario<Config> = {
       if (r < 0.75) return { at, what: "add", args: [rng.pick(config.items), rng.pick(config.attributes), rng.pick([1, 1, 3])] };
       if (r < 0.85) return { at, what: "total", args: [rng.pick(config.items), rng.pick(config.attributes)] };
       if (r < 0.93) return { at, what: "evict", args: [] };
-      return { at, what: "flush", args: [] };
+      if (r < 0.97) return { at, what: "flush", args: [] };
+      return { at, what: "retryDeadLetters", args: [] };
     });
-    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
+    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span, FAILING), config, steps };
   },
 
   async run(sim, plan) {
@@ -52,7 +62,11 @@ export const durableScenario: Scenario<Config> = {
       world,
       "0123abcd",
       (state, alive) =>
-        new DurableCounterBuffer(state, objectClient(network, `do${incarnations++}`, config, alive), engineOptions(world, config)),
+        new DurableCounterBuffer(
+          state,
+          objectClient(network, `do${incarnations++}`, config, alive),
+          engineOptions(world, config, lettersExpectedIn(plan.faults)),
+        ),
     );
     const key = (item: string, attribute: string) => `${item}\u0000${attribute}`;
     const acked = new Map<string, bigint>();
@@ -108,6 +122,8 @@ export const durableScenario: Scenario<Config> = {
           });
         } else if (step.what === "evict") {
           object.evict();
+        } else if (step.what === "retryDeadLetters") {
+          world.spawn(() => object.live.retryDeadLetters().catch(() => undefined));
         } else {
           world.spawn(() => object.live.flush().catch(() => undefined));
         }
@@ -115,6 +131,10 @@ export const durableScenario: Scenario<Config> = {
     }
 
     const bound = settleMs(config);
+    await world.run(plan.faults.until);
+    // The faults are over (access fixed): a restarted object puts what it set aside back, exactly once too.
+    object.evict();
+    world.spawn(() => object.live.retryDeadLetters());
     await world.run(plan.faults.until + bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
     const left = countRecordsLeft(object);

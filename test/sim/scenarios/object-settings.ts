@@ -2,7 +2,7 @@
 // incarnation of an object gets, and how long a run settles after its faults stop.
 import type { CounterClient } from "../../../src/index.ts";
 import type { SimDurableObject, Incarnation } from "../durable-state.ts";
-import type { Network } from "../network.ts";
+import type { FaultPlan, Network } from "../network.ts";
 import { checkNoSecrets, TABLE } from "../scenario.ts";
 import type { Rng, World } from "../world.ts";
 
@@ -31,16 +31,27 @@ export const objectClient = (network: Network, name: string, s: ObjectSettings, 
     alive,
   );
 
-/** The flush engine's options: errors checked for secrets, and a dead letter is a failure (the set-up is healthy). */
-export const engineOptions = (world: World, s: ObjectSettings) => ({
+/**
+ * The flush engine's options: errors checked for secrets, and a dead letter is a failure unless the plan's faults
+ * include answers that end a write for good (`lettersExpected`).
+ */
+export const engineOptions = (world: World, s: ObjectSettings, lettersExpected = false) => ({
   maxKeys: s.maxKeys,
   flushIntervalMs: s.flushIntervalMs,
   maxRetryDelayMs: s.maxRetryDelayMs,
   concurrency: s.concurrency,
   onError: checkNoSecrets,
-  onDeadLetter: (letter: { error: { code: string; message: string } }) =>
-    world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`)),
+  onDeadLetter: (letter: { error: { code: string; message: string } }) => {
+    checkNoSecrets(letter.error);
+    if (!lettersExpected) world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`));
+  },
 });
+
+/** Answers that make dead letters: refused credentials, and a write applied but answered with a garbled body. */
+export const FAILING = ["denied", "garbled-applied"] as const;
+
+/** Whether a plan's faults can end writes for good (dead letters, retried once the faults are over). */
+export const lettersExpectedIn = (faults: FaultPlan): boolean => FAILING.some((k) => faults.kinds[k] !== undefined && faults.rate > 0);
 
 /** How long after the faults stop every retry and alarm has had its chance. */
 export const settleMs = (s: ObjectSettings): number =>
