@@ -63,7 +63,10 @@ export interface Algorithm {
    * cannot lock an identifier out for everyone. Undefined for state that is not from the future.
    */
   normalize(now: number, seen: Item | undefined): Plan | undefined;
-  /** A time within the window a successful result's units were taken in (windows: from its `reset`). */
+  /**
+   * Where a successful result's units were taken, from its `reset`: windows, a time within the window they count
+   * in; a token bucket, when that take's tokens are all back (`refund` gives back only those still missing).
+   */
   takenAt(result: { reset: number }): number | undefined;
   /**
    * A time within the window a call at `now` counts in, given the item: its clock's, or the item's newer one when

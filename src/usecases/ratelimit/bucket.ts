@@ -109,13 +109,17 @@ export function bucketAlgorithm(limit: number, windowMs: number, ttlAttribute: s
       };
     },
 
-    // A bucket has no windows: refunds give tokens back to it, never past full.
-    takenAt: () => undefined,
+    // A bucket has no windows: a take's result says when its tokens are all back (its TAT after the take).
+    takenAt: (result) => result.reset,
     countsAt: () => undefined,
 
-    refund(now, units, seen): Plan | undefined {
+    refund(now, units, seen, takenAt): Plan | undefined {
       const at = scaled(now);
-      const back = BigInt(units) * T;
+      // Only the tokens of that take not refilled since: those already back are the bucket's again, and giving
+      // them once more would let the bucket hold more than its burst.
+      const missing = takenAt === undefined ? BigInt(units) : (BigInt(Math.floor(takenAt)) * L - at) / T;
+      const back = (missing < BigInt(units) ? missing : BigInt(units)) * T;
+      if (back <= 0n) return undefined;
       const tat = tatOf(seen, now);
       // A bucket seen full (or never used) has nothing to give back.
       if (seen !== undefined && (tat === undefined || tat <= at)) return undefined;

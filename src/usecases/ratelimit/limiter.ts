@@ -108,8 +108,12 @@ export interface LimitOptions {
  * ```
  */
 export interface RefundOptions {
-  /** The result of the call that took the units: they go back to its window, or nowhere once it has passed. */
-  result?: Pick<RateLimitResult, "reset">;
+  /**
+   * The result of the call that took the units: they go back to its window, or nowhere once it has passed (a token
+   * bucket gets back only the tokens of that take not refilled since). A result that took nothing (`success:
+   * false`, or `reason: "failOpen"`: DynamoDB was not reached) gives nothing back.
+   */
+  result?: Pick<RateLimitResult, "reset"> & Partial<Pick<RateLimitResult, "success" | "reason">>;
 }
 
 /** The answer of {@link RateLimiter.limit}, shaped like @upstash/ratelimit's.
@@ -193,6 +197,8 @@ export interface Prepared {
   readonly memory: Memory;
   readonly policy: Policy;
   readonly cost: number;
+  /** The lease this call's units came from (`Memory.lease`), when they came from one. */
+  lease?: number;
 }
 
 /**
@@ -329,7 +335,14 @@ export class RateLimiter {
    */
   async refund(identifier: string, cost = 1, options: RefundOptions = {}): Promise<void> {
     checkNames(options, REFUND_OPTIONS, "refund");
-    await this.#refund(await this.#prepare(identifier, this.#units({ cost }), false), options.result);
+    const { result } = options;
+    if (result !== undefined && (typeof result !== "object" || result === null || !Number.isFinite(result.reset)))
+      throw validationError(`Invalid refund option "result": must be the result of limit(), with a numeric reset`);
+    const p = await this.#prepare(identifier, this.#units({ cost }), false);
+    // A denied call took nothing, and a failOpen answer took nothing known (its failure may have counted, but
+    // giving back for it could credit units never taken): nothing to give back.
+    if (result?.success === false || result?.reason === "failOpen") return;
+    await this.#refund(p, result);
   }
 
   /**
@@ -414,12 +427,14 @@ export class RateLimiter {
     const { memory, cost } = p;
     if (memory.leased < cost || now >= memory.until) return undefined;
     memory.leased -= cost;
+    p.lease = memory.lease;
     return this.#result(p, true, memory.leased + memory.left, memory.reset, "lease");
   }
 
-  #returnLease({ memory, cost }: Prepared, now: number): void {
-    // Units of a lease that has ended are dropped, as they would have gone unused.
-    if (now < memory.until) memory.leased += cost;
+  #returnLease({ memory, cost, lease }: Prepared, now: number): void {
+    // Units of a lease that has ended are dropped, as they would have gone unused; so are units of a lease that
+    // has been replaced since: they were counted in its window, and another lease's would admit them twice.
+    if (now < memory.until && lease === memory.lease) memory.leased += cost;
   }
 
   /**
@@ -545,6 +560,7 @@ export class RateLimiter {
       // Units left from an older lease (fewer than this call needed) are dropped: they are the bounded slack.
       memory.leased = want - cost;
       memory.until = Math.min(policy.algo.leaseUntil(now, want), after.reset);
+      memory.lease++;
     }
     memory.left = after.available;
     memory.reset = after.reset;

@@ -11,6 +11,8 @@ export interface Memory {
   /** Units taken and not yet handed out, usable until `until`. */
   leased: number;
   until: number;
+  /** Which lease `leased` belongs to (one more each lease taken): a unit handed back goes only to its own lease. */
+  lease: number;
   /** The size of the last lease taken (leases grow while an identifier stays busy). */
   grant: number;
   /** What DynamoDB had left at the last answer, valid until `reset`. */
@@ -45,6 +47,7 @@ export class Memories {
         blockedUntil: undefined,
         leased: 0,
         until: 0,
+        lease: 0,
         grant: 0,
         left: 0,
         reset: 0,

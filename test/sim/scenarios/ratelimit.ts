@@ -255,6 +255,9 @@ export const ratelimitScenario: Scenario<Config> = {
                 "contention never admits an uncounted call",
                 () => "admitted after losing every condition race",
               );
+              // A refund may name a failOpen result (the README's pattern refunds whatever limit() answered): it took
+              // nothing known, so it gives nothing back.
+              if (result.success) lastAdmitted.set(`${li} ${ii} ${identifier}`, result);
               // An ambiguous failure may have taken its units.
               if (result.error?.ambiguous)
                 events.push({
@@ -288,7 +291,15 @@ export const ratelimitScenario: Scenario<Config> = {
           // Half the refunds name the call that took the units (the last one this instance admitted).
           const result = step.args[4] ? lastAdmitted.get(`${li} ${ii} ${identifier}`) : undefined;
           const window = result && l.algorithm !== "token-bucket" ? Math.round(result.reset / l.windowMs) - 1 : undefined;
-          const event = { limiter: li, identifier, at, trueAt: at - skew, units: cost, ...(window === undefined ? {} : { window }) };
+          // What the refund may rightly give back: nothing for a failOpen result (it took nothing known); for a bucket,
+          // only the tokens of that take not refilled by the time the refund began (the rest are the bucket's again).
+          const rightful =
+            result?.reason === "failOpen"
+              ? 0
+              : result && l.algorithm === "token-bucket"
+                ? Math.max(0, Math.min(cost, Math.floor(((result.reset - at) * l.limit) / l.windowMs)))
+                : cost;
+          const event = { limiter: li, identifier, at, trueAt: at - skew, units: rightful, ...(window === undefined ? {} : { window }) };
           world.spawn(async () => {
             try {
               await limiter.refund(identifier, cost, result ? { result } : {});
@@ -380,6 +391,7 @@ export const ratelimitScenario: Scenario<Config> = {
         () => `${probed.algorithm} ${W} ms, clock ${lag} ms behind: admitted ${JSON.stringify(outcome)}, expected [true,true,false,true]`,
       );
     }
+    await leaseAcrossWindows(sim);
     await concurrency?.finish();
   },
 };
@@ -517,4 +529,61 @@ function checkBucket(l: LimiterConfig, events: Event[], spread: number): void {
       );
     }
   }
+}
+
+/**
+ * A unit a denied limitAll call hands back goes to the lease it came from, never to one taken since (in a later
+ * window: it was counted in its own, and the new lease's would admit it once more). The race (the other limit's
+ * answer against this instance's next lease) is the network's: over many seeds both orders come.
+ */
+async function leaseAcrossWindows({ world, network }: Parameters<Scenario<Config>["run"]>[0]): Promise<void> {
+  const W = 60_000;
+  const k = Math.floor(world.now / W) + 10;
+  let t = k * W + W - 50; // near the end of window k
+  const client = network.client("lease-probe", { tableName: TABLE, timeoutMs: 1000 });
+  const base = { algorithm: "fixed-window", windowMs: W, cacheBlocked: false, now: () => t } as const;
+  const leased = new RateLimiter(client, { ...base, name: "lease-probe", limit: 10, lease: 5 });
+  const filler = new RateLimiter(client, { ...base, name: "lease-probe", limit: 10 });
+  // The other limit keeps window k's clock: it denies whatever the probe's clock does meanwhile.
+  const other = new RateLimiter(client, { ...base, name: "lease-other", limit: 1, now: () => k * W + W - 50 });
+  const admittedInNext: string[] = [];
+  world.spawn(async () => {
+    // Leases follow demand: the first call in a window takes 1, the next a lease (4: 1 used, 3 held).
+    await leased.limit("p");
+    await leased.limit("p");
+    await other.limit("p"); // the other limit is used up: the limitAll below is denied
+    const denied = limitAll([
+      { limiter: leased, identifier: "p" }, // one unit from the lease, in window k
+      { limiter: other, identifier: "p" },
+    ]);
+    // 1 ms on, while the other limit's answer is on its way (a round trip takes 2 ms or more): window k + 1
+    // begins and this instance takes a new lease there.
+    const next = new Promise<RateLimitResult>((resolve) =>
+      world.setTimeout(() => {
+        t = (k + 1) * W + 1;
+        resolve(leased.limit("p"));
+      }, 1),
+    );
+    const [all, first] = await Promise.all([denied, next]);
+    check(!all.success, "the probe's limitAll is denied", () =>
+      JSON.stringify(all.results.map((r) => [r.success, r.reason, r.error?.message])),
+    );
+    if (first.success) admittedInNext.push(first.reason ?? "take");
+    for (let i = 0; i < 20; i++) {
+      const r = await leased.limit("p");
+      if (!r.success) break;
+      admittedInNext.push(r.reason ?? "take");
+    }
+    for (let i = 0; i < 20; i++) {
+      const r = await filler.limit("p");
+      if (!r.success) break;
+      admittedInNext.push("filler");
+    }
+  });
+  await world.run(world.now + 10_000);
+  check(
+    admittedInNext.length <= 10,
+    "never over a limit",
+    () => `fixed window 10/${W} ms, lease 5: ${admittedInNext.length} admitted in one window (${admittedInNext.join(", ")})`,
+  );
 }
