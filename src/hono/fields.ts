@@ -12,7 +12,7 @@ export function withFields(res: Response, fields: Record<string, string>): Respo
   }
 }
 
-/** `Retry-After` in whole seconds until `reset` (at least 1), unless the answer already has one. */
-export function retryAfter(res: Response, reset: number): Record<string, string> {
-  return res.headers.has("Retry-After") ? {} : { "Retry-After": String(Math.max(1, Math.ceil((reset - Date.now()) / 1000))) };
+/** `Retry-After` in whole seconds until `reset` (at least 1) on the clock `reset` is on, unless the answer already has one. */
+export function retryAfter(res: Response, reset: number, now = Date.now()): Record<string, string> {
+  return res.headers.has("Retry-After") ? {} : { "Retry-After": String(Math.max(1, Math.ceil((reset - now) / 1000))) };
 }

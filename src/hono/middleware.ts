@@ -1,8 +1,8 @@
 // The rate-limit middleware for Hono: limits a route, answers 429 when denied, adds the RateLimit header fields.
 import type { Context, Env, MiddlewareHandler } from "hono";
-import { isCounterError, validationError } from "../core/errors.js";
+import { isCounterError, validationError, type CounterError } from "../core/errors.js";
 import { checkNames } from "../core/options.js";
-import { limitAll, type MultiRateLimitResult } from "../usecases/ratelimit/all.js";
+import { limitAll, type LimitCheckResult, type MultiRateLimitResult } from "../usecases/ratelimit/all.js";
 import { rateLimitHeaders, type RateLimitHeadersOptions } from "../usecases/ratelimit/headers.js";
 import {
   internalsOf,
@@ -211,36 +211,50 @@ export function rateLimit<E extends Env = any>(
   const { headers: format = "latest", onDenied } = options;
   const policy = multi ? undefined : (options as RateLimitMiddlewareOptions).policy;
   const concurrency = slotOption(options.concurrency);
+  // Seconds in the headers are reckoned on the limiters' clock (their `now` option), as their resets are.
+  const headersOf = (result: RateLimitResult | MultiRateLimitResult, now: number) =>
+    format === false
+      ? {}
+      : multi
+        ? rateLimitHeaders(result, { format, now })
+        : rateLimitHeaders(result, { format, now, windowMs: resolved[0]!.limiter.windowMs, ...(policy ? { policy } : {}) });
   return async (c, next) => {
     const costs = await Promise.all(resolved.map((r) => (typeof r.cost === "function" ? r.cost(c) : r.cost)));
     const calls = await Promise.all(resolved.map(async (r, i) => storable(r.limiter, await usable(await r.identifier(c)), costs[i]!)));
+    const now = () => calls[0]!.internals.now();
+    /** The denial: `onDenied`'s answer (else 429) with the headers. */
+    const deny = async (result: RateLimitResult | MultiRateLimitResult) => {
+      const at = now();
+      const res = onDenied
+        ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result)
+        : c.text("Too Many Requests", 429);
+      return withFields(res, { ...headersOf(result, at), ...retryAfter(res, result.reset, at) });
+    };
+    const set = (result: RateLimitResult | MultiRateLimitResult) =>
+      (c as unknown as Context<{ Variables: { rateLimit: RateLimitResult | MultiRateLimitResult } }>).set("rateLimit", result);
+    const refused = refusedCosts(calls, multi, now());
+    if (refused) {
+      set(refused);
+      return deny(refused);
+    }
+    const ready = calls as Array<Storable & { p: Prepared }>;
     // A caller this instance already knows to be over a limit is answered from memory, without taking a slot
     // it would hold only to be denied (which, with a shared concurrency identifier, would turn others away).
-    const blocked = calls.some(({ internals, p }) => internals.blocked(p, internals.now()) !== undefined);
-    let held = concurrency && !blocked ? await holdSlot(c, concurrency, calls[0]!.p.identifier) : undefined;
+    const blocked = ready.some(({ internals, p }) => internals.blocked(p, internals.now()) !== undefined);
+    let held = concurrency && !blocked ? await holdSlot(c, concurrency, ready[0]!.p.identifier) : undefined;
     if (held && !held.success) return held.denied;
     try {
       const result = multi
-        ? await limitAll(calls.map(({ p }) => ({ limiter: p.limiter, identifier: p.identifier, cost: p.cost })))
-        : await calls[0]!.internals.limit(calls[0]!.p);
-      (c as unknown as Context<{ Variables: { rateLimit: RateLimitResult | MultiRateLimitResult } }>).set("rateLimit", result);
+        ? await limitAll(ready.map(({ p }) => ({ limiter: p.limiter, identifier: p.identifier, cost: p.cost })))
+        : await ready[0]!.internals.limit(ready[0]!.p);
+      set(result);
       waitUntil(c, result.pending);
-      const fields =
-        format === false
-          ? {}
-          : multi
-            ? rateLimitHeaders(result, { format })
-            : rateLimitHeaders(result, { format, windowMs: resolved[0]!.limiter.windowMs, ...(policy ? { policy } : {}) });
-      if (!result.success) {
-        const res = onDenied
-          ? await (onDenied as (c: Context, r: RateLimitResult | MultiRateLimitResult) => Response | Promise<Response>)(c, result)
-          : c.text("Too Many Requests", 429);
-        return withFields(res, { ...fields, ...retryAfter(res, result.reset) });
-      }
+      if (!result.success) return await deny(result);
+      const fields = headersOf(result, now());
       // A block that ran out between the check above and the call: the slot is taken now (rare; then a request
       // the concurrency limit turns away has spent its rate units).
       if (concurrency && !held) {
-        held = await holdSlot(c, concurrency, calls[0]!.p.identifier);
+        held = await holdSlot(c, concurrency, ready[0]!.p.identifier);
         if (!held.success) return held.denied;
       }
       await next();
@@ -259,19 +273,78 @@ function pick(options: RateLimitMiddlewareOptions): Omit<RateLimitCheck, "limite
   return out;
 }
 
+/** A check ready to be asked (`p`), or one whose cost this call cannot take (`refused`, with the limit it met). */
+interface Storable {
+  internals: LimiterInternals;
+  limiter: RateLimiter;
+  identifier: string;
+  p?: Prepared;
+  refused?: CounterError;
+  limit?: number;
+}
+
 /**
- * A call of `limiter` for `id`, validated before any request: an identifier whose item key this limiter rejects as
- * invalid (a `key` option may lengthen it) is used as its hash, this limiter's only. Other Validation errors (a bad
- * cost) are thrown as they are.
+ * A call of `limiter` for `id`, validated before any request. An identifier whose item key this limiter rejects
+ * (a `key` option may lengthen it) is used as its hash, this limiter's only. A cost the call cannot take (not a
+ * whole number of units, or more than the identifier's limit: a request may set it) is `refused`, never retried
+ * under the hash, whose budget it would then spend (a plan's limit found for the hash is another identifier's).
  */
-async function storable(limiter: RateLimiter, id: string, cost: number): Promise<{ internals: LimiterInternals; p: Prepared }> {
+async function storable(limiter: RateLimiter, id: string, cost: number): Promise<Storable> {
   const internals = internalsOf(limiter);
+  const validation = (error: unknown): CounterError => {
+    if (isCounterError(error, "Validation")) return error;
+    throw error;
+  };
   try {
-    return { internals, p: await internals.prepare(id, cost) };
+    return { internals, limiter, identifier: id, p: await internals.prepare(id, cost) };
   } catch (error) {
-    if (!isCounterError(error, "Validation") || isHashed(id)) throw error;
-    return { internals, p: await internals.prepare(await hashed(id), cost) };
+    validation(error);
   }
+  // Refused: the identifier or the cost? One unit tells (it fits every limit); an identifier refused is hashed.
+  let identifier = id;
+  let limit: number;
+  try {
+    limit = (await internals.prepare(id, 1)).policy.limit;
+  } catch (error) {
+    if (isHashed(id)) throw validation(error);
+    validation(error);
+    identifier = await hashed(id);
+    limit = (await internals.prepare(identifier, 1)).policy.limit;
+  }
+  try {
+    return { internals, limiter, identifier, p: await internals.prepare(identifier, cost) };
+  } catch (error) {
+    return { internals, limiter, identifier, refused: validation(error), limit };
+  }
+}
+
+/**
+ * The denial of a call with a cost some check cannot take: no request, nothing taken anywhere (`failClosed`, with
+ * the Validation error), the caller told to come back after the window (the same cost will not fit sooner).
+ * Checks not asked are reported with room, as a denied limitAll reports limits that were not charged.
+ */
+function refusedCosts(calls: Storable[], multi: boolean, now: number): RateLimitResult | MultiRateLimitResult | undefined {
+  const first = calls.find((call) => call.refused);
+  if (first === undefined) return undefined;
+  const results: LimitCheckResult[] = calls.map((call) => {
+    const limit = call.p?.policy.limit ?? call.limit ?? 0;
+    const common = {
+      limit,
+      pending: Promise.resolve(),
+      name: call.limiter.name,
+      identifier: call.identifier,
+      windowMs: call.limiter.windowMs,
+    };
+    return call.refused
+      ? { ...common, success: false, remaining: 0, reset: now + call.limiter.windowMs, reason: "failClosed", error: call.refused }
+      : { ...common, success: true, remaining: limit, reset: now };
+  });
+  const denied = results[calls.indexOf(first)]!;
+  if (!multi) {
+    const { name, identifier, windowMs, ...result } = denied;
+    return result;
+  }
+  return { ...denied, success: false, results };
 }
 
 declare const DYNACOUNT_WEB_BUILD: true | undefined;

@@ -546,3 +546,74 @@ describe("dynacount/hono inside workerd (miniflare)", () => {
     }
   });
 });
+
+// Found by review: a cost a call cannot take was retried under the identifier's hash (another plan's budget: a free
+// user's 5-unit calls were admitted against the paid limit), or answered 500; headers used the host's clock, not
+// the limiter's.
+for (const server of await servers()) {
+  describe(`dynacount/hono with costs a call cannot take, on ${server.name}`, () => {
+    it("a cost over the caller's own limit is 429 (failClosed, nothing taken), never another identifier's budget", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const free = new Set(["alice"]);
+      const asked = new Set<string>();
+      const limiter = new RateLimiter(client, {
+        name: "plan",
+        windowMs: WINDOW,
+        limit: (id) => (asked.add(id), free.has(id) ? 3 : 50),
+      });
+      const app = new Hono<{ Variables: RateLimitVariables }>();
+      app.use("*", rateLimit(limiter, { identifier: (c) => c.req.header("x-user") ?? "anon", cost: 5 }));
+      app.get("*", (c) => c.json({ reason: c.get("rateLimit").reason }));
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await app.request("/", { headers: { "x-user": "alice" } })).status);
+      assert.deepEqual(statuses, [429, 429, 429, 429]);
+      assert.deepEqual([...asked], ["alice"], "no hash of alice was ever asked for a plan");
+      const paid = await app.request("/", { headers: { "x-user": "bob" } });
+      assert.equal(paid.status, 200);
+      assert.equal((await limiter.remaining("alice")).remaining, 3, "nothing was taken from alice");
+    });
+
+    it("a request-derived cost that is not a whole number of units, or more than the limit, is 429, never 500", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, name: "units" });
+      const other = new RateLimiter(client, { limit: 10, windowMs: WINDOW, name: "other" });
+      const cost = (c: { req: { header(name: string): string | undefined } }) => Number(c.req.header("x-cost"));
+      const single = new Hono();
+      single.use("*", rateLimit(limiter, { identifier: () => "k", cost }));
+      single.get("*", (c) => c.text("ok"));
+      const multi = new Hono();
+      multi.use(
+        "*",
+        rateLimit([
+          { limiter: other, identifier: () => "k" },
+          { limiter, identifier: () => "m", cost },
+        ]),
+      );
+      multi.get("*", (c) => c.text("ok"));
+      for (const bad of ["abc", "1.5", "-1", "11"]) {
+        for (const app of [single, multi]) {
+          const res = await app.request("/", { headers: { "x-cost": bad } });
+          assert.equal(res.status, 429, `cost ${bad}`);
+          assert.ok(Number(res.headers.get("Retry-After")) >= 1);
+        }
+      }
+      assert.equal((await single.request("/", { headers: { "x-cost": "2" } })).status, 200);
+      assert.equal((await other.remaining("k")).remaining, 10, "a refused check charged no other limit");
+    });
+
+    it("Retry-After and the RateLimit reset are reckoned on the limiter's clock", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const behind = Date.now() - 3_600_000;
+      const now = Math.floor(behind / WINDOW) * WINDOW + 47_000; // 13 s before its window ends
+      const limiter = new RateLimiter(client, { limit: 1, windowMs: WINDOW, algorithm: "fixed-window", now: () => now });
+      const app = new Hono();
+      app.use("*", rateLimit(limiter, { identifier: () => "k" }));
+      app.get("*", (c) => c.text("ok"));
+      assert.equal((await app.request("/")).status, 200);
+      const denied = await app.request("/");
+      assert.equal(denied.status, 429);
+      assert.equal(denied.headers.get("Retry-After"), "13");
+      assert.match(denied.headers.get("RateLimit")!, /;t=13$/);
+    });
+  });
+}
