@@ -9,6 +9,16 @@ const flag = (name: string) => {
 };
 const scenario = flag("scenario");
 
+if (args.includes("--help") || args.includes("-h")) {
+  console.log(`npm run sim -- [options]
+  --seeds N       how many seeds to run (default 2000)
+  --from S        the first seed (default 1)
+  --scenario NAME only this scenario (buffer, durable, ids, pageviews, ratelimit, setup)
+  --workers N     worker threads (default: the cores)
+  --seed S        replay one seed, and shrink it if it fails`);
+  process.exit(0);
+}
+
 if (flag("seed") !== undefined) {
   const seed = Number(flag("seed"));
   const name = scenario ?? scenarioOf(seed).name;
