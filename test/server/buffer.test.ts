@@ -686,14 +686,19 @@ describe("CounterBuffer without a server", () => {
 for (const server of await servers()) {
   describe(`Dead letters of an exactly-once buffer on ${server.name}`, () => {
     const denied: Fault = { status: 400, type: "com.amazonaws.dynamodb.v20120810#AccessDeniedException", message: "not authorized" };
-
-    it("applied, then refused on the resend: retryDeadLetters() counts it once, adds made meanwhile wait and count once", async () => {
+    /** An exactly-once buffer whose first write is applied and answered 500, and whose resend is refused. */
+    const appliedThenDenied = async () => {
       const { direct, proxy, client } = await throughProxy(server.endpoint);
       let updates = 0;
       proxy.setFault((info) =>
         info.operation !== "UpdateItem" ? "pass" : ++updates === 1 ? "error500-after" : updates === 2 ? denied : "pass",
       );
       const buffer = new CounterBuffer(client, { writerId: "w1", flushIntervalMs: 3_600_000, onError: () => {}, onDeadLetter: () => {} });
+      return { direct, buffer };
+    };
+
+    it("applied, then refused on the resend: retryDeadLetters() counts it once, adds made meanwhile wait and count once", async () => {
+      const { direct, buffer } = await appliedThenDenied();
       buffer.add("k", 5);
       await buffer.flush();
       assert.deepEqual(
@@ -712,12 +717,7 @@ for (const server of await servers()) {
     });
 
     it("takeDeadLetters() hands such a letter over as ambiguous, and lets the adds behind it go", async () => {
-      const { direct, proxy, client } = await throughProxy(server.endpoint);
-      let updates = 0;
-      proxy.setFault((info) =>
-        info.operation !== "UpdateItem" ? "pass" : ++updates === 1 ? "error500-after" : updates === 2 ? denied : "pass",
-      );
-      const buffer = new CounterBuffer(client, { writerId: "w1", flushIntervalMs: 3_600_000, onError: () => {}, onDeadLetter: () => {} });
+      const { direct, buffer } = await appliedThenDenied();
       buffer.add("k", 5);
       await buffer.flush();
       buffer.add("k", 2);
