@@ -135,7 +135,8 @@ export const durableScenario: Scenario<Config> = {
     // The faults are over (access fixed): a restarted object puts what it set aside back, exactly once too.
     object.evict();
     world.spawn(() => object.live.retryDeadLetters());
-    await world.run(plan.faults.until + bound);
+    // A restart waits for the alarm it finds (a backoff begun before the faults ended): one more bound for it.
+    await world.run(plan.faults.until + 2 * bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
     const left = countRecordsLeft(object);
     check(

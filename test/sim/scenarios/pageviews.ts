@@ -7,7 +7,16 @@ import { DAY_TOTAL, TOTAL } from "../../../src/usecases/pageviews/layout.ts";
 import { SimDurableObject } from "../durable-state.ts";
 import { check, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
-import { countRecordsLeft, drawObjectSettings, engineOptions, objectClient, settleMs, type ObjectSettings } from "./object-settings.ts";
+import {
+  countRecordsLeft,
+  drawObjectSettings,
+  engineOptions,
+  FAILING,
+  lettersExpectedIn,
+  objectClient,
+  settleMs,
+  type ObjectSettings,
+} from "./object-settings.ts";
 
 interface Config extends ObjectSettings {
   pages: string[];
@@ -52,9 +61,10 @@ export const pageviewsScenario: Scenario<Config> = {
       }
       if (r < 0.75 && batches > 0) return { at, what: "resend", args: [rng.int(0, batches - 1)] };
       if (r < 0.88) return { at, what: "evict", args: [rng.int(0, config.objects - 1)] };
-      return { at, what: "flush", args: [rng.int(0, config.objects - 1)] };
+      if (r < 0.96) return { at, what: "flush", args: [rng.int(0, config.objects - 1)] };
+      return { at, what: "retryDeadLetters", args: [rng.int(0, config.objects - 1)] };
     });
-    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span), config, steps };
+    return { flavor: rng.chance(0.5) ? "dynalite" : "ddblocal", faults: drawFaults(rng, EPOCH + span, FAILING), config, steps };
   },
 
   async run(sim, plan) {
@@ -70,7 +80,7 @@ export const pageviewsScenario: Scenario<Config> = {
           (state, alive) =>
             new DurablePageViews(state, objectClient(network, `pv${i}.${incarnations++}`, config, alive), {
               secret: SECRET,
-              ...engineOptions(world, config),
+              ...engineOptions(world, config, lettersExpectedIn(plan.faults)),
             }),
         ),
     );
@@ -104,6 +114,8 @@ export const pageviewsScenario: Scenario<Config> = {
           if (batches.has(id)) send(id);
         } else if (step.what === "evict") {
           objects[step.args[0] as number]!.evict();
+        } else if (step.what === "retryDeadLetters") {
+          world.spawn(() => objects[step.args[0] as number]!.live.retryDeadLetters().catch(() => undefined));
         } else {
           world.spawn(() => objects[step.args[0] as number]!.live.flush().catch(() => undefined));
         }
@@ -111,7 +123,14 @@ export const pageviewsScenario: Scenario<Config> = {
     }
 
     const bound = settleMs(config);
-    await world.run(plan.faults.until + bound);
+    await world.run(plan.faults.until);
+    // The faults are over (access fixed): restarted objects put what they set aside back, exactly once too.
+    for (const object of objects) {
+      object.evict();
+      world.spawn(() => object.live.retryDeadLetters());
+    }
+    // A restart waits for the alarm it finds (a backoff begun before the faults ended): one more bound for it.
+    await world.run(plan.faults.until + 2 * bound);
     for (const [i, object] of objects.entries()) {
       const left = countRecordsLeft(object);
       check(
@@ -122,7 +141,12 @@ export const pageviewsScenario: Scenario<Config> = {
       const unwritten = [...object.data].filter(
         ([k, v]) => k.startsWith("pvs:") && (v as { v: number; w: number }).v > (v as { v: number; w: number }).w,
       );
-      check(unwritten.length === 0, "never stalled", () => `object ${i}: ${unwritten.length} changed sketches never written`);
+      check(
+        unwritten.length === 0,
+        "never stalled",
+        () =>
+          `object ${i}: ${unwritten.length} changed sketches never written (alarm ${object.alarmAt === null ? "none" : `in ${object.alarmAt - world.now} ms`}; ${object.live.deadLetters.length} dead letters)`,
+      );
       check(object.alarmErrors.length === 0, "alarm() never throws", () => String(object.alarmErrors[0]));
     }
 
