@@ -133,6 +133,17 @@ const GET = /* @__PURE__ */ callOptionNames("consistent");
 
 declare const DYNACOUNT_WEB_BUILD: true | undefined;
 
+/** Which data a client reaches besides its endpoint and region (see {@link accountOf}). */
+const ACCOUNTS = new WeakMap<object, string>();
+let unnamedClients = 0;
+
+/**
+ * What tells apart the data two clients of one endpoint and region reach: their access key id when it is known
+ * without a request (keys given, or in the environment), else the client itself. Internal: for caches that must
+ * not carry a fact about one account's table over to another's (ShardedCounter's recorded shard counts).
+ */
+export const accountOf = (client: object): string => ACCOUNTS.get(client) ?? "";
+
 /** A region becomes one label of the endpoint's host name: lowercase letters, digits and inner hyphens only. */
 const REGION = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -209,6 +220,8 @@ export class BaseClient<M extends NumberMode = "number"> {
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 
     const keys = o.credentials as Credentials | undefined;
+    // Keys given or in the environment name the account without a request; any other source, this client alone.
+    ACCOUNTS.set(this, (typeof given !== "function" && (keys?.accessKeyId ?? env("AWS_ACCESS_KEY_ID"))) || `client ${++unnamedClients}`);
     this.#transport = new Transport({
       // Keys given are copied: a caller's later change to its object would escape the transport's scrubbing.
       credentials:

@@ -1,5 +1,6 @@
 // Write sharding: one logical counter spread over several items, summed with BatchGetItem.
 import { chunks } from "../core/chunks.js";
+import { accountOf } from "../core/base-client.js";
 import type { CounterClient } from "../core/client.js";
 import { CounterError } from "../core/errors.js";
 import { keyParts, resolveLayout, dynamoKey, type CounterKey, type TableLayout, type TableOptions } from "../core/keys.js";
@@ -25,9 +26,10 @@ const shape = /* @__PURE__ */ lazy((): Shape => withTable({ shards: int(1, 1000)
 type Item = Record<string, { N?: string; S?: string } | undefined>;
 
 /**
- * Counters (endpoint, region, table, key, shard count) whose shard count this process has recorded: a counter
- * built per request, with a client built per request, writes it once. The endpoint and region are part of it:
- * the same table name on another server is another counter, whose readers need the count recorded there too.
+ * Counters (endpoint, region, account, table, key, shard count) whose shard count this process has recorded: a
+ * counter built per request, with a client built per request, writes it once. Where the data lives is part of it:
+ * the same table name on another server, in another region or account is another counter, whose readers need the
+ * count recorded there too.
  */
 const RECORDED = new Set<string>();
 
@@ -70,7 +72,14 @@ export class ShardedCounter<M extends NumberMode = "number"> {
     this.#shardKey = (i) => (sort === undefined ? `${id}#${i}` : { id: `${id}#${i}`, sort });
     this.#keys = Array.from({ length: o.shards ?? 10 }, (_, i) => dynamoKey(this.#table, this.#shardKey(i)));
     this.#meta = dynamoKey(this.#table, sort === undefined ? `${id}#shards` : { id: `${id}#shards`, sort });
-    this.#recordId = JSON.stringify([client.endpoint, client.region, this.#table.tableName, this.#meta, this.#keys.length]);
+    this.#recordId = JSON.stringify([
+      client.endpoint,
+      client.region,
+      accountOf(client),
+      this.#table.tableName,
+      this.#meta,
+      this.#keys.length,
+    ]);
   }
 
   /**

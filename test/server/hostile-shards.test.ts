@@ -83,6 +83,22 @@ describe("ShardedCounter across servers and past 2^53", () => {
     assert.equal(await new ShardedCounter(a!, "likes", { shards: 10 }).total(), 100);
   });
 
+  it("one table name in two accounts on one endpoint (DynamoDB Local keeps a database per key id): each gets its record", async (t) => {
+    const local = (await servers()).find((s) => s.name === "ddblocal");
+    if (!local) return t.skip("needs DynamoDB Local");
+    const tableName = uniqueTable("accounts");
+    const account = async (accessKeyId: string) => {
+      const client = clientFor(local.endpoint, { tableName, credentials: { accessKeyId, secretAccessKey: "secret-of-this-test" } });
+      await client.createTable();
+      return client;
+    };
+    const [a, b] = [await account("AKIDACCOUNTA"), await account("AKIDACCOUNTB")];
+    await addMany(new ShardedCounter(a, "likes", { shards: 20 }), 100);
+    await addMany(new ShardedCounter(b, "likes", { shards: 20 }), 100);
+    assert.equal(await new ShardedCounter(a, "likes", { shards: 1 }).total(), 100);
+    assert.equal(await new ShardedCounter(b, "likes", { shards: 1 }).total(), 100, "the second account's count recorded too");
+  });
+
   it("add() in number mode on a shard past 2^53 succeeds once per call: it never reads the value back", async () => {
     const [server] = await servers();
     const exact = await freshTable(server!.endpoint, { numbers: "bigint" });
