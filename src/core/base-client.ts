@@ -1,6 +1,7 @@
 // The client's request path: options, credentials, transport, increment and get (everything but table set-up).
 import { defaultCredentials } from "./credentials/chain.js";
 import { profileRegion } from "./credentials/profile.js";
+import { fromEnv } from "./credentials/env.js";
 import { refreshing } from "./credentials/provider.js";
 import { envReader, type EnvSource } from "./env.js";
 import { CounterError, shown } from "./errors.js";
@@ -135,12 +136,19 @@ declare const DYNACOUNT_WEB_BUILD: true | undefined;
 
 /** Which data a client reaches besides its endpoint and region (see {@link accountOf}). */
 const ACCOUNTS = new WeakMap<object, string>();
-let unnamedClients = 0;
+/** A name per object: the same credential source, the same name. */
+const SOURCES = new WeakMap<object, string>();
+let named = 0;
+const nameOf = (source: object): string => {
+  let name = SOURCES.get(source);
+  if (name === undefined) SOURCES.set(source, (name = `source ${++named}`));
+  return name;
+};
 
 /**
- * What tells apart the data two clients of one endpoint and region reach: their access key id when it is known
- * without a request (keys given, or in the environment), else the client itself. Internal: for caches that must
- * not carry a fact about one account's table over to another's (ShardedCounter's recorded shard counts).
+ * What tells apart the data two clients of one endpoint and region reach: the access key id they sign with when it
+ * is known without a request, else their credential source. Internal: for caches that must not carry a fact about
+ * one account's table over to another's (ShardedCounter's recorded shard counts).
  */
 export const accountOf = (client: object): string => ACCOUNTS.get(client) ?? "";
 
@@ -220,19 +228,23 @@ export class BaseClient<M extends NumberMode = "number"> {
     this.table = resolveLayout(DEFAULT_LAYOUT, o);
 
     const keys = o.credentials as Credentials | undefined;
-    // Keys given or in the environment name the account without a request; any other source, this client alone.
-    ACCOUNTS.set(this, (typeof given !== "function" && (keys?.accessKeyId ?? env("AWS_ACCESS_KEY_ID"))) || `client ${++unnamedClients}`);
+    // Keys given are copied: a caller's later change to its object would escape the transport's scrubbing.
+    const credentials =
+      typeof given === "function"
+        ? refreshing(given)
+        : keys
+          ? (
+              (copy) => () =>
+                copy
+            )({ ...keys })
+          : defaultCredentials(o.env, this.region);
+    // The account: keys given, or the environment's when the chain signs with them (not with AWS_PROFILE set), name
+    // it by their key id; a credentials function, or the chain's other sources (shared by clients that read the
+    // same variables), by the source itself, so that clients built per request still share it.
+    const envKeys = typeof DYNACOUNT_WEB_BUILD !== "undefined" || env("AWS_PROFILE") === undefined ? fromEnv(env) : undefined;
+    ACCOUNTS.set(this, keys?.accessKeyId ?? (typeof given === "function" ? nameOf(given) : (envKeys?.accessKeyId ?? nameOf(credentials))));
     this.#transport = new Transport({
-      // Keys given are copied: a caller's later change to its object would escape the transport's scrubbing.
-      credentials:
-        typeof given === "function"
-          ? refreshing(given)
-          : keys
-            ? (
-                (copy) => () =>
-                  copy
-              )({ ...keys })
-            : defaultCredentials(o.env, this.region),
+      credentials,
       region: this.region,
       endpoint: this.endpoint,
       timeoutMs: o.timeoutMs ?? 5000,

@@ -245,7 +245,16 @@ export function rateLimit<E extends Env = any>(
     if (held && !held.success) return held.denied;
     try {
       const result = multi
-        ? await limitAll(ready.map(({ p }) => ({ limiter: p.limiter, identifier: p.identifier, cost: p.cost })))
+        ? await limitAll(ready.map(({ p }) => ({ limiter: p.limiter, identifier: p.identifier, cost: p.cost }))).catch((error: unknown) => {
+            // Checks of one limiter and identifier are one call with their costs summed (identifiers and costs
+            // may come from the request): a sum the limit cannot take is a denial like any other such cost.
+            if (!isCounterError(error, "Validation")) throw error;
+            return refusedCosts(
+              calls.map((call) => ({ ...call, refused: error })),
+              true,
+              now(),
+            )!;
+          })
         : await ready[0]!.internals.limit(ready[0]!.p);
       set(result);
       waitUntil(c, result.pending);

@@ -601,6 +601,24 @@ for (const server of await servers()) {
       assert.equal((await other.remaining("k")).remaining, 10, "a refused check charged no other limit");
     });
 
+    it("one limiter twice in the array form: costs summed past its limit are 429, never 500", async () => {
+      const { client } = await throughProxy(server.endpoint);
+      const limiter = new RateLimiter(client, { limit: 10, windowMs: WINDOW, name: "twice" });
+      const cost = (c: { req: { header(name: string): string | undefined } }) => Number(c.req.header("x-cost"));
+      const app = new Hono();
+      app.use(
+        "*",
+        rateLimit([
+          { limiter, identifier: () => "same", cost },
+          { limiter, identifier: () => "same", cost },
+        ]),
+      );
+      app.get("*", (c) => c.text("ok"));
+      assert.equal((await app.request("/", { headers: { "x-cost": "6" } })).status, 429, "6 + 6 > 10");
+      assert.equal((await limiter.remaining("same")).remaining, 10, "nothing taken");
+      assert.equal((await app.request("/", { headers: { "x-cost": "5" } })).status, 200);
+    });
+
     it("Retry-After and the RateLimit reset are reckoned on the limiter's clock", async () => {
       const { client } = await throughProxy(server.endpoint);
       const behind = Date.now() - 3_600_000;

@@ -2,9 +2,11 @@
 // whichever instance reads (issue 26).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ShardedCounter, type CounterClient } from "../../src/index.ts";
+import { CounterClient, ShardedCounter } from "../../src/index.ts";
 import type { CounterKey } from "../../src/core/keys.ts";
-import { clientFor, freshTable, servers, uniqueTable } from "../support/harness.ts";
+import { accountOf } from "../../src/core/base-client.ts";
+import { startFaultProxy } from "../support/fault-proxy.ts";
+import { clientFor, credentials, freshTable, servers, uniqueTable } from "../support/harness.ts";
 
 /** `n` adds of 1 through `counter`, 10 at a time. */
 async function addMany(counter: ShardedCounter, n: number): Promise<void> {
@@ -97,6 +99,31 @@ describe("ShardedCounter across servers and past 2^53", () => {
     await addMany(new ShardedCounter(b, "likes", { shards: 20 }), 100);
     assert.equal(await new ShardedCounter(a, "likes", { shards: 1 }).total(), 100);
     assert.equal(await new ShardedCounter(b, "likes", { shards: 1 }).total(), 100, "the second account's count recorded too");
+  });
+
+  it("clients built per request with one credentials function record the shard count once, not once per request", async () => {
+    const [server] = await servers();
+    const tableName = (await freshTable(server!.endpoint)).table.tableName;
+    const proxy = await startFaultProxy(server!.endpoint);
+    try {
+      const keys = async () => credentials;
+      for (let i = 0; i < 20; i++) {
+        const perRequest = clientFor(proxy.endpoint, { tableName, credentials: keys });
+        await new ShardedCounter(perRequest, "hot", { shards: 5 }).add();
+      }
+      assert.equal(proxy.seen.get("UpdateItem"), 21, "20 adds and one record of the shard count");
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("the account is the key id the chain signs with: AWS_PROFILE set, the environment's keys are not it", () => {
+    const env = { AWS_ACCESS_KEY_ID: "AKIDSAME", AWS_SECRET_ACCESS_KEY: "secret-of-this-test" };
+    const account = (extra: Record<string, string>) =>
+      accountOf(new CounterClient({ endpoint: "http://127.0.0.1:9", region: "us-east-1", env: { ...env, ...extra } }));
+    assert.equal(account({}), "AKIDSAME");
+    assert.notEqual(account({ AWS_PROFILE: "a" }), account({ AWS_PROFILE: "b" }));
+    assert.equal(account({ AWS_PROFILE: "a" }), account({ AWS_PROFILE: "a" }), "one chain, shared by clients that read the same");
   });
 
   it("add() in number mode on a shard past 2^53 succeeds once per call: it never reads the value back", async () => {
