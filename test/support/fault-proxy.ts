@@ -75,7 +75,9 @@ export async function startFaultProxy(target: string, decide: (info: RequestInfo
   const server = http.createServer(async (req, res) => {
     inProgress++;
     try {
-      await handle(req, res);
+      // A client that goes away mid-request (its runtime stopped, the proxy closed) aborts the body read: the
+      // request is over, not an unhandled rejection.
+      await handle(req, res).catch(() => req.socket.destroy());
     } finally {
       if (--inProgress === 0) for (const w of idleWaiters.splice(0)) w();
     }
