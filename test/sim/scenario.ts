@@ -72,6 +72,20 @@ export function drawFaults(rng: Rng, until: number, failing: readonly Fault[] = 
   };
 }
 
+/** Answers that make dead letters: refused credentials, and a write applied but answered with a garbled body. */
+export const FAILING = ["denied", "garbled-applied"] as const;
+
+/** Whether a plan's faults can end writes for good (dead letters, retried once the faults are over). */
+export const lettersExpectedIn = (faults: FaultPlan): boolean => FAILING.some((k) => faults.kinds[k] !== undefined && faults.rate > 0);
+
+/** A buffer's `onDeadLetter`: its error checked for secrets, and a failure unless the plan's faults make letters. */
+export const deadLetterCheck =
+  (world: World, lettersExpected: boolean) =>
+  (letter: { error: { code: string; message: string } }): void => {
+    checkNoSecrets(letter.error);
+    if (!lettersExpected) world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`));
+  };
+
 /** Random times for `n` steps in [0, span), sorted. */
 export const times = (rng: Rng, n: number, span: number): number[] =>
   Array.from({ length: n }, () => rng.int(0, span - 1)).sort((a, b) => a - b);

@@ -1,6 +1,19 @@
 // Simulated CounterBuffers (one or two, exactly-once or at-least-once) under faults: nothing lost, nothing double, nothing stalled.
 import { CounterBuffer, CounterError, type FlushResult } from "../../../src/index.ts";
-import { check, checkNoSecrets, drawFaults, stored, TABLE, times, unconfirmedAdds, type Plan, type Scenario } from "../scenario.ts";
+import {
+  check,
+  checkNoSecrets,
+  deadLetterCheck,
+  drawFaults,
+  FAILING,
+  lettersExpectedIn,
+  stored,
+  TABLE,
+  times,
+  unconfirmedAdds,
+  type Plan,
+  type Scenario,
+} from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 
 interface Config {
@@ -13,8 +26,6 @@ interface Config {
 // Keys are often caller input: one holds a line break and a line separator.
 const ITEMS = ["home", "pri\ncing\u2028", "docs"];
 const ATTRIBUTES = ["lastValue", "views", "clicks"];
-/** Answers that make dead letters: refused credentials, and a write applied but answered with a garbled body. */
-const FAILING = ["denied", "garbled-applied"] as const;
 
 export const bufferScenario: Scenario<Config> = {
   name: "buffer",
@@ -49,7 +60,7 @@ export const bufferScenario: Scenario<Config> = {
     const { config } = plan;
     const exactlyOnce = config.buffers.every((b) => b.writerId !== null);
     // Dead letters come only from answers that end a call for good; they are retried once the faults are over.
-    const lettersExpected = FAILING.some((kind) => plan.faults.kinds[kind] !== undefined && plan.faults.rate > 0);
+    const lettersExpected = lettersExpectedIn(plan.faults);
     const acked = new Map<string, bigint>(); // per item and attribute, all buffers
     const at = (item: string, attribute: string) => `${item}\u0000${attribute}`;
     const buffers = config.buffers.map((b, i) => {
@@ -70,11 +81,7 @@ export const bufferScenario: Scenario<Config> = {
           checkNoSecrets(error);
           state.completed++;
         },
-        onDeadLetter: (letter) => {
-          checkNoSecrets(letter.error);
-          if (!lettersExpected)
-            world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`));
-        },
+        onDeadLetter: deadLetterCheck(world, lettersExpected),
       });
       return state;
     });

@@ -2,15 +2,25 @@
 import { storageSuffix } from "../../../src/buffer/durable-store.ts";
 import { DurableCounterBuffer } from "../../../src/durable-object.ts";
 import { SimDurableObject } from "../durable-state.ts";
-import { check, checkNoSecrets, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import {
+  check,
+  checkNoSecrets,
+  drawFaults,
+  FAILING,
+  lettersExpectedIn,
+  stored,
+  TABLE,
+  times,
+  type Plan,
+  type Scenario,
+} from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 import {
   countRecordsLeft,
   drawObjectSettings,
   engineOptions,
-  FAILING,
-  lettersExpectedIn,
   objectClient,
+  restartAndRetry,
   settleMs,
   type ObjectSettings,
 } from "./object-settings.ts";
@@ -131,12 +141,7 @@ export const durableScenario: Scenario<Config> = {
     }
 
     const bound = settleMs(config);
-    await world.run(plan.faults.until);
-    // The faults are over (access fixed): a restarted object puts what it set aside back, exactly once too.
-    object.evict();
-    world.spawn(() => object.live.retryDeadLetters());
-    // A restart waits for the alarm it finds (a backoff begun before the faults ended): one more bound for it.
-    await world.run(plan.faults.until + 2 * bound);
+    await restartAndRetry(world, [object], plan.faults.until, bound);
     // The alarm alone must have written everything: no p: or b: records left in storage.
     const left = countRecordsLeft(object);
     check(

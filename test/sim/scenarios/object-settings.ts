@@ -2,8 +2,8 @@
 // incarnation of an object gets, and how long a run settles after its faults stop.
 import type { CounterClient } from "../../../src/index.ts";
 import type { SimDurableObject, Incarnation } from "../durable-state.ts";
-import type { FaultPlan, Network } from "../network.ts";
-import { checkNoSecrets, TABLE } from "../scenario.ts";
+import type { Network } from "../network.ts";
+import { checkNoSecrets, deadLetterCheck, TABLE } from "../scenario.ts";
 import type { Rng, World } from "../world.ts";
 
 export interface ObjectSettings {
@@ -41,17 +41,26 @@ export const engineOptions = (world: World, s: ObjectSettings, lettersExpected =
   maxRetryDelayMs: s.maxRetryDelayMs,
   concurrency: s.concurrency,
   onError: checkNoSecrets,
-  onDeadLetter: (letter: { error: { code: string; message: string } }) => {
-    checkNoSecrets(letter.error);
-    if (!lettersExpected) world.failures.push(new Error(`dead letter in a healthy set-up: ${letter.error.code}: ${letter.error.message}`));
-  },
+  onDeadLetter: deadLetterCheck(world, lettersExpected),
 });
 
-/** Answers that make dead letters: refused credentials, and a write applied but answered with a garbled body. */
-export const FAILING = ["denied", "garbled-applied"] as const;
-
-/** Whether a plan's faults can end writes for good (dead letters, retried once the faults are over). */
-export const lettersExpectedIn = (faults: FaultPlan): boolean => FAILING.some((k) => faults.kinds[k] !== undefined && faults.rate > 0);
+/**
+ * Once the faults are over (access fixed): each object restarts and puts back what it set aside, then the run
+ * settles for two bounds (a restart waits for the alarm it finds: a backoff begun before the faults ended).
+ */
+export async function restartAndRetry(
+  world: World,
+  objects: Array<SimDurableObject<Incarnation & { retryDeadLetters(): Promise<number> }>>,
+  until: number,
+  bound: number,
+): Promise<void> {
+  await world.run(until);
+  for (const object of objects) {
+    object.evict();
+    world.spawn(() => object.live.retryDeadLetters());
+  }
+  await world.run(until + 2 * bound);
+}
 
 /** How long after the faults stop every retry and alarm has had its chance. */
 export const settleMs = (s: ObjectSettings): number =>

@@ -5,15 +5,14 @@ import { PageViews } from "../../../src/index.ts";
 import { dayOf, hourAttribute, hourOf, monthOf, dayAttribute } from "../../../src/usecases/pageviews/buckets.ts";
 import { DAY_TOTAL, TOTAL } from "../../../src/usecases/pageviews/layout.ts";
 import { SimDurableObject } from "../durable-state.ts";
-import { check, drawFaults, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
+import { check, drawFaults, FAILING, lettersExpectedIn, stored, TABLE, times, type Plan, type Scenario } from "../scenario.ts";
 import { EPOCH, type Rng } from "../world.ts";
 import {
   countRecordsLeft,
   drawObjectSettings,
   engineOptions,
-  FAILING,
-  lettersExpectedIn,
   objectClient,
+  restartAndRetry,
   settleMs,
   type ObjectSettings,
 } from "./object-settings.ts";
@@ -123,14 +122,7 @@ export const pageviewsScenario: Scenario<Config> = {
     }
 
     const bound = settleMs(config);
-    await world.run(plan.faults.until);
-    // The faults are over (access fixed): restarted objects put what they set aside back, exactly once too.
-    for (const object of objects) {
-      object.evict();
-      world.spawn(() => object.live.retryDeadLetters());
-    }
-    // A restart waits for the alarm it finds (a backoff begun before the faults ended): one more bound for it.
-    await world.run(plan.faults.until + 2 * bound);
+    await restartAndRetry(world, objects, plan.faults.until, bound);
     for (const [i, object] of objects.entries()) {
       const left = countRecordsLeft(object);
       check(
